@@ -1,0 +1,28 @@
+//! The messages that cross the simulated network, and client requests/replies.
+//!
+//! One enum per direction for the whole world, with a variant per protocol,
+//! so that systems running side by side (Kafka beside ZooKeeper) share one
+//! network and one trace.
+
+use crate::demo::{DemoMsg, DemoReply, DemoRequest};
+
+/// A message between nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Msg {
+    /// The demo replicated-register protocol (engine tests).
+    Demo(DemoMsg),
+}
+
+/// A request from the workload to a client node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientRequest {
+    /// Demo register operations.
+    Demo(DemoRequest),
+}
+
+/// A client node's answer to the workload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientReply {
+    /// Demo register replies.
+    Demo(DemoReply),
+}

@@ -1,0 +1,1 @@
+//! kzsim reports: static HTML pages for a run or a sweep.
