@@ -4,6 +4,10 @@
 //! `scenarios/` over a small seed range, printing a summary.
 
 mod check_cmd;
+mod list_cmd;
+mod replay_cmd;
+mod run_cmd;
+mod scenarios;
 
 use std::process::ExitCode;
 
@@ -19,6 +23,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run scenarios over seeds and check every run.
+    Run(run_cmd::RunArgs),
+    /// Re-run one seed with the full event log.
+    Replay(replay_cmd::ReplayArgs),
+    /// List scenarios, planted bugs and fault kinds.
+    List(list_cmd::ListArgs),
     /// Check histories for linearizability (or a system's invariants).
     Check(check_cmd::CheckArgs),
 }
@@ -26,8 +36,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Some(Command::Run(args)) => run_cmd::run(args),
+        Some(Command::Replay(args)) => replay_cmd::run(args),
+        Some(Command::List(args)) => list_cmd::run(args),
         Some(Command::Check(args)) => check_cmd::run(args),
-        None => Ok(0),
+        None => run_cmd::default_sweep(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -213,4 +213,15 @@ pub trait Node {
     fn role(&self) -> String {
         String::new()
     }
+
+    /// Whether this node currently believes it leads (used by faults that
+    /// target the leader).
+    fn is_leader(&self) -> bool {
+        false
+    }
+
+    /// The node as `Any`, so end-of-run checks can inspect its final state.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }

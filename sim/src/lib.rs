@@ -1,7 +1,27 @@
 //! kzsim-sim: the simulated world around the protocol state machines.
 //!
 //! World models (network, disk, clocks, nemesis) are plain deterministic
-//! structs that any executor can drive; `engine` is the default executor.
-//! `history` records client operations and `check` judges them.
+//! structs that any executor can drive; `engine` is the default executor and
+//! `host` the per-node state it keeps. `workload` drives clients and records
+//! the `history`; `system` says how a scenario's cluster becomes nodes and
+//! checks; `runner` turns a seed into an outcome and sweeps seeds.
 
+pub mod clock;
+pub mod disk;
+pub mod engine;
+mod faults;
 pub mod history;
+pub mod host;
+pub mod nemesis;
+pub mod net;
+pub mod outcome;
+pub mod rng;
+pub mod runner;
+pub mod scenario;
+pub mod system;
+pub mod trace;
+pub mod workload;
+
+pub use outcome::Violation;
+pub use runner::{run_seed, run_seed_full, RunOptions, RunOutcome};
+pub use scenario::Scenario;

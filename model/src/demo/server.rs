@@ -19,6 +19,7 @@ const CATCH_UP_BATCH: u64 = 64;
 
 /// A demo server. See the module docs of `demo`.
 pub struct DemoServer {
+    me: NodeId,
     primary: NodeId,
     servers: Vec<NodeId>,
     ack_before_fsync: bool,
@@ -37,8 +38,9 @@ pub struct DemoServer {
 
 impl DemoServer {
     /// A server of the ensemble `servers` whose primary is `primary`.
-    pub fn new(primary: NodeId, servers: Vec<NodeId>, bugs: &BugSet) -> DemoServer {
+    pub fn new(me: NodeId, primary: NodeId, servers: Vec<NodeId>, bugs: &BugSet) -> DemoServer {
         DemoServer {
+            me,
             primary,
             servers,
             ack_before_fsync: bugs.on("demo_ack_before_fsync"),
@@ -49,6 +51,16 @@ impl DemoServer {
             pending: BTreeMap::new(),
             started: false,
         }
+    }
+
+    /// The log as this process sees it.
+    pub fn log(&self) -> &[u64] {
+        &self.log
+    }
+
+    /// The committed prefix length (primary only; 0 on backups).
+    pub fn commit_index(&self) -> u64 {
+        self.commit
     }
 
     fn is_primary(&self, me: NodeId) -> bool {
@@ -132,7 +144,9 @@ impl DemoServer {
             .collect();
         acks.sort_unstable_by(|a, b| b.cmp(a));
         let majority = self.servers.len() / 2 + 1;
-        let committed = acks[majority - 1];
+        // The primary must hold the entry durably itself: it alone answers
+        // reads and it does not recover entries from backups.
+        let committed = acks[majority - 1].min(self.durable);
         if committed > self.commit {
             self.commit = committed;
             let done: Vec<u64> = self.pending.range(..=committed).map(|(i, _)| *i).collect();
@@ -258,6 +272,14 @@ impl Node for DemoServer {
             },
             Input::ConnUp { .. } | Input::Client { .. } => {}
         }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.started && self.me == self.primary
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn role(&self) -> String {

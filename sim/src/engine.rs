@@ -1,0 +1,822 @@
+//! The default executor: a single-threaded discrete-event engine.
+//!
+//! A priority queue of events ordered by (true time, sequence number) drives
+//! the nodes, the world models, the nemesis and the workload. Every event is
+//! fed into the trace hash. Nothing here depends on pointer values, hash-map
+//! order or the wall clock, so a seed replays bit for bit.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use kzsim_model::{
+    BugSet, DiskError, DiskOpId, DiskReply, Effect, Input, Msg, Node, NodeId, ReqId, TimerId,
+};
+
+use crate::clock::Clock;
+use crate::disk::{Disk, FsyncToken, Issued};
+use crate::history::{EventType, History};
+use crate::host::{Deferred, DownReason, Host};
+use crate::nemesis::{self, Action};
+use crate::net::{ConnId, Network, SendOutcome};
+use crate::rng::{stream_rng, Stream};
+use crate::scenario::Scenario;
+use crate::system::{self, System};
+use crate::trace::Trace;
+use crate::workload::{OpCall, Workload};
+
+/// How long a halted (fail-stop) process stays down before its supervisor
+/// restarts it.
+const HALT_RESTART_US: u64 = 1_000_000;
+
+/// Trace tags: what kind of event a trace entry is.
+mod tag {
+    pub const DELIVER: u8 = 1;
+    pub const CONN_UP: u8 = 2;
+    pub const CONN_LOST: u8 = 3;
+    pub const TIMER: u8 = 4;
+    pub const DISK: u8 = 5;
+    pub const CLIENT: u8 = 6;
+    pub const REPLY: u8 = 7;
+    pub const FAULT: u8 = 8;
+    pub const START: u8 = 9;
+    pub const HALT: u8 = 10;
+}
+
+/// A scheduled event.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        conn: ConnId,
+        msg: Msg,
+    },
+    ConnUp {
+        node: NodeId,
+        peer: NodeId,
+        conn: ConnId,
+    },
+    ConnLost {
+        node: NodeId,
+        peer: NodeId,
+        inc: u32,
+    },
+    Timer {
+        node: NodeId,
+        inc: u32,
+        timer: TimerId,
+        gen: u64,
+    },
+    DiskDone {
+        node: NodeId,
+        inc: u32,
+        op: DiskOpId,
+        result: Result<DiskReply, DiskError>,
+    },
+    Fsync {
+        node: NodeId,
+        inc: u32,
+        op: DiskOpId,
+        token: FsyncToken,
+    },
+    Invoke {
+        thread: usize,
+    },
+    Nemesis {
+        index: usize,
+    },
+    Clog {
+        from: NodeId,
+        to: NodeId,
+    },
+    Unclog {
+        from: NodeId,
+        to: NodeId,
+    },
+    SupervisorRestart {
+        node: NodeId,
+        inc: u32,
+    },
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap and we want the earliest first.
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// One logical client thread of the workload.
+struct Thread {
+    client: NodeId,
+    process: u64,
+    in_flight: Option<(ReqId, OpCall)>,
+}
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages delivered to a node.
+    pub messages: u64,
+    /// Node steps taken.
+    pub steps: u64,
+    /// Faults started.
+    pub faults: u64,
+}
+
+/// The engine for one run of one seed.
+pub struct Engine {
+    pub(crate) now: u64,
+    seq: u64,
+    queue: BinaryHeap<Queued>,
+    pub(crate) seed: u64,
+    pub(crate) end_us: u64,
+    pub(crate) net: Network,
+    pub(crate) net_rng: ChaCha8Rng,
+    pub(crate) hosts: Vec<Host>,
+    pub(crate) system: Box<dyn System>,
+    workload: Box<dyn Workload>,
+    wl_rng: ChaCha8Rng,
+    threads: Vec<Thread>,
+    req_thread: BTreeMap<ReqId, usize>,
+    next_req: ReqId,
+    think_us: f64,
+    pub(crate) history: History,
+    pub(crate) trace: Trace,
+    pub(crate) schedule: Vec<Action>,
+    pub(crate) nem_rng: ChaCha8Rng,
+    pub(crate) active: BTreeMap<u32, (crate::nemesis::FaultKind, Vec<NodeId>)>,
+    pub(crate) quiet_started: bool,
+    pub(crate) held: BTreeMap<(NodeId, NodeId), VecDeque<(ConnId, Option<Msg>)>>,
+    pub(crate) stats: Stats,
+    effects: Vec<Effect>,
+    pub(crate) log: bool,
+}
+
+impl Engine {
+    /// Builds the world of `scenario` for `seed` with `bugs` switched on.
+    pub fn new(scenario: &Scenario, seed: u64, bugs: &BugSet) -> Result<Engine, String> {
+        let spec = &scenario.spec;
+        let system = system::build(scenario, bugs)?;
+        let layout = system.layout().clone();
+        let mut clock_rng = stream_rng(seed, Stream::Clocks);
+        let n_nodes = layout.servers.len() + layout.clients.len();
+        let mut hosts = Vec::with_capacity(n_nodes);
+        for id in 0..n_nodes as NodeId {
+            let off = spec.clock.max_offset_ms as i64 * 1000;
+            let drift = spec.clock.max_drift_ppm as i64;
+            let clock = if layout.is_server(id) {
+                Clock::new(
+                    if off > 0 {
+                        clock_rng.gen_range(-off..=off)
+                    } else {
+                        0
+                    },
+                    if drift > 0 {
+                        clock_rng.gen_range(-drift..=drift)
+                    } else {
+                        0
+                    },
+                )
+            } else {
+                Clock::default()
+            };
+            hosts.push(Host::new(
+                clock,
+                Disk::new(spec.disk.clone()),
+                stream_rng(seed, Stream::Disk(id)),
+                stream_rng(seed, Stream::Node(id, 0)),
+            ));
+        }
+        let mut nem_rng = stream_rng(seed, Stream::Nemesis);
+        let schedule = nemesis::schedule(&spec.faults, spec.duration_ms, &mut nem_rng);
+        let threads = (0..spec.workload.processes as usize)
+            .map(|t| Thread {
+                client: layout.clients[t % layout.clients.len()],
+                process: t as u64,
+                in_flight: None,
+            })
+            .collect();
+        let workload = system.workload();
+        let mut engine = Engine {
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            seed,
+            end_us: spec.duration_ms * 1000,
+            net: Network::new(spec.network.clone()),
+            net_rng: stream_rng(seed, Stream::Network),
+            hosts,
+            system,
+            workload,
+            wl_rng: stream_rng(seed, Stream::Workload),
+            threads,
+            req_thread: BTreeMap::new(),
+            next_req: 1,
+            think_us: spec.workload.think_ms * 1000.0,
+            history: History::new(),
+            trace: Trace::new(),
+            schedule,
+            nem_rng,
+            active: BTreeMap::new(),
+            quiet_started: false,
+            held: BTreeMap::new(),
+            stats: Stats::default(),
+            effects: Vec::new(),
+            log: tracing::enabled!(tracing::Level::DEBUG),
+        };
+        for index in 0..engine.schedule.len() {
+            let at = engine.schedule[index].at_us;
+            engine.push(at, Ev::Nemesis { index });
+        }
+        Ok(engine)
+    }
+
+    pub(crate) fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    /// Runs to the end of the scenario's duration.
+    pub fn run(&mut self) {
+        let ids: Vec<NodeId> = self.system.layout().all().collect();
+        for id in ids {
+            self.boot(id);
+        }
+        for t in 0..self.threads.len() {
+            let delay = self.think();
+            self.push(delay, Ev::Invoke { thread: t });
+        }
+        while let Some(q) = self.queue.pop() {
+            if q.at > self.end_us {
+                break;
+            }
+            self.now = q.at;
+            self.dispatch(q.ev);
+        }
+        self.now = self.end_us;
+    }
+
+    fn think(&mut self) -> u64 {
+        if self.think_us <= 0.0 {
+            return 0;
+        }
+        let u: f64 = self.wl_rng.gen_range(f64::EPSILON..1.0);
+        (-u.ln() * self.think_us) as u64
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver {
+                from,
+                to,
+                conn,
+                msg,
+            } => {
+                if self.net.is_current(from, to, conn) && self.hosts[to as usize].alive() {
+                    self.stats.messages += 1;
+                    self.trace.record(self.now, tag::DELIVER, to, &(from, &msg));
+                    self.input(to, Input::Message { from, msg });
+                }
+            }
+            Ev::ConnUp { node, peer, conn } => {
+                if self.hosts[node as usize].alive() && self.net.mark_told_up(node, peer, conn) {
+                    self.trace.record(self.now, tag::CONN_UP, node, &peer);
+                    self.input(node, Input::ConnUp { peer });
+                }
+            }
+            Ev::ConnLost { node, peer, inc } => {
+                if self.hosts[node as usize].incarnation == inc && self.hosts[node as usize].alive()
+                {
+                    self.trace.record(self.now, tag::CONN_LOST, node, &peer);
+                    self.input(node, Input::ConnLost { peer });
+                }
+            }
+            Ev::Timer {
+                node,
+                inc,
+                timer,
+                gen,
+            } => self.fire_timer(node, inc, timer, gen),
+            Ev::DiskDone {
+                node,
+                inc,
+                op,
+                result,
+            } => {
+                if self.hosts[node as usize].incarnation == inc {
+                    self.trace.record(self.now, tag::DISK, node, &(op, &result));
+                    self.input(node, Input::Disk { op, result });
+                }
+            }
+            Ev::Fsync {
+                node,
+                inc,
+                op,
+                token,
+            } => {
+                let host = &mut self.hosts[node as usize];
+                if host.incarnation == inc {
+                    let result = host.disk.complete_fsync(&token);
+                    self.trace.record(self.now, tag::DISK, node, &(op, &result));
+                    self.input(node, Input::Disk { op, result });
+                }
+            }
+            Ev::Invoke { thread } => self.invoke(thread),
+            Ev::Nemesis { index } => self.apply_action(index),
+            Ev::Clog { from, to } => {
+                if self.quiet_started {
+                    return;
+                }
+                self.trace.record(self.now, tag::FAULT, from, &("clog", to));
+                self.net.clog(from, to);
+            }
+            Ev::Unclog { from, to } => self.unclog(from, to),
+            Ev::SupervisorRestart { node, inc } => {
+                let h = &self.hosts[node as usize];
+                if h.incarnation == inc && h.down == Some(DownReason::Halted) {
+                    self.boot(node);
+                }
+            }
+        }
+    }
+
+    fn fire_timer(&mut self, node: NodeId, inc: u32, timer: TimerId, gen: u64) {
+        let host = &self.hosts[node as usize];
+        if host.incarnation != inc || !host.timer_current(timer, gen) {
+            return;
+        }
+        // After a backward clock jump the deadline may not be reached yet.
+        let deadline = host.timers[&timer].0;
+        if host.clock.local(self.now) < deadline {
+            let at = host.clock.true_time_of(deadline, self.now);
+            self.push(
+                at,
+                Ev::Timer {
+                    node,
+                    inc,
+                    timer,
+                    gen,
+                },
+            );
+            return;
+        }
+        let host = &mut self.hosts[node as usize];
+        if host.paused {
+            host.deferred.push_back(Deferred::Timer(timer, gen));
+            return;
+        }
+        host.timers.remove(&timer);
+        self.trace.record(self.now, tag::TIMER, node, &timer);
+        self.step(node, Input::Timer { timer });
+    }
+
+    /// Hands an input to a node, or holds it while the node is paused.
+    pub(crate) fn input(&mut self, node: NodeId, input: Input) {
+        let host = &mut self.hosts[node as usize];
+        if !host.alive() {
+            return;
+        }
+        if host.paused {
+            host.deferred.push_back(Deferred::Input(input));
+            return;
+        }
+        self.step(node, input);
+    }
+
+    /// Runs one step of a node and carries out its effects.
+    pub(crate) fn step(&mut self, id: NodeId, input: Input) {
+        let host = &mut self.hosts[id as usize];
+        let Some(node) = host.node.as_mut() else {
+            return;
+        };
+        let local = host.clock.local(self.now);
+        if self.log {
+            tracing::debug!(t = %kzsim_model::SimTime(self.now), node = id, "input {:?}", input);
+        }
+        let mut effects = std::mem::take(&mut self.effects);
+        {
+            let mut cx = kzsim_model::Ctx::new(local, id, &mut host.rng, &mut effects);
+            node.step(input, &mut cx);
+        }
+        self.stats.steps += 1;
+        for e in effects.drain(..) {
+            // Halted mid-step: the rest of its effects never happen.
+            if !self.hosts[id as usize].alive() {
+                continue;
+            }
+            if self.log {
+                tracing::debug!(t = %kzsim_model::SimTime(self.now), node = id, "effect {:?}", e);
+            }
+            self.apply_effect(id, e);
+        }
+        self.effects = effects;
+    }
+
+    fn apply_effect(&mut self, id: NodeId, effect: Effect) {
+        match effect {
+            Effect::Send { to, msg } => self.send(id, to, msg),
+            Effect::Disconnect { peer } => {
+                let until = self.now + self.net.config().detect_us;
+                let notify = self.net.break_conn(id, peer, until);
+                self.notify_lost(&notify, id, peer, until);
+            }
+            Effect::SetTimer { timer, after_us } => {
+                let host = &mut self.hosts[id as usize];
+                let deadline = kzsim_model::SimTime(host.clock.local(self.now).0 + after_us);
+                let gen = host.arm_timer(timer, deadline);
+                let at = host.clock.true_time_of(deadline, self.now);
+                let inc = host.incarnation;
+                self.push(
+                    at,
+                    Ev::Timer {
+                        node: id,
+                        inc,
+                        timer,
+                        gen,
+                    },
+                );
+            }
+            Effect::CancelTimer { timer } => {
+                self.hosts[id as usize].timers.remove(&timer);
+            }
+            Effect::Disk { op, req } => {
+                let host = &mut self.hosts[id as usize];
+                let inc = host.incarnation;
+                match host.disk.issue(&req, &mut host.disk_rng) {
+                    Issued::Done { result, latency_us } => self.push(
+                        self.now + latency_us,
+                        Ev::DiskDone {
+                            node: id,
+                            inc,
+                            op,
+                            result,
+                        },
+                    ),
+                    Issued::Fsync { token, latency_us } => self.push(
+                        self.now + latency_us,
+                        Ev::Fsync {
+                            node: id,
+                            inc,
+                            op,
+                            token,
+                        },
+                    ),
+                }
+            }
+            Effect::Reply { id: req, reply } => self.complete(req, id, reply),
+            Effect::Halt { reason } => {
+                self.trace.record(self.now, tag::HALT, id, &reason);
+                if self.log {
+                    tracing::info!(t = %kzsim_model::SimTime(self.now), node = id, "halt: {reason}");
+                }
+                self.take_down(id, DownReason::Halted, false);
+                let inc = self.hosts[id as usize].incarnation;
+                self.push(
+                    self.now + HALT_RESTART_US,
+                    Ev::SupervisorRestart { node: id, inc },
+                );
+            }
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: Msg) {
+        if to as usize >= self.hosts.len() || to == from {
+            return;
+        }
+        let to_alive = self.hosts[to as usize].alive();
+        match self
+            .net
+            .send(self.now, from, to, to_alive, &mut self.net_rng)
+        {
+            SendOutcome::Deliver { conn, at, opened } => {
+                if opened {
+                    self.push(
+                        self.now,
+                        Ev::ConnUp {
+                            node: from,
+                            peer: to,
+                            conn,
+                        },
+                    );
+                    self.push(
+                        at,
+                        Ev::ConnUp {
+                            node: to,
+                            peer: from,
+                            conn,
+                        },
+                    );
+                }
+                self.push(
+                    at,
+                    Ev::Deliver {
+                        from,
+                        to,
+                        conn,
+                        msg,
+                    },
+                );
+            }
+            SendOutcome::Held { conn, opened } => {
+                if opened {
+                    self.push(
+                        self.now,
+                        Ev::ConnUp {
+                            node: from,
+                            peer: to,
+                            conn,
+                        },
+                    );
+                }
+                let q = self.held.entry((from, to)).or_default();
+                if opened {
+                    q.push_back((conn, None));
+                }
+                q.push_back((conn, Some(msg)));
+            }
+            SendOutcome::Broke { notify, at } => {
+                self.notify_lost(&notify, from, to, at);
+            }
+            SendOutcome::Dropped => {}
+        }
+    }
+
+    /// Tells each node in `notify` (one of `a`, `b`) at `at` that its
+    /// connection with the other is lost.
+    pub(crate) fn notify_lost(&mut self, notify: &[NodeId], a: NodeId, b: NodeId, at: u64) {
+        for &node in notify {
+            let peer = if node == a { b } else { a };
+            let inc = self.hosts[node as usize].incarnation;
+            self.push(at, Ev::ConnLost { node, peer, inc });
+        }
+    }
+
+    fn unclog(&mut self, from: NodeId, to: NodeId) {
+        self.trace
+            .record(self.now, tag::FAULT, from, &("unclog", to));
+        self.net.unclog(from, to);
+        let Some(q) = self.held.remove(&(from, to)) else {
+            return;
+        };
+        for (conn, msg) in q {
+            let Some(at) = self
+                .net
+                .release(self.now, from, to, conn, &mut self.net_rng)
+            else {
+                continue;
+            };
+            match msg {
+                None => self.push(
+                    at,
+                    Ev::ConnUp {
+                        node: to,
+                        peer: from,
+                        conn,
+                    },
+                ),
+                Some(msg) => self.push(
+                    at,
+                    Ev::Deliver {
+                        from,
+                        to,
+                        conn,
+                        msg,
+                    },
+                ),
+            }
+        }
+    }
+
+    /// Unclogs every clogged link.
+    pub(crate) fn unclog_all(&mut self) {
+        for (from, to) in self.net.clogged_links() {
+            self.unclog(from, to);
+        }
+    }
+
+    /// Starts (or restarts) node `id` from what its disk holds.
+    pub(crate) fn boot(&mut self, id: NodeId) {
+        let host = &mut self.hosts[id as usize];
+        if host.alive() {
+            return;
+        }
+        host.node = Some(self.system.build(id));
+        host.down = None;
+        host.rng = stream_rng(self.seed, Stream::Node(id, host.incarnation));
+        let files = host.disk.visible_files();
+        self.trace.record(self.now, tag::START, id, &files);
+        if self.log {
+            tracing::info!(t = %kzsim_model::SimTime(self.now), node = id, "start ({} files)", files.len());
+        }
+        self.step(id, Input::Start { files });
+    }
+
+    /// Stops node `id`'s process; `lose_cache` drops its unsynced writes
+    /// (machine crash) instead of keeping them (process crash).
+    pub(crate) fn take_down(&mut self, id: NodeId, reason: DownReason, lose_cache: bool) {
+        let host = &mut self.hosts[id as usize];
+        if !host.alive() {
+            return;
+        }
+        host.kill(reason);
+        if lose_cache {
+            host.disk.crash(&mut host.disk_rng);
+        }
+        let until = self.now + self.net.config().detect_us;
+        for peer in self.net.peers_of(id) {
+            let notify: Vec<NodeId> = self
+                .net
+                .break_conn(id, peer, until)
+                .into_iter()
+                .filter(|n| *n != id)
+                .collect();
+            self.notify_lost(&notify, id, peer, until);
+        }
+    }
+
+    fn invoke(&mut self, t: usize) {
+        if self.threads[t].in_flight.is_some() {
+            return;
+        }
+        let process = self.threads[t].process;
+        let call = self.workload.invoke(process, &mut self.wl_rng);
+        let req = self.next_req;
+        self.next_req += 1;
+        let client = self.threads[t].client;
+        self.history.invoke(
+            process,
+            call.f,
+            call.key.clone(),
+            call.value.clone(),
+            self.now,
+            Some(client),
+        );
+        self.trace
+            .record(self.now, tag::CLIENT, client, &(process, &call.req));
+        let input = Input::Client {
+            id: req,
+            req: call.req.clone(),
+        };
+        self.threads[t].in_flight = Some((req, call));
+        self.req_thread.insert(req, t);
+        self.input(client, input);
+    }
+
+    fn complete(&mut self, req: ReqId, client: NodeId, reply: kzsim_model::ClientReply) {
+        let Some(t) = self.req_thread.remove(&req) else {
+            return;
+        };
+        let Some((_, call)) = self.threads[t].in_flight.take() else {
+            return;
+        };
+        self.trace
+            .record(self.now, tag::REPLY, client, &(req, &reply));
+        let done = self.workload.complete(&call, &reply);
+        let process = self.threads[t].process;
+        self.history.complete(
+            process,
+            done.kind,
+            call.f,
+            call.key.clone(),
+            done.value,
+            self.now,
+            Some(client),
+            done.error,
+        );
+        if done.kind == EventType::Info {
+            // As in Jepsen: the process may still be running the operation,
+            // so the thread continues as a new process.
+            self.threads[t].process += self.threads.len() as u64;
+        }
+        let delay = self.think();
+        self.push(self.now + delay.max(1), Ev::Invoke { thread: t });
+    }
+
+    /// The nodes as the end-of-run checks see them.
+    pub fn nodes(&self) -> Vec<Option<&dyn Node>> {
+        self.hosts.iter().map(|h| h.node.as_deref()).collect()
+    }
+
+    /// The recorded history.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The trace so far.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Current true simulated time (µs).
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The system under test.
+    pub fn system(&self) -> &dyn System {
+        self.system.as_ref()
+    }
+
+    /// Host of node `id` (tests and reports).
+    pub fn host(&self, id: NodeId) -> &Host {
+        &self.hosts[id as usize]
+    }
+
+    /// Resumes a paused node, handing over everything it missed in order.
+    pub(crate) fn resume(&mut self, id: NodeId) {
+        let host = &mut self.hosts[id as usize];
+        if !host.paused {
+            return;
+        }
+        host.paused = false;
+        let backlog: Vec<Deferred> = host.deferred.drain(..).collect();
+        for d in backlog {
+            if !self.hosts[id as usize].alive() || self.hosts[id as usize].paused {
+                break;
+            }
+            match d {
+                Deferred::Input(input) => self.step(id, input),
+                Deferred::Timer(timer, gen) => {
+                    if self.hosts[id as usize].timer_current(timer, gen) {
+                        self.hosts[id as usize].timers.remove(&timer);
+                        self.trace.record(self.now, tag::TIMER, id, &timer);
+                        self.step(id, Input::Timer { timer });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-schedules every armed timer of `id` after its clock changed.
+    pub(crate) fn reschedule_timers(&mut self, id: NodeId) {
+        let host = &self.hosts[id as usize];
+        let inc = host.incarnation;
+        let due: Vec<(TimerId, u64, u64)> = host
+            .timers
+            .iter()
+            .map(|(t, (deadline, gen))| (*t, host.clock.true_time_of(*deadline, self.now), *gen))
+            .collect();
+        for (timer, at, gen) in due {
+            self.push(
+                at,
+                Ev::Timer {
+                    node: id,
+                    inc,
+                    timer,
+                    gen,
+                },
+            );
+        }
+    }
+
+    /// Records a fault in the trace (and the log).
+    pub(crate) fn record_fault(&mut self, what: &str, nodes: &[NodeId], value: Option<f64>) {
+        let node = nodes.first().copied().unwrap_or(u32::MAX);
+        self.trace.record(
+            self.now,
+            tag::FAULT,
+            node,
+            &(what, nodes, value.map(f64::to_bits)),
+        );
+        self.stats.faults += 1;
+        if self.log {
+            tracing::info!(t = %kzsim_model::SimTime(self.now), ?nodes, "fault {what} {value:?}");
+        }
+    }
+
+    /// A JSON summary of a value for logs.
+    pub fn describe(v: &Value) -> String {
+        v.to_string()
+    }
+}

@@ -1,0 +1,396 @@
+//! Carrying out the nemesis schedule on the world: which nodes a fault hits
+//! (chosen when it fires, from the nemesis RNG) and how it is reverted.
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use kzsim_model::NodeId;
+
+use crate::engine::{Engine, Ev};
+use crate::host::DownReason;
+use crate::nemesis::{ActionKind, FaultKind};
+
+/// Spacing of swizzle-clog steps (µs).
+const SWIZZLE_STEP_US: u64 = 50_000;
+
+impl Engine {
+    fn servers(&self) -> Vec<NodeId> {
+        self.system.layout().servers.clone()
+    }
+
+    fn up_servers(&self) -> Vec<NodeId> {
+        self.servers()
+            .into_iter()
+            .filter(|s| self.hosts[*s as usize].alive())
+            .collect()
+    }
+
+    fn pick(&mut self, from: Vec<NodeId>) -> Vec<NodeId> {
+        from.choose(&mut self.nem_rng)
+            .copied()
+            .into_iter()
+            .collect()
+    }
+
+    fn targets(&mut self, explicit: &[u32], pool: Vec<NodeId>) -> Vec<NodeId> {
+        if explicit.is_empty() {
+            self.pick(pool)
+        } else {
+            explicit.to_vec()
+        }
+    }
+
+    /// Nodes on a server's side of a partition: the server and its clients.
+    fn with_clients(&self, servers: &[NodeId]) -> Vec<NodeId> {
+        let layout = self.system.layout();
+        layout
+            .all()
+            .filter(|n| servers.contains(&layout.home(*n)))
+            .collect()
+    }
+
+    /// Cuts every link from `a` to `b` (and back, unless `one_way`), and
+    /// breaks the live connections that cross.
+    fn cut_groups(&mut self, a: &[NodeId], b: &[NodeId], one_way: bool) {
+        for &x in a {
+            for &y in b {
+                if x == y {
+                    continue;
+                }
+                self.net.cut(x, y);
+                if !one_way {
+                    self.net.cut(y, x);
+                }
+            }
+        }
+        let until = self.now + self.net.config().detect_us;
+        for (x, y) in self.net.live_pairs() {
+            if !self.net.connectable(x, y) {
+                let notify = self.net.break_conn(x, y, until);
+                self.notify_lost(&notify, x, y, until);
+            }
+        }
+    }
+
+    /// Applies schedule entry `index`.
+    pub(crate) fn apply_action(&mut self, index: usize) {
+        match self.schedule[index].kind.clone() {
+            ActionKind::Start {
+                id,
+                kind,
+                nodes,
+                value,
+            } => {
+                let hit = self.start_fault(kind, &nodes, value);
+                self.record_fault(kind.name(), &hit, value);
+                self.active.insert(id, (kind, hit));
+            }
+            ActionKind::End { id } => {
+                let Some((kind, hit)) = self.active.remove(&id) else {
+                    return;
+                };
+                self.record_fault(&format!("end-{}", kind.name()), &hit, None);
+                self.end_fault(kind, &hit);
+            }
+            ActionKind::Quiet => {
+                self.record_fault("quiet", &[], None);
+                self.quiet();
+            }
+        }
+    }
+
+    /// Starts a fault; returns the nodes it hit.
+    fn start_fault(&mut self, kind: FaultKind, nodes: &[u32], value: Option<f64>) -> Vec<NodeId> {
+        use FaultKind::*;
+        match kind {
+            Crash | Kill => {
+                let hit = self.targets(nodes, self.up_servers());
+                for &n in &hit {
+                    self.take_down(n, DownReason::Fault, kind == Crash);
+                }
+                hit
+            }
+            PowerLoss => {
+                let hit = if nodes.is_empty() {
+                    self.servers()
+                } else {
+                    nodes.to_vec()
+                };
+                for &n in &hit {
+                    // The machine loses power even if the process was down.
+                    let host = &mut self.hosts[n as usize];
+                    if !host.alive() {
+                        host.disk.crash(&mut host.disk_rng);
+                    }
+                    self.take_down(n, DownReason::Fault, true);
+                }
+                hit
+            }
+            Restart => {
+                let down: Vec<NodeId> = self
+                    .servers()
+                    .into_iter()
+                    .filter(|s| !self.hosts[*s as usize].alive())
+                    .collect();
+                let hit = if nodes.is_empty() {
+                    down
+                } else {
+                    nodes.to_vec()
+                };
+                for &n in &hit {
+                    self.boot(n);
+                }
+                hit
+            }
+            Pause => {
+                let pool = self
+                    .up_servers()
+                    .into_iter()
+                    .filter(|s| !self.hosts[*s as usize].paused)
+                    .collect();
+                let hit = self.targets(nodes, pool);
+                for &n in &hit {
+                    if self.hosts[n as usize].alive() {
+                        self.hosts[n as usize].paused = true;
+                    }
+                }
+                hit
+            }
+            Resume => {
+                let hit = if nodes.is_empty() {
+                    self.servers()
+                } else {
+                    nodes.to_vec()
+                };
+                for &n in &hit {
+                    self.resume(n);
+                }
+                hit
+            }
+            PartitionHalves => {
+                let mut s = self.servers();
+                s.shuffle(&mut self.nem_rng);
+                let half = s.len() / 2;
+                let (a, b) = s.split_at(half.max(1));
+                let (a, b) = (self.with_clients(a), self.with_clients(b));
+                self.cut_groups(&a, &b, false);
+                a.into_iter()
+                    .filter(|n| self.system.layout().is_server(*n))
+                    .collect()
+            }
+            PartitionIsolate | PartitionLeader => {
+                let hit = if !nodes.is_empty() {
+                    nodes.to_vec()
+                } else if kind == PartitionLeader {
+                    let leaders: Vec<NodeId> = self
+                        .servers()
+                        .into_iter()
+                        .filter(|s| {
+                            self.hosts[*s as usize]
+                                .node
+                                .as_ref()
+                                .is_some_and(|n| n.is_leader())
+                        })
+                        .collect();
+                    let pool = if leaders.is_empty() {
+                        self.servers()
+                    } else {
+                        leaders
+                    };
+                    self.pick(pool)
+                } else {
+                    self.pick(self.servers())
+                };
+                let inside = self.with_clients(&hit);
+                let outside: Vec<NodeId> = self
+                    .system
+                    .layout()
+                    .all()
+                    .filter(|n| !inside.contains(n))
+                    .collect();
+                self.cut_groups(&inside, &outside, false);
+                hit
+            }
+            PartitionBridge => {
+                let mut s = self.servers();
+                s.shuffle(&mut self.nem_rng);
+                if s.len() < 3 {
+                    return Vec::new();
+                }
+                let bridge = s[0];
+                let rest = &s[1..];
+                let (a, b) = rest.split_at(rest.len() / 2);
+                let (a, b) = (self.with_clients(a), self.with_clients(b));
+                self.cut_groups(&a, &b, false);
+                vec![bridge]
+            }
+            PartitionOneWay => {
+                let mut s = self.servers();
+                s.shuffle(&mut self.nem_rng);
+                let cut = self.nem_rng.gen_range(1..s.len().max(2));
+                let (a, b) = s.split_at(cut.min(s.len()));
+                let (a, b) = (self.with_clients(a), self.with_clients(b));
+                self.cut_groups(&a, &b, true);
+                a.into_iter()
+                    .filter(|n| self.system.layout().is_server(*n))
+                    .collect()
+            }
+            Heal => {
+                self.net.heal();
+                Vec::new()
+            }
+            Swizzle => {
+                let s = self.servers();
+                let mut links: Vec<(NodeId, NodeId)> = s
+                    .iter()
+                    .flat_map(|&a| s.iter().filter(move |&&b| b != a).map(move |&b| (a, b)))
+                    .collect();
+                links.shuffle(&mut self.nem_rng);
+                let take = self.nem_rng.gen_range(1..=links.len().max(1));
+                links.truncate(take);
+                for (i, (from, to)) in links.iter().enumerate() {
+                    self.push(
+                        self.now + i as u64 * SWIZZLE_STEP_US,
+                        Ev::Clog {
+                            from: *from,
+                            to: *to,
+                        },
+                    );
+                }
+                links.iter().map(|l| l.0).collect()
+            }
+            SlowLink => {
+                let hit = self.targets(nodes, self.servers());
+                let extra = (value.unwrap_or(100.0) * 1000.0) as u64;
+                let all: Vec<NodeId> = self.system.layout().all().collect();
+                for &n in &hit {
+                    for &m in &all {
+                        self.net.set_slow(n, m, extra);
+                    }
+                }
+                hit
+            }
+            Loss => {
+                self.net.set_loss(value.unwrap_or(0.05));
+                Vec::new()
+            }
+            Delay => {
+                self.net
+                    .set_extra_delay((value.unwrap_or(50.0) * 1000.0) as u64);
+                Vec::new()
+            }
+            ClockJump => {
+                let hit = self.targets(nodes, self.servers());
+                let delta_us = match value {
+                    Some(ms) => (ms * 1000.0) as i64,
+                    None => {
+                        let ms = self.nem_rng.gen_range(100..5_000i64);
+                        if self.nem_rng.gen_bool(0.5) {
+                            ms * 1000
+                        } else {
+                            -ms * 1000
+                        }
+                    }
+                };
+                for &n in &hit {
+                    self.hosts[n as usize].clock.jump(delta_us);
+                    self.reschedule_timers(n);
+                }
+                hit
+            }
+            DiskCorrupt => {
+                let hit = self.targets(nodes, self.servers());
+                let tail = value.unwrap_or(64.0) as u64;
+                for &n in &hit {
+                    let host = &mut self.hosts[n as usize];
+                    host.disk.corrupt("", tail, &mut host.disk_rng);
+                }
+                hit
+            }
+            DiskEio => {
+                let hit = self.targets(nodes, self.servers());
+                for &n in &hit {
+                    self.hosts[n as usize]
+                        .disk
+                        .fail_next_fsyncs(value.unwrap_or(1.0) as u32);
+                }
+                hit
+            }
+            DiskFull => {
+                let hit = self.targets(nodes, self.servers());
+                for &n in &hit {
+                    self.hosts[n as usize].disk.fill();
+                }
+                hit
+            }
+            DiskSlow => {
+                let hit = self.targets(nodes, self.servers());
+                for &n in &hit {
+                    self.hosts[n as usize]
+                        .disk
+                        .set_slow(value.unwrap_or(20.0) as u64);
+                }
+                hit
+            }
+        }
+    }
+
+    /// Reverts a fault that lasted its duration.
+    fn end_fault(&mut self, kind: FaultKind, hit: &[NodeId]) {
+        use FaultKind::*;
+        match kind {
+            Crash | Kill | PowerLoss => {
+                for &n in hit {
+                    self.boot(n);
+                }
+            }
+            Pause => {
+                for &n in hit {
+                    self.resume(n);
+                }
+            }
+            PartitionHalves | PartitionIsolate | PartitionLeader | PartitionBridge
+            | PartitionOneWay => self.net.heal(),
+            Swizzle => {
+                let mut links: Vec<(NodeId, NodeId)> = self.net.clogged_links();
+                links.shuffle(&mut self.nem_rng);
+                for (i, (from, to)) in links.into_iter().enumerate() {
+                    self.push(
+                        self.now + i as u64 * SWIZZLE_STEP_US,
+                        Ev::Unclog { from, to },
+                    );
+                }
+            }
+            SlowLink => {
+                let all: Vec<NodeId> = self.system.layout().all().collect();
+                for &n in hit {
+                    for &m in &all {
+                        self.net.set_slow(n, m, 0);
+                    }
+                }
+            }
+            Loss => self.net.set_loss(0.0),
+            Delay => self.net.set_extra_delay(0),
+            DiskEio | DiskFull | DiskSlow => {
+                for &n in hit {
+                    self.hosts[n as usize].disk.clear_faults();
+                }
+            }
+            Restart | Resume | Heal | ClockJump | DiskCorrupt => {}
+        }
+    }
+
+    /// The quiet period: every fault healed, every node running.
+    fn quiet(&mut self) {
+        self.active.clear();
+        self.net.heal();
+        self.net.clear_degradation();
+        self.unclog_all();
+        self.quiet_started = true;
+        for id in self.system.layout().all().collect::<Vec<_>>() {
+            self.hosts[id as usize].disk.clear_faults();
+            self.resume(id);
+            self.boot(id);
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The nemesis: which faults happen when.
+//!
+//! A schedule is a list of timed [`Action`]s: a fault starts (with its
+//! targets chosen when it fires, e.g. "the current leader") and, for faults
+//! with a duration, ends. Random schedules are drawn from the seed with a rate
+//! per fault kind; explicit schedules come from the scenario. Every schedule
+//! ends with a quiet period: all faults healed, every node running, so the
+//! end-of-run checks can read everything.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A kind of fault.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Machine crash: the process dies and the page cache is lost.
+    Crash,
+    /// Process crash (kill -9): the process dies; the page cache survives.
+    Kill,
+    /// Start a crashed node again from its durable disk.
+    Restart,
+    /// Stop a process (SIGSTOP); it resumes later with stale beliefs.
+    Pause,
+    /// Resume a paused process.
+    Resume,
+    /// Split the servers into two random halves.
+    PartitionHalves,
+    /// Cut one server off from everyone.
+    PartitionIsolate,
+    /// Cut the current leader off from everyone.
+    PartitionLeader,
+    /// Overlapping majorities: two sides that share one bridge server.
+    PartitionBridge,
+    /// Drop traffic in one direction between two random groups.
+    PartitionOneWay,
+    /// Heal every partition.
+    Heal,
+    /// Swizzle-clog: clog links one by one, then unclog in random order.
+    Swizzle,
+    /// Add latency to the links out of one server.
+    SlowLink,
+    /// Lose messages with a probability (each loss breaks a connection).
+    Loss,
+    /// Add latency to every link.
+    Delay,
+    /// Jump one node's clock forward or back.
+    ClockJump,
+    /// Flip bits near the end of a durable file of one server.
+    DiskCorrupt,
+    /// Make a server's next fsyncs fail with EIO.
+    DiskEio,
+    /// Fill a server's disk (ENOSPC).
+    DiskFull,
+    /// Slow a server's disk.
+    DiskSlow,
+    /// Power loss of several servers at once (all by default).
+    PowerLoss,
+}
+
+impl FaultKind {
+    /// Every fault kind with its name and description.
+    pub fn all() -> &'static [(FaultKind, &'static str, &'static str)] {
+        use FaultKind::*;
+        &[
+            (Crash, "crash", "machine crash of a server: the process dies and unsynced writes are lost (or torn); restarted later"),
+            (Kill, "kill", "process crash of a server: the process dies, the page cache survives; restarted later"),
+            (Restart, "restart", "start a crashed server again from what its disk durably holds"),
+            (Pause, "pause", "stop a server's process; it resumes later with stale beliefs and a backlog of input"),
+            (Resume, "resume", "resume paused servers"),
+            (PartitionHalves, "partition-halves", "split the servers (and their clients) into two random halves"),
+            (PartitionIsolate, "partition-isolate", "cut one server off from every other node"),
+            (PartitionLeader, "partition-leader", "cut the current leader off from every other node"),
+            (PartitionBridge, "partition-bridge", "two overlapping majorities that share one bridge server"),
+            (PartitionOneWay, "partition-one-way", "drop traffic one way between two random groups"),
+            (Heal, "heal", "heal every partition"),
+            (Swizzle, "swizzle", "FoundationDB-style swizzle-clog: clog links one by one, unclog in random order"),
+            (SlowLink, "slow-link", "add `value` ms of latency to the links out of one server"),
+            (Loss, "loss", "lose messages with probability `value`; a loss breaks its connection"),
+            (Delay, "delay", "add `value` ms of latency to every link"),
+            (ClockJump, "clock-jump", "jump one server's clock by `value` ms (negative: back)"),
+            (DiskCorrupt, "disk-corrupt", "flip a bit in the last bytes of a durable file of one server"),
+            (DiskEio, "disk-eio", "the next `value` fsyncs of one server fail with EIO, dropping unsynced pages"),
+            (DiskFull, "disk-full", "one server's disk is full (ENOSPC) until healed"),
+            (DiskSlow, "disk-slow", "one server's disk becomes `value` times slower"),
+            (PowerLoss, "power-loss", "power loss of several servers at once (all by default): unsynced writes lost"),
+        ]
+    }
+
+    /// The fault's name in scenario files.
+    pub fn name(self) -> &'static str {
+        FaultKind::all()
+            .iter()
+            .find(|(k, _, _)| *k == self)
+            .map(|(_, n, _)| *n)
+            .expect("every kind is listed")
+    }
+
+    /// Whether a random occurrence of this fault lasts a while and is then
+    /// reverted (restart after crash, heal after partition, ...).
+    pub fn has_duration(self) -> bool {
+        !matches!(
+            self,
+            FaultKind::Restart
+                | FaultKind::Resume
+                | FaultKind::Heal
+                | FaultKind::ClockJump
+                | FaultKind::DiskCorrupt
+        )
+    }
+}
+
+/// One explicit fault from the scenario.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TimedFault {
+    /// When it starts (ms of simulated time).
+    pub at_ms: u64,
+    /// What it is.
+    pub kind: FaultKind,
+    /// Target servers (by index); empty = chosen when it fires.
+    #[serde(default)]
+    pub nodes: Vec<u32>,
+    /// How long until it is reverted (ms); none = until healed or the quiet
+    /// period.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// A parameter (loss probability, delay ms, jump ms, slow factor, count).
+    #[serde(default)]
+    pub value: Option<f64>,
+}
+
+/// The faults of a scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsConfig {
+    /// Random faults: occurrences per second of simulated time, by kind.
+    pub random: BTreeMap<FaultKind, f64>,
+    /// Explicit faults.
+    pub at: Vec<Spanned<TimedFault>>,
+    /// Shortest random fault duration (ms).
+    pub min_duration_ms: u64,
+    /// Longest random fault duration (ms).
+    pub max_duration_ms: u64,
+    /// The quiet period at the end of the run (ms).
+    pub quiet_ms: u64,
+}
+
+impl Default for FaultsConfig {
+    fn default() -> Self {
+        FaultsConfig {
+            random: BTreeMap::new(),
+            at: Vec::new(),
+            min_duration_ms: 200,
+            max_duration_ms: 2_000,
+            quiet_ms: 2_000,
+        }
+    }
+}
+
+/// A step of the schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ActionKind {
+    /// Fault `id` starts.
+    Start {
+        /// Identifies the occurrence (its end refers to it).
+        id: u32,
+        /// The fault.
+        kind: FaultKind,
+        /// Explicit targets (server indexes), or empty.
+        nodes: Vec<u32>,
+        /// Its parameter.
+        value: Option<f64>,
+    },
+    /// Fault `id` ends (reverted).
+    End {
+        /// The occurrence.
+        id: u32,
+    },
+    /// The quiet period begins: heal everything, restart everything.
+    Quiet,
+}
+
+/// A timed step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Action {
+    /// True simulated time (µs).
+    pub at_us: u64,
+    /// What happens.
+    pub kind: ActionKind,
+}
+
+/// Builds the whole schedule of a run, sorted by time (stable for ties).
+pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> Vec<Action> {
+    let quiet_at_us = (duration_ms - cfg.quiet_ms) * 1000;
+    let mut actions = Vec::new();
+    let mut next_id = 0u32;
+    let mut push = |actions: &mut Vec<Action>,
+                    at_us: u64,
+                    kind: FaultKind,
+                    nodes: Vec<u32>,
+                    value: Option<f64>,
+                    dur_us: Option<u64>| {
+        let id = next_id;
+        next_id += 1;
+        actions.push(Action {
+            at_us,
+            kind: ActionKind::Start {
+                id,
+                kind,
+                nodes,
+                value,
+            },
+        });
+        if let Some(d) = dur_us {
+            let end = (at_us + d).min(quiet_at_us);
+            actions.push(Action {
+                at_us: end,
+                kind: ActionKind::End { id },
+            });
+        }
+    };
+    for f in &cfg.at {
+        let f = f.get_ref();
+        let at = f.at_ms * 1000;
+        if at < quiet_at_us {
+            push(
+                &mut actions,
+                at,
+                f.kind,
+                f.nodes.clone(),
+                f.value,
+                f.duration_ms.map(|d| d * 1000),
+            );
+        }
+    }
+    for (&kind, &rate) in &cfg.random {
+        if rate <= 0.0 {
+            continue;
+        }
+        // A Poisson process over the active part of the run.
+        let mut t = 0.0f64;
+        let end_s = quiet_at_us as f64 / 1e6;
+        loop {
+            let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+            t += -u.ln() / rate;
+            if t >= end_s {
+                break;
+            }
+            let dur = kind.has_duration().then(|| {
+                rng.gen_range(cfg.min_duration_ms..=cfg.max_duration_ms.max(cfg.min_duration_ms))
+                    * 1000
+            });
+            push(&mut actions, (t * 1e6) as u64, kind, Vec::new(), None, dur);
+        }
+    }
+    actions.push(Action {
+        at_us: quiet_at_us,
+        kind: ActionKind::Quiet,
+    });
+    actions.sort_by_key(|a| a.at_us);
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn random_schedule_is_seeded_and_ends_quiet() {
+        let mut cfg = FaultsConfig::default();
+        cfg.random.insert(FaultKind::Crash, 1.0);
+        cfg.random.insert(FaultKind::PartitionHalves, 0.5);
+        let a = schedule(&cfg, 10_000, &mut ChaCha8Rng::seed_from_u64(9));
+        let b = schedule(&cfg, 10_000, &mut ChaCha8Rng::seed_from_u64(9));
+        assert_eq!(a, b);
+        assert!(a.len() > 3);
+        let last = a.last().unwrap();
+        assert_eq!(last.kind, ActionKind::Quiet);
+        assert!(a.iter().all(|x| x.at_us <= 8_000_000));
+        let starts = a
+            .iter()
+            .filter(|x| matches!(x.kind, ActionKind::Start { .. }))
+            .count();
+        let ends = a
+            .iter()
+            .filter(|x| matches!(x.kind, ActionKind::End { .. }))
+            .count();
+        assert_eq!(starts, ends, "every random fault is reverted");
+    }
+}

@@ -1,0 +1,276 @@
+//! Scenario files: TOML, one scenario per file, documented at its top.
+//!
+//! A scenario names the system and its size and configuration, the workload,
+//! the network, disk and clock parameters, the faults (random rates or an
+//! explicit timed list), the planted bugs to switch on, and optionally the
+//! anomaly it is expected to show. Unknown fields and unknown names are
+//! errors naming the file, line and column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::disk::DiskConfig;
+use crate::nemesis::FaultsConfig;
+use crate::net::NetConfig;
+
+/// A parsed and validated scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Name (the file stem unless given).
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The body.
+    pub spec: ScenarioSpec,
+}
+
+/// The TOML body of a scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Optional name; defaults to the file stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the scenario exercises, one or two sentences.
+    pub description: String,
+    /// Simulated duration in milliseconds, quiet period included.
+    pub duration_ms: u64,
+    /// The system under test.
+    pub cluster: ClusterSpec,
+    /// The client workload.
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+    /// Network parameters.
+    #[serde(default)]
+    pub network: NetConfig,
+    /// Disk parameters.
+    #[serde(default)]
+    pub disk: DiskConfig,
+    /// Clock parameters.
+    #[serde(default)]
+    pub clock: ClockSpec,
+    /// Faults.
+    #[serde(default)]
+    pub faults: FaultsConfig,
+    /// Checks, planted bugs and expectations.
+    #[serde(default)]
+    pub checks: ChecksSpec,
+}
+
+/// The systems kzsim can run.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SystemKind {
+    /// The demo primary-backup register (engine tests only).
+    Demo,
+}
+
+/// Which system, how many nodes, and its configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// The system.
+    pub system: SystemKind,
+    /// Number of servers.
+    pub servers: u32,
+    /// Number of client nodes.
+    #[serde(default = "default_clients")]
+    pub clients: u32,
+    /// System-specific settings (validated by the system).
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+}
+
+fn default_clients() -> u32 {
+    3
+}
+
+/// The workload.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSpec {
+    /// Workload kind (system-specific; empty = the system's default).
+    pub kind: String,
+    /// Concurrent logical processes.
+    pub processes: u32,
+    /// Mean think time between a process's operations (ms).
+    pub think_ms: f64,
+    /// Request timeout used by the clients (ms).
+    pub timeout_ms: u64,
+    /// Fraction of operations that are reads.
+    pub read_fraction: f64,
+    /// Number of keys (where the workload has keys).
+    pub keys: u32,
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec {
+            kind: String::new(),
+            processes: 6,
+            think_ms: 5.0,
+            timeout_ms: 500,
+            read_fraction: 0.5,
+            keys: 1,
+        }
+    }
+}
+
+/// Clock parameters.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockSpec {
+    /// Each node's initial offset is uniform in [-max_offset_ms, max_offset_ms].
+    pub max_offset_ms: u64,
+    /// Each node's drift is uniform in [-max_drift_ppm, max_drift_ppm].
+    pub max_drift_ppm: u64,
+}
+
+/// Checks and planted bugs.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksSpec {
+    /// Planted bugs switched on by this scenario.
+    pub bugs: Vec<Spanned<String>>,
+    /// The anomaly this scenario is expected to show (a documented
+    /// trade-off or a planted bug), by name.
+    pub expect: Option<Spanned<String>>,
+}
+
+/// A scenario that cannot be used, with where the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid scenario.
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Parses and validates scenario text (`path` is used in messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let invalid = |offset: usize, message: String| {
+            let (line, column) = line_col(text, offset);
+            ScenarioError::Invalid {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let spec: ScenarioSpec = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            invalid(offset, e.message().to_string())
+        })?;
+        for bug in &spec.checks.bugs {
+            if kzsim_model::bugs::find_bug(bug.get_ref()).is_none() {
+                return Err(invalid(
+                    bug.span().start,
+                    format!("unknown planted bug `{}`", bug.get_ref()),
+                ));
+            }
+        }
+        if spec.cluster.servers == 0 {
+            return Err(invalid(0, "cluster.servers must be at least 1".into()));
+        }
+        if spec.duration_ms == 0 {
+            return Err(invalid(0, "duration_ms must be positive".into()));
+        }
+        if spec.faults.quiet_ms >= spec.duration_ms {
+            return Err(invalid(
+                0,
+                format!(
+                    "faults.quiet_ms ({}) must be shorter than duration_ms ({})",
+                    spec.faults.quiet_ms, spec.duration_ms
+                ),
+            ));
+        }
+        for f in &spec.faults.at {
+            let nodes = f.get_ref().nodes.iter().copied();
+            if let Some(bad) = nodes.clone().find(|n| *n >= spec.cluster.servers) {
+                return Err(invalid(
+                    f.span().start,
+                    format!(
+                        "fault names server {bad}, but the cluster has {} servers",
+                        spec.cluster.servers
+                    ),
+                ));
+            }
+        }
+        let name = spec.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into())
+        });
+        Ok(Scenario {
+            name,
+            file: path.to_path_buf(),
+            spec,
+        })
+    }
+
+    /// The planted bugs this scenario switches on.
+    pub fn bugs(&self) -> Vec<String> {
+        self.spec
+            .checks
+            .bugs
+            .iter()
+            .map(|b| b.get_ref().clone())
+            .collect()
+    }
+
+    /// The anomaly this scenario is expected to show, if any.
+    pub fn expected(&self) -> Option<&str> {
+        self.spec
+            .checks
+            .expect
+            .as_ref()
+            .map(|e| e.get_ref().as_str())
+    }
+}
+
+/// Every `*.toml` file in `dir`, sorted by name.
+pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

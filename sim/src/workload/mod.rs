@@ -1,0 +1,48 @@
+//! Client workloads: what operations the logical processes issue, and how a
+//! client's reply becomes a history completion.
+//!
+//! The engine owns the processes (one operation in flight each, think time
+//! between operations, a fresh process id after an indeterminate outcome, as
+//! in Jepsen); a [`Workload`] only decides the operations and reads replies.
+
+pub mod register;
+
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use kzsim_model::{ClientReply, ClientRequest};
+
+use crate::history::EventType;
+
+/// An operation to issue: the request for the client node and its history
+/// invocation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpCall {
+    /// What the client node is asked.
+    pub req: ClientRequest,
+    /// History function name.
+    pub f: &'static str,
+    /// History key.
+    pub key: Option<Value>,
+    /// History invocation value.
+    pub value: Value,
+}
+
+/// A history completion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpDone {
+    /// Ok, fail or info.
+    pub kind: EventType,
+    /// The completion value.
+    pub value: Value,
+    /// Why it failed or is unknown.
+    pub error: Option<String>,
+}
+
+/// A workload generator.
+pub trait Workload {
+    /// The next operation of `process`.
+    fn invoke(&mut self, process: u64, rng: &mut ChaCha8Rng) -> OpCall;
+    /// Turns the client's reply to `call` into a completion.
+    fn complete(&mut self, call: &OpCall, reply: &ClientReply) -> OpDone;
+}
