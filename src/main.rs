@@ -33,7 +33,19 @@ enum Command {
     Check(check_cmd::CheckArgs),
 }
 
+/// Lets `kzsim replay ... | head` end quietly instead of panicking on a
+/// closed pipe.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up,
+    // before any thread exists, has no memory-safety consequences.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Run(args)) => run_cmd::run(args),

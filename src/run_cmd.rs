@@ -12,6 +12,10 @@ use kzsim_sim::runner::{jobs, sweep, RunOptions, RunOutcome};
 
 use crate::scenarios::{load_all, replay_command, validate_bugs, DEFAULT_DIR};
 
+/// The demo protocol's scenarios, run by the default sweep while
+/// `scenarios/` is empty.
+const DEMO_DIR: &str = "tests/scenarios";
+
 /// Seeds run by the default sweep (no arguments).
 const DEFAULT_SEEDS: std::ops::Range<u64> = 0..20;
 
@@ -81,9 +85,15 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
 
 /// The default sweep: every scenario in `scenarios/`.
 pub fn default_sweep() -> Result<u8> {
-    let dir = PathBuf::from(DEFAULT_DIR);
+    let mut dir = PathBuf::from(DEFAULT_DIR);
     if !dir.is_dir() {
         bail!("{DEFAULT_DIR}/: not found (run from the repository root)");
+    }
+    if kzsim_sim::scenario::scenario_files(&dir)?.is_empty() {
+        eprintln!(
+            "{DEFAULT_DIR}/ holds no scenario yet; running the engine's demo scenarios in {DEMO_DIR}/"
+        );
+        dir = PathBuf::from(DEMO_DIR);
     }
     run(RunArgs {
         scenarios: vec![dir],

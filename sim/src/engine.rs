@@ -127,6 +127,10 @@ impl Ord for Queued {
     }
 }
 
+/// Messages held on a clogged link, in order; `None` stands for the
+/// receiver's `ConnUp` of a connection opened while clogged.
+pub(crate) type HeldQueue = VecDeque<(ConnId, Option<Msg>)>;
+
 /// One logical client thread of the workload.
 struct Thread {
     client: NodeId,
@@ -168,7 +172,7 @@ pub struct Engine {
     pub(crate) nem_rng: ChaCha8Rng,
     pub(crate) active: BTreeMap<u32, (crate::nemesis::FaultKind, Vec<NodeId>)>,
     pub(crate) quiet_started: bool,
-    pub(crate) held: BTreeMap<(NodeId, NodeId), VecDeque<(ConnId, Option<Msg>)>>,
+    pub(crate) held: BTreeMap<(NodeId, NodeId), HeldQueue>,
     pub(crate) stats: Stats,
     effects: Vec<Effect>,
     pub(crate) log: bool,
@@ -177,8 +181,14 @@ pub struct Engine {
 impl Engine {
     /// Builds the world of `scenario` for `seed` with `bugs` switched on.
     pub fn new(scenario: &Scenario, seed: u64, bugs: &BugSet) -> Result<Engine, String> {
-        let spec = &scenario.spec;
         let system = system::build(scenario, bugs)?;
+        Ok(Engine::with_system(scenario, seed, system))
+    }
+
+    /// Builds the world of `scenario` for `seed` around a given system (its
+    /// `cluster.system` is ignored): for tests with protocols of their own.
+    pub fn with_system(scenario: &Scenario, seed: u64, system: Box<dyn System>) -> Engine {
+        let spec = &scenario.spec;
         let layout = system.layout().clone();
         let mut clock_rng = stream_rng(seed, Stream::Clocks);
         let n_nodes = layout.servers.len() + layout.clients.len();
@@ -244,13 +254,13 @@ impl Engine {
             held: BTreeMap::new(),
             stats: Stats::default(),
             effects: Vec::new(),
-            log: tracing::enabled!(tracing::Level::DEBUG),
+            log: tracing::enabled!(tracing::Level::INFO),
         };
         for index in 0..engine.schedule.len() {
             let at = engine.schedule[index].at_us;
             engine.push(at, Ev::Nemesis { index });
         }
-        Ok(engine)
+        engine
     }
 
     pub(crate) fn push(&mut self, at: u64, ev: Ev) {

@@ -101,6 +101,20 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 
 /// Runs one seed and returns its outcome and history.
 pub fn run_seed_full(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunArtifacts {
+    let bugs = bug_set(scenario, &opts.bugs);
+    run_with_system(scenario, seed, opts, &|| {
+        crate::system::build(scenario, &bugs)
+    })
+}
+
+/// Runs one seed around the system `build` makes (tests use their own
+/// protocols this way); everything else as [`run_seed_full`].
+pub fn run_with_system(
+    scenario: &Scenario,
+    seed: u64,
+    opts: &RunOptions,
+    build: &dyn Fn() -> Result<Box<dyn crate::system::System>, String>,
+) -> RunArtifacts {
     let started = std::time::Instant::now();
     let bugs = bug_set(scenario, &opts.bugs);
     let mut outcome = RunOutcome {
@@ -121,7 +135,7 @@ pub fn run_seed_full(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunAr
     };
     let mut history = History::new();
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<_, String> {
-        let mut engine = Engine::new(scenario, seed, &bugs)?;
+        let mut engine = Engine::with_system(scenario, seed, build()?);
         engine.run();
         let violations = engine.system().check(engine.history(), &engine.nodes());
         Ok((engine, violations))
@@ -150,13 +164,14 @@ pub fn run_seed_full(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunAr
             .push(Violation::new("panic", panic_message(p), vec![])),
     }
     if opts.check_determinism && !outcome.trace_hash.is_empty() {
-        let again = run_seed_full(
+        let again = run_with_system(
             scenario,
             seed,
             &RunOptions {
                 check_determinism: false,
                 ..opts.clone()
             },
+            build,
         );
         if again.outcome.trace_hash != outcome.trace_hash {
             outcome.violations.push(Violation::new(

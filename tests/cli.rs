@@ -1,0 +1,218 @@
+//! The command line: exit codes, clear errors for bad input, `list`.
+
+mod common;
+
+use std::io::Write;
+
+use common::kzsim;
+
+fn scenario_file(body: &str) -> tempfile_lite::TempFile {
+    tempfile_lite::TempFile::new(body)
+}
+
+/// A tiny temporary-file helper (no extra dependency).
+mod tempfile_lite {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+
+    pub struct TempFile {
+        pub path: PathBuf,
+    }
+
+    impl TempFile {
+        pub fn new(body: &str) -> TempFile {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir()
+                .join(format!("kzsim-cli-test-{}-{n}.toml", std::process::id()));
+            let mut f = std::fs::File::create(&path).unwrap();
+            f.write_all(body.as_bytes()).unwrap();
+            TempFile { path }
+        }
+        pub fn arg(&self) -> &str {
+            self.path.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+const GOOD: &str = "description = \"x\"\nduration_ms = 1000\n[cluster]\nsystem = \"demo\"\nservers = 3\n[faults]\nquiet_ms = 100\n";
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn good_scenario_runs() {
+    let f = scenario_file(GOOD);
+    let o = kzsim(&["run", f.arg(), "--seeds", "0..2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("2 seeds, 2 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn unknown_field_names_file_line_and_column() {
+    let f = scenario_file(&GOOD.replace("servers = 3", "servers = 3\nreplicas = 2"));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains(&format!("{}:6:1", f.arg())), "{e}");
+    assert!(e.contains("replicas"), "{e}");
+}
+
+#[test]
+fn unknown_fault_kind_is_an_error() {
+    let f = scenario_file(&format!(
+        "{GOOD}[[faults.at]]\nat_ms = 10\nkind = \"meteor\"\n"
+    ));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains(":10:8:"), "{e}");
+    assert!(e.contains("meteor"), "{e}");
+    let f = scenario_file(&format!("{GOOD}[faults.random]\nmeteor = 1.0\n"));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("meteor"), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_system_and_bug_are_errors() {
+    let f = scenario_file(&GOOD.replace("\"demo\"", "\"cassandra\""));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(":4:"), "{}", stderr(&o));
+    let f = scenario_file(&format!("{GOOD}[checks]\nbugs = [\"no_such_bug\"]\n"));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains(":9:") && e.contains("no_such_bug"), "{e}");
+    let f = scenario_file(GOOD);
+    let o = kzsim(&["run", f.arg(), "--seed", "1", "--bug", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown planted bug `nope`"));
+}
+
+#[test]
+fn broken_toml_and_missing_file_are_errors() {
+    let f = scenario_file("description = \"x\"\nduration_ms = = 3\n");
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(":2:"), "{}", stderr(&o));
+    let o = kzsim(&["run", "/no/such/scenario.toml", "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/no/such/scenario.toml"));
+}
+
+#[test]
+fn bad_seed_range_and_shard_are_errors() {
+    let f = scenario_file(GOOD);
+    for args in [
+        vec!["run", f.arg(), "--seeds", "5..5"],
+        vec!["run", f.arg(), "--seeds", "x"],
+        vec!["run", f.arg(), "--shard", "3/3"],
+    ] {
+        let o = kzsim(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn shards_cover_the_sweep() {
+    let f = scenario_file(GOOD);
+    let mut seeds = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let o = kzsim(&[
+            "run",
+            f.arg(),
+            "--seeds",
+            "0..6",
+            "--shard",
+            shard,
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            for k in [
+                "scenario",
+                "seed",
+                "ok",
+                "trace_hash",
+                "violations",
+                "sim_ms",
+                "wall_ms",
+                "events",
+                "messages",
+            ] {
+                assert!(v.get(k).is_some(), "missing {k}");
+            }
+            seeds.push(v["seed"].as_u64().unwrap());
+        }
+    }
+    seeds.sort();
+    assert_eq!(seeds, vec![0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn expected_anomaly_not_shown_fails_the_seed() {
+    let f = scenario_file(&format!("{GOOD}[checks]\nexpect = \"lost-write\"\n"));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("replay: cargo run --release -- replay"));
+}
+
+#[test]
+fn bug_sweep_reports_the_first_seed() {
+    let o = kzsim(&[
+        "run",
+        "tests/scenarios/demo-power-loss.toml",
+        "--seeds",
+        "0..20",
+        "--bug",
+        "demo_ack_before_fsync",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("bug demo_ack_before_fsync found by demo-power-loss at seed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn list_json_has_the_documented_shape() {
+    let o = kzsim(&["list", "--json", "--dir", "tests/scenarios"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let scenarios = v["scenarios"].as_array().unwrap();
+    assert!(scenarios.iter().any(|s| s["name"] == "demo-faults"));
+    for s in scenarios {
+        assert!(s["file"].is_string() && s["description"].is_string());
+    }
+    let bugs = v["bugs"].as_array().unwrap();
+    assert!(bugs.iter().any(|b| b["name"] == "demo_ack_before_fsync"
+        && b["component"].is_string()
+        && b["breaks"].is_string()
+        && b["scenario"].is_string()));
+    let faults = v["faults"].as_array().unwrap();
+    for name in [
+        "crash",
+        "pause",
+        "partition-bridge",
+        "swizzle",
+        "clock-jump",
+        "disk-eio",
+        "power-loss",
+    ] {
+        assert!(faults.iter().any(|f| f["name"] == name), "{name}");
+    }
+}
