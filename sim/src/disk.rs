@@ -426,7 +426,7 @@ mod tests {
             let got = d.durable_files()["log"].clone();
             assert!(b"0123456789ab".starts_with(&got), "not a prefix: {got:?}");
             assert!(got.len() >= 4);
-            if got.len() % 4 != 0 {
+            if !got.len().is_multiple_of(4) {
                 seen_partial = true;
             }
         }

@@ -5,8 +5,7 @@
 //! fed into the trace hash. Nothing here depends on pointer values, hash-map
 //! order or the wall clock, so a seed replays bit for bit.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -22,6 +21,7 @@ use crate::history::{EventType, History};
 use crate::host::{Deferred, DownReason, Host};
 use crate::nemesis::{self, Action};
 use crate::net::{ConnId, Network, SendOutcome};
+use crate::queue::SlabHeapQueue;
 use crate::rng::{stream_rng, Stream};
 use crate::scenario::Scenario;
 use crate::system::{self, System};
@@ -103,30 +103,6 @@ pub(crate) enum Ev {
     },
 }
 
-struct Queued {
-    at: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap and we want the earliest first.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// Messages held on a clogged link, in order; `None` stands for the
 /// receiver's `ConnUp` of a connection opened while clogged.
 pub(crate) type HeldQueue = VecDeque<(ConnId, Option<Msg>)>;
@@ -153,11 +129,10 @@ pub struct Stats {
 pub struct Engine {
     pub(crate) now: u64,
     seq: u64,
-    queue: BinaryHeap<Queued>,
+    queue: SlabHeapQueue<Ev>,
     pub(crate) seed: u64,
     pub(crate) end_us: u64,
     pub(crate) net: Network,
-    pub(crate) net_rng: ChaCha8Rng,
     pub(crate) hosts: Vec<Host>,
     pub(crate) system: Box<dyn System>,
     workload: Box<dyn Workload>,
@@ -232,11 +207,14 @@ impl Engine {
         let mut engine = Engine {
             now: 0,
             seq: 0,
-            queue: BinaryHeap::new(),
+            queue: SlabHeapQueue::new(),
             seed,
             end_us: spec.duration_ms * 1000,
-            net: Network::new(spec.network.clone()),
-            net_rng: stream_rng(seed, Stream::Network),
+            net: Network::new(
+                spec.network.clone(),
+                n_nodes,
+                stream_rng(seed, Stream::Network).gen(),
+            ),
             hosts,
             system,
             workload,
@@ -265,29 +243,31 @@ impl Engine {
 
     pub(crate) fn push(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Queued {
-            at,
-            seq: self.seq,
-            ev,
-        });
+        self.queue.push(at, self.seq, ev);
     }
 
     /// Runs to the end of the scenario's duration.
     pub fn run(&mut self) {
+        // Every process exists before any handles its start, as when a
+        // cluster boots together: early sends find their peers alive.
         let ids: Vec<NodeId> = self.system.layout().all().collect();
-        for id in ids {
-            self.boot(id);
+        let started: Vec<(NodeId, _)> = ids
+            .iter()
+            .filter_map(|&id| self.spawn(id).map(|f| (id, f)))
+            .collect();
+        for (id, files) in started {
+            self.step(id, Input::Start { files });
         }
         for t in 0..self.threads.len() {
             let delay = self.think();
             self.push(delay, Ev::Invoke { thread: t });
         }
-        while let Some(q) = self.queue.pop() {
-            if q.at > self.end_us {
+        while let Some((at, ev)) = self.queue.pop() {
+            if at > self.end_us {
                 break;
             }
-            self.now = q.at;
-            self.dispatch(q.ev);
+            self.now = at;
+            self.dispatch(ev);
         }
         self.now = self.end_us;
     }
@@ -520,10 +500,7 @@ impl Engine {
             return;
         }
         let to_alive = self.hosts[to as usize].alive();
-        match self
-            .net
-            .send(self.now, from, to, to_alive, &mut self.net_rng)
-        {
+        match self.net.send(self.now, from, to, to_alive) {
             SendOutcome::Deliver { conn, at, opened } => {
                 if opened {
                     self.push(
@@ -595,10 +572,7 @@ impl Engine {
             return;
         };
         for (conn, msg) in q {
-            let Some(at) = self
-                .net
-                .release(self.now, from, to, conn, &mut self.net_rng)
-            else {
+            let Some(at) = self.net.release(self.now, from, to, conn) else {
                 continue;
             };
             match msg {
@@ -632,9 +606,17 @@ impl Engine {
 
     /// Starts (or restarts) node `id` from what its disk holds.
     pub(crate) fn boot(&mut self, id: NodeId) {
+        if let Some(files) = self.spawn(id) {
+            self.step(id, Input::Start { files });
+        }
+    }
+
+    /// Creates node `id`'s process (if it is down) and returns what its disk
+    /// shows it; the caller hands that over as `Input::Start`.
+    fn spawn(&mut self, id: NodeId) -> Option<BTreeMap<kzsim_model::FileName, Vec<u8>>> {
         let host = &mut self.hosts[id as usize];
         if host.alive() {
-            return;
+            return None;
         }
         host.node = Some(self.system.build(id));
         host.down = None;
@@ -644,7 +626,7 @@ impl Engine {
         if self.log {
             tracing::info!(t = %kzsim_model::SimTime(self.now), node = id, "start ({} files)", files.len());
         }
-        self.step(id, Input::Start { files });
+        Some(files)
     }
 
     /// Stops node `id`'s process; `lose_cache` drops its unsynced writes

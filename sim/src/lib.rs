@@ -15,10 +15,12 @@ pub mod host;
 pub mod nemesis;
 pub mod net;
 pub mod outcome;
+pub mod queue;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
 pub mod system;
+pub mod testkit;
 pub mod trace;
 pub mod workload;
 

@@ -10,9 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
+
+use crate::rng::FastRng;
 
 use kzsim_model::NodeId;
 
@@ -94,7 +94,9 @@ pub enum SendOutcome {
 #[derive(Clone, Debug)]
 pub struct Network {
     cfg: NetConfig,
-    conns: BTreeMap<(NodeId, NodeId), ConnState>,
+    /// Number of nodes; connections are indexed by `low * nodes + high`.
+    nodes: usize,
+    conns: Vec<Option<ConnState>>,
     next_conn: ConnId,
     /// Directed links that drop everything (from, to).
     cut: BTreeSet<(NodeId, NodeId)>,
@@ -106,6 +108,8 @@ pub struct Network {
     extra_delay_us: u64,
     /// Probability that a message is lost (breaking its connection).
     loss: f64,
+    /// Draws for jitter and loss.
+    rng: FastRng,
 }
 
 fn key(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
@@ -116,22 +120,49 @@ fn key(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
     }
 }
 
+impl Network {
+    #[inline]
+    fn slot(&self, a: NodeId, b: NodeId) -> usize {
+        let (lo, hi) = key(a, b);
+        lo as usize * self.nodes + hi as usize
+    }
+
+    #[inline]
+    fn conn(&self, a: NodeId, b: NodeId) -> Option<&ConnState> {
+        self.conns[self.slot(a, b)].as_ref()
+    }
+
+    #[inline]
+    fn conn_mut(&mut self, a: NodeId, b: NodeId) -> Option<&mut ConnState> {
+        let i = self.slot(a, b);
+        self.conns[i].as_mut()
+    }
+
+    #[inline]
+    fn set_conn(&mut self, a: NodeId, b: NodeId, state: ConnState) {
+        let i = self.slot(a, b);
+        self.conns[i] = Some(state);
+    }
+}
+
 fn dir(from: NodeId, to: NodeId) -> usize {
     usize::from(from > to)
 }
 
 impl Network {
-    /// A fully connected network.
-    pub fn new(cfg: NetConfig) -> Network {
+    /// A fully connected network of `nodes` nodes (ids `0..nodes`).
+    pub fn new(cfg: NetConfig, nodes: usize, seed: u64) -> Network {
         Network {
             cfg,
-            conns: BTreeMap::new(),
+            nodes,
+            conns: vec![None; nodes * nodes],
             next_conn: 1,
             cut: BTreeSet::new(),
             clogged: BTreeSet::new(),
             slow: BTreeMap::new(),
             extra_delay_us: 0,
             loss: 0.0,
+            rng: FastRng::new(seed),
         }
     }
 
@@ -141,8 +172,9 @@ impl Network {
     }
 
     /// Whether `from` can reach `to` (the directed link is not cut).
+    #[inline]
     pub fn reachable(&self, from: NodeId, to: NodeId) -> bool {
-        !self.cut.contains(&(from, to))
+        self.cut.is_empty() || !self.cut.contains(&(from, to))
     }
 
     /// Whether a connection can be established (both directions needed).
@@ -152,13 +184,13 @@ impl Network {
 
     /// Whether `conn` is the live connection between `a` and `b`.
     pub fn is_current(&self, a: NodeId, b: NodeId, conn: ConnId) -> bool {
-        matches!(self.conns.get(&key(a, b)), Some(ConnState::Up { id, .. }) if *id == conn)
+        matches!(self.conn(a, b), Some(ConnState::Up { id, .. }) if *id == conn)
     }
 
     /// Marks that `node` was told connection `conn` with `peer` is up;
     /// returns false (do not tell) if the connection is no longer current.
     pub fn mark_told_up(&mut self, node: NodeId, peer: NodeId, conn: ConnId) -> bool {
-        match self.conns.get_mut(&key(node, peer)) {
+        match self.conn_mut(node, peer) {
             Some(ConnState::Up { id, told_up, .. }) if *id == conn => {
                 told_up[usize::from(node > peer)] = true;
                 true
@@ -167,37 +199,31 @@ impl Network {
         }
     }
 
-    fn latency(&self, from: NodeId, to: NodeId, rng: &mut ChaCha8Rng) -> u64 {
+    fn latency(&mut self, from: NodeId, to: NodeId) -> u64 {
         let jitter = if self.cfg.jitter_us > 0 {
-            rng.gen_range(0..self.cfg.jitter_us)
+            self.rng.below(self.cfg.jitter_us)
         } else {
             0
         };
-        self.cfg.latency_us
-            + jitter
-            + self.extra_delay_us
-            + self.slow.get(&(from, to)).copied().unwrap_or(0)
+        let slow = if self.slow.is_empty() {
+            0
+        } else {
+            self.slow.get(&(from, to)).copied().unwrap_or(0)
+        };
+        self.cfg.latency_us + jitter + self.extra_delay_us + slow
     }
 
     /// Decides what happens to a message sent now from `from` to `to`.
     /// `to_alive` says whether the receiver's process is running.
-    pub fn send(
-        &mut self,
-        now: u64,
-        from: NodeId,
-        to: NodeId,
-        to_alive: bool,
-        rng: &mut ChaCha8Rng,
-    ) -> SendOutcome {
-        let k = key(from, to);
+    pub fn send(&mut self, now: u64, from: NodeId, to: NodeId, to_alive: bool) -> SendOutcome {
         let mut opened = false;
-        match self.conns.get(&k) {
+        match self.conn(from, to) {
             Some(ConnState::Up { .. }) => {}
             Some(ConnState::Broken { until }) if now < *until => return SendOutcome::Dropped,
             _ => {
                 if !to_alive || !self.connectable(from, to) {
                     let until = now + self.cfg.connect_timeout_us;
-                    self.conns.insert(k, ConnState::Broken { until });
+                    self.set_conn(from, to, ConnState::Broken { until });
                     return SendOutcome::Broke {
                         notify: vec![from],
                         at: until,
@@ -205,8 +231,9 @@ impl Network {
                 }
                 let id = self.next_conn;
                 self.next_conn += 1;
-                self.conns.insert(
-                    k,
+                self.set_conn(
+                    from,
+                    to,
                     ConnState::Up {
                         id,
                         last_delivery: [0, 0],
@@ -216,16 +243,16 @@ impl Network {
                 opened = true;
             }
         }
-        if !self.reachable(from, to) || (self.loss > 0.0 && rng.gen_bool(self.loss)) {
+        if !self.reachable(from, to) || (self.loss > 0.0 && self.rng.chance(self.loss)) {
             let at = now + self.cfg.detect_us;
             let notify = self.break_conn(from, to, at);
             return SendOutcome::Broke { notify, at };
         }
-        let lat = self.latency(from, to, rng);
-        let clogged = self.clogged.contains(&(from, to));
+        let lat = self.latency(from, to);
+        let clogged = !self.clogged.is_empty() && self.clogged.contains(&(from, to));
         let Some(ConnState::Up {
             id, last_delivery, ..
-        }) = self.conns.get_mut(&k)
+        }) = self.conn_mut(from, to)
         else {
             unreachable!("connection is up")
         };
@@ -244,16 +271,9 @@ impl Network {
 
     /// Schedules a held message released by an unclog at `now`; `None` if its
     /// connection is gone.
-    pub fn release(
-        &mut self,
-        now: u64,
-        from: NodeId,
-        to: NodeId,
-        conn: ConnId,
-        rng: &mut ChaCha8Rng,
-    ) -> Option<u64> {
-        let lat = self.latency(from, to, rng);
-        match self.conns.get_mut(&key(from, to)) {
+    pub fn release(&mut self, now: u64, from: NodeId, to: NodeId, conn: ConnId) -> Option<u64> {
+        let lat = self.latency(from, to);
+        match self.conn_mut(from, to) {
             Some(ConnState::Up {
                 id, last_delivery, ..
             }) if *id == conn => {
@@ -273,7 +293,7 @@ impl Network {
     pub fn break_conn(&mut self, a: NodeId, b: NodeId, until: u64) -> Vec<NodeId> {
         let k = key(a, b);
         let mut notify = Vec::new();
-        if let Some(ConnState::Up { told_up, .. }) = self.conns.get(&k) {
+        if let Some(ConnState::Up { told_up, .. }) = self.conn(a, b) {
             if told_up[0] {
                 notify.push(k.0);
             }
@@ -283,33 +303,23 @@ impl Network {
         } else {
             return notify;
         }
-        self.conns.insert(k, ConnState::Broken { until });
+        self.set_conn(a, b, ConnState::Broken { until });
         notify
     }
 
     /// Every pair with a live connection that involves `node`.
     pub fn peers_of(&self, node: NodeId) -> Vec<NodeId> {
-        self.conns
-            .iter()
-            .filter(|(_, s)| matches!(s, ConnState::Up { .. }))
-            .filter_map(|(&(a, b), _)| {
-                if a == node {
-                    Some(b)
-                } else if b == node {
-                    Some(a)
-                } else {
-                    None
-                }
-            })
+        (0..self.nodes as NodeId)
+            .filter(|&p| p != node && matches!(self.conn(node, p), Some(ConnState::Up { .. })))
             .collect()
     }
 
-    /// Every pair with a live connection.
+    /// Every pair (low, high) with a live connection, in order.
     pub fn live_pairs(&self) -> Vec<(NodeId, NodeId)> {
-        self.conns
-            .iter()
-            .filter(|(_, s)| matches!(s, ConnState::Up { .. }))
-            .map(|(k, _)| *k)
+        let n = self.nodes as NodeId;
+        (0..n)
+            .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+            .filter(|&(a, b)| matches!(self.conn(a, b), Some(ConnState::Up { .. })))
             .collect()
     }
 
@@ -378,19 +388,13 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-
-    fn rng() -> ChaCha8Rng {
-        ChaCha8Rng::seed_from_u64(7)
-    }
 
     #[test]
     fn fifo_per_connection() {
-        let mut net = Network::new(NetConfig::default());
-        let mut r = rng();
+        let mut net = Network::new(NetConfig::default(), 4, 7);
         let mut last = 0;
         for i in 0..100 {
-            match net.send(i, 1, 2, true, &mut r) {
+            match net.send(i, 1, 2, true) {
                 SendOutcome::Deliver { at, opened, .. } => {
                     assert_eq!(opened, i == 0);
                     assert!(at >= last);
@@ -403,9 +407,8 @@ mod tests {
 
     #[test]
     fn cut_breaks_and_heal_reconnects() {
-        let mut net = Network::new(NetConfig::default());
-        let mut r = rng();
-        let SendOutcome::Deliver { conn, .. } = net.send(0, 1, 2, true, &mut r) else {
+        let mut net = Network::new(NetConfig::default(), 4, 7);
+        let SendOutcome::Deliver { conn, .. } = net.send(0, 1, 2, true) else {
             panic!()
         };
         assert!(net.mark_told_up(1, 2, conn));
@@ -414,15 +417,15 @@ mod tests {
         let notify = net.break_conn(1, 2, 100);
         assert_eq!(notify, vec![1, 2]);
         assert!(!net.is_current(1, 2, conn));
-        assert_eq!(net.send(50, 1, 2, true, &mut r), SendOutcome::Dropped);
+        assert_eq!(net.send(50, 1, 2, true), SendOutcome::Dropped);
         // After the detection delay a connect is attempted and fails.
         assert!(matches!(
-            net.send(200, 1, 2, true, &mut r),
+            net.send(200, 1, 2, true),
             SendOutcome::Broke { .. }
         ));
         net.heal();
         let later = 200 + net.config().connect_timeout_us;
-        match net.send(later, 1, 2, true, &mut r) {
+        match net.send(later, 1, 2, true) {
             SendOutcome::Deliver {
                 conn: c2, opened, ..
             } => {
@@ -435,24 +438,16 @@ mod tests {
 
     #[test]
     fn one_way_cut_blocks_connect_both_ways() {
-        let mut net = Network::new(NetConfig::default());
-        let mut r = rng();
+        let mut net = Network::new(NetConfig::default(), 4, 7);
         net.cut(1, 2);
-        assert!(matches!(
-            net.send(0, 2, 1, true, &mut r),
-            SendOutcome::Broke { .. }
-        ));
+        assert!(matches!(net.send(0, 2, 1, true), SendOutcome::Broke { .. }));
     }
 
     #[test]
     fn loss_breaks_connection() {
-        let mut net = Network::new(NetConfig::default());
-        let mut r = rng();
-        net.send(0, 1, 2, true, &mut r);
+        let mut net = Network::new(NetConfig::default(), 4, 7);
+        net.send(0, 1, 2, true);
         net.set_loss(1.0);
-        assert!(matches!(
-            net.send(1, 1, 2, true, &mut r),
-            SendOutcome::Broke { .. }
-        ));
+        assert!(matches!(net.send(1, 1, 2, true), SendOutcome::Broke { .. }));
     }
 }

@@ -41,3 +41,41 @@ pub fn stream_rng(seed: u64, stream: Stream) -> ChaCha8Rng {
     key[24..32].copy_from_slice(&b.to_le_bytes());
     ChaCha8Rng::from_seed(key)
 }
+
+/// A small, fast deterministic generator (SplitMix64) for per-message draws
+/// (latency jitter, loss) where ChaCha's cost would show. Seeded from a
+/// ChaCha stream, so it is as reproducible as everything else.
+#[derive(Clone, Debug)]
+pub struct FastRng {
+    state: u64,
+}
+
+impl FastRng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> FastRng {
+        FastRng { state: seed }
+    }
+
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..n` (n > 0), by multiply-shift (bias below 2^-40 for
+    /// the ranges used here).
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// True with probability `p`.
+    #[inline]
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < p
+    }
+}

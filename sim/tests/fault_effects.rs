@@ -9,13 +9,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use kzsim_model::demo::DemoMsg;
-use kzsim_model::{ClientReply, Ctx, DiskReply, DiskRequest, Input, Msg, Node, NodeId};
+use kzsim_model::{Ctx, DiskReply, DiskRequest, Input, Msg, Node, NodeId};
 use kzsim_sim::engine::Engine;
-use kzsim_sim::history::History;
 use kzsim_sim::scenario::Scenario;
-use kzsim_sim::system::{Layout, System};
-use kzsim_sim::workload::{OpCall, OpDone, Workload};
-use kzsim_sim::Violation;
+use kzsim_sim::system::System;
+use kzsim_sim::testkit::ClosureSystem;
 
 /// What a probe saw: (node, local time in ms, event).
 type Log = Arc<Mutex<Vec<(NodeId, u64, String)>>>;
@@ -114,54 +112,23 @@ impl Node for Probe {
     }
 }
 
-struct NoWorkload;
-impl Workload for NoWorkload {
-    fn invoke(&mut self, _p: u64, _r: &mut rand_chacha::ChaCha8Rng) -> OpCall {
-        unreachable!("no processes")
-    }
-    fn complete(&mut self, _c: &OpCall, _r: &ClientReply) -> OpDone {
-        unreachable!("no processes")
-    }
-}
-
-struct ProbeSystem {
-    layout: Layout,
-    log: Log,
+fn probe_system(
+    log: &Log,
     ping_ms: u64,
     one_shot_ms: Option<u64>,
     disk_script: bool,
-}
-
-impl System for ProbeSystem {
-    fn layout(&self) -> &Layout {
-        &self.layout
-    }
-    fn build(&self, id: NodeId) -> Box<dyn Node> {
-        let peers = self
-            .layout
-            .servers
-            .iter()
-            .copied()
-            .filter(|p| *p != id)
-            .collect();
+) -> impl System {
+    let log = log.clone();
+    ClosureSystem::new(3, move |id| -> Box<dyn Node> {
         Box::new(Probe {
-            log: self.log.clone(),
-            peers,
-            ping_ms: if id == 0 { self.ping_ms } else { 0 },
-            one_shot_ms: if id == 0 { self.one_shot_ms } else { None },
-            disk_script: self.disk_script,
+            log: log.clone(),
+            peers: (0..3).filter(|p| *p != id).collect(),
+            ping_ms: if id == 0 { ping_ms } else { 0 },
+            one_shot_ms: if id == 0 { one_shot_ms } else { None },
+            disk_script,
             seq: 0,
         })
-    }
-    fn workload(&self) -> Box<dyn Workload> {
-        Box::new(NoWorkload)
-    }
-    fn check(&self, _h: &History, _n: &[Option<&dyn Node>]) -> Vec<Violation> {
-        Vec::new()
-    }
-    fn anomalies(&self) -> &'static [&'static str] {
-        &[]
-    }
+    })
 }
 
 struct Run {
@@ -191,13 +158,7 @@ fn run(faults: &str, ping_ms: u64, one_shot_ms: Option<u64>, disk_script: bool) 
     );
     let scenario = Scenario::parse(&text, Path::new("probe.toml")).expect("probe scenario");
     let log: Log = Arc::default();
-    let system = ProbeSystem {
-        layout: Layout::new(3, 0),
-        log: log.clone(),
-        ping_ms,
-        one_shot_ms,
-        disk_script,
-    };
+    let system = probe_system(&log, ping_ms, one_shot_ms, disk_script);
     let mut engine = Engine::with_system(&scenario, 1, Box::new(system));
     engine.run();
     let log = log.lock().unwrap().clone();
@@ -346,23 +307,15 @@ fn swizzle_clog_holds_messages_then_releases_them_in_order() {
         None,
         false,
     );
-    let msgs: Vec<(u64, u64)> = (1..3)
-        .flat_map(|n| {
-            r.of(n)
-                .into_iter()
-                .filter_map(|(t, w)| w.strip_prefix("msg 0 ").map(|i| (t, i.parse().unwrap())))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    // Some link out of node 0 was clogged: a gap of at least 100 ms.
-    let mut by_node: Vec<Vec<(u64, u64)>> = vec![Vec::new(); 3];
-    for n in 1..3 {
-        by_node[n] = r
-            .of(n as u32)
+    let arrivals = |n: NodeId| -> Vec<(u64, u64)> {
+        r.of(n)
             .into_iter()
             .filter_map(|(t, w)| w.strip_prefix("msg 0 ").map(|i| (t, i.parse().unwrap())))
-            .collect();
-    }
+            .collect()
+    };
+    let by_node: Vec<Vec<(u64, u64)>> = vec![Vec::new(), arrivals(1), arrivals(2)];
+    let msgs: Vec<&(u64, u64)> = by_node.iter().flatten().collect();
+    // Some link out of node 0 was clogged: a gap of at least 100 ms.
     let gaps = by_node[1..]
         .iter()
         .any(|v| v.windows(2).any(|w| w[1].0 - w[0].0 >= 100));
