@@ -74,7 +74,7 @@ mod tests {
             let mut seq = 0u64;
             for (delay, pops) in steps {
                 seq += 1;
-                let delay = if seq % 3 == 0 { delay % 5 } else { delay };
+                let delay = if seq.is_multiple_of(3) { delay % 5 } else { delay };
                 q.push(now + delay, seq, seq);
                 model.insert((now + delay, seq));
                 for _ in 0..pops {
