@@ -16,6 +16,9 @@ use crate::scenarios::{load_all, replay_command, validate_bugs, DEFAULT_DIR};
 /// `scenarios/` is empty.
 const DEMO_DIR: &str = "tests/scenarios";
 
+/// Where the default sweep writes its report.
+const DEFAULT_REPORT_DIR: &str = "target/kzsim-report";
+
 /// Seeds run by the default sweep (no arguments).
 const DEFAULT_SEEDS: std::ops::Range<u64> = 0..20;
 
@@ -49,6 +52,9 @@ pub struct RunArgs {
     /// Run every seed twice and fail on any trace difference.
     #[arg(long)]
     pub check_determinism: bool,
+    /// Write an HTML report of the sweep into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// Parses `A..B` (half-open).
@@ -105,6 +111,7 @@ pub fn default_sweep() -> Result<u8> {
         stop_on_fail: false,
         json: false,
         check_determinism: false,
+        report: Some(PathBuf::from(DEFAULT_REPORT_DIR)),
     })
 }
 
@@ -128,6 +135,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
         bugs: args.bugs.clone(),
         check_determinism: args.check_determinism,
     };
+    kzsim_sim::runner::install_quiet_panic_hook();
     let bar = ProgressBar::new(work.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -173,6 +181,13 @@ pub fn run(args: RunArgs) -> Result<u8> {
     };
     if !json {
         print_summary(&results, &args.bugs);
+    }
+    if let Some(dir) = &args.report {
+        let bugs = args.bugs.clone();
+        let path = kzsim_reports::write_sweep_report(dir, &results, &|o| {
+            replay_command(std::path::Path::new(&o.file), o.seed, &bugs)
+        })?;
+        eprintln!("report: {}", path.display());
     }
     Ok(code)
 }

@@ -89,13 +89,35 @@ pub fn judge(violations: &[Violation], expected: Option<&str>, cli_bugs: &[Strin
     !unexpected && shown
 }
 
+std::thread_local! {
+    /// Where the last panic on this thread happened (set by the quiet hook).
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Replaces the default panic hook (which prints to stderr) with one that
+/// only remembers where the panic happened, so a sweep's output stays clean
+/// and each failing seed's outcome carries the message and location.
+pub fn install_quiet_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        PANIC_AT.with(|p| *p.borrow_mut() = Some(at));
+    }));
+}
+
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
+    let msg = if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {
         s.clone()
     } else {
         "panic with a non-string payload".to_string()
+    };
+    match PANIC_AT.with(|p| p.borrow_mut().take()) {
+        Some(at) if !at.is_empty() => format!("{msg} (at {at})"),
+        _ => msg,
     }
 }
 
