@@ -15,10 +15,8 @@ impl Node for Fragile {
     fn step(&mut self, input: Input, cx: &mut Ctx<'_>) {
         match input {
             Input::Start { .. } => cx.set_timer_ms(1, 10),
-            Input::Timer { .. } => {
-                if rand::Rng::gen_bool(cx.rng, 0.5) {
-                    panic!("fragile node {} gave up", cx.me);
-                }
+            Input::Timer { .. } if rand::Rng::gen_bool(cx.rng, 0.5) => {
+                panic!("fragile node {} gave up", cx.me);
             }
             _ => {}
         }
