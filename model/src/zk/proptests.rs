@@ -1,0 +1,1 @@
+//! Property tests of the data tree against a simple reference model.
