@@ -195,10 +195,13 @@ mod tests {
     fn three_servers_elect_highest() {
         let mut e1 = Election::new(1, 1, v(1, 10, 1), false);
         // Server 2 with a higher zxid.
+        let s = e1.on_notification(1, 3, v(3, 9, 1), 1, PeerState::Looking, v(1, 10, 1), 2);
+        assert_eq!(s, ElectionStep::Nothing);
         let s = e1.on_notification(1, 2, v(2, 12, 1), 1, PeerState::Looking, v(1, 10, 1), 2);
-        assert_eq!(s, ElectionStep::Broadcast);
+        // Adopting 2's vote: {1, 2} now agree, a quorum of 3.
+        assert_eq!(s, ElectionStep::QuorumReached { changed: true });
         assert_eq!(e1.vote.leader, 2);
-        // Server 3 now agrees with 2.
+        // Server 3 now agrees with 2 too.
         let s = e1.on_notification(1, 3, v(2, 12, 1), 1, PeerState::Looking, v(1, 10, 1), 2);
         assert_eq!(s, ElectionStep::QuorumReached { changed: false });
         assert!(e1.has_quorum(2));
