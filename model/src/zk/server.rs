@@ -640,19 +640,28 @@ impl Node for ZkServer {
             },
             Input::Message { .. } | Input::ConnUp { .. } | Input::Client { .. } => {}
         }
+        // Deferred work queued while no disk operation was pending is due now.
+        while !self.halted {
+            let Some(a) = self.disk.pop_ready() else { break };
+            self.run_deferred(a, cx);
+        }
     }
 
     fn role(&self) -> String {
         let r = match &self.role {
             Role::Down => "down".to_string(),
             Role::Looking(e) => format!("looking r{}", e.logical_clock),
-            Role::Following(f) => format!("follower of {} e{}", f.leader, f.new_epoch),
+            Role::Following(f) => format!("follower of {} e{} {:?}", f.leader, f.new_epoch, f.phase),
             Role::Leading(l) => format!(
                 "leader e{}{}",
                 l.epoch,
                 if l.established { "" } else { " (syncing)" }
             ),
         };
-        format!("{r} zxid={:#x}", self.tree.last_zxid())
+        format!(
+            "{r} zxid={:#x} logged={:#x}",
+            self.tree.last_zxid(),
+            self.log.last_zxid()
+        )
     }
 }

@@ -739,6 +739,7 @@ mod tests {
             }
             w.await_leader(20_000);
             w.run_ms(4000);
+            eprintln!("seed {seed}: acked {}", acked.len());
             assert_converged(&w);
             assert_eq!(w.servers.len() as u32, n);
             assert!(acked.len() > 10, "seed {seed}: only {} acked", acked.len());
