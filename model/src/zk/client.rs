@@ -91,7 +91,13 @@ impl ZkClient {
         self.last_zxid
     }
 
-    fn reply(&mut self, id: ReqId, result: Result<ZkResponse, ZkError>, zxid: Zxid, cx: &mut Ctx<'_>) {
+    fn reply(
+        &mut self,
+        id: ReqId,
+        result: Result<ZkResponse, ZkError>,
+        zxid: Zxid,
+        cx: &mut Ctx<'_>,
+    ) {
         let r = ZkReply {
             result,
             zxid,

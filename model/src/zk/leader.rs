@@ -112,7 +112,8 @@ impl ZkServer {
         l.epoch = epoch;
         self.set_accepted_epoch(epoch, cx);
         let _ = ACCEPTED_EPOCH_FILE;
-        self.disk.after_all(Deferred::LeaderEpochAccepted { gen: self.role_gen });
+        self.disk
+            .after_all(Deferred::LeaderEpochAccepted { gen: self.role_gen });
     }
 
     pub(super) fn leader_epoch_accepted(&mut self, cx: &mut Ctx<'_>) {
@@ -145,7 +146,8 @@ impl ZkServer {
             .collect();
         self.set_current_epoch(epoch, cx);
         let _ = CURRENT_EPOCH_FILE;
-        self.disk.after_all(Deferred::LeaderEpochCurrent { gen: self.role_gen });
+        self.disk
+            .after_all(Deferred::LeaderEpochCurrent { gen: self.role_gen });
         for p in ready {
             self.leader_sync_learner(p, cx);
         }
@@ -240,6 +242,9 @@ impl ZkServer {
         let now = cx.now;
         let my_epoch = self.current_epoch;
         let my_last = self.log.last_zxid();
+        // Planted bug zk_vote_ignores_zxid: the leader also trusts the
+        // election and skips the "follower is ahead" check.
+        let check_ahead = !self.bugs.vote_ignores_zxid;
         let Some(l) = self.leader() else { return };
         if let Some(v) = l.learners.get_mut(&from) {
             v.last_heard = now;
@@ -280,8 +285,10 @@ impl ZkServer {
                 if v.stage != Stage::Info {
                     return;
                 }
-                if !l.epoch_quorum
-                    && (current_epoch > my_epoch || (current_epoch == my_epoch && last_zxid > my_last))
+                if check_ahead
+                    && !l.epoch_quorum
+                    && (current_epoch > my_epoch
+                        || (current_epoch == my_epoch && last_zxid > my_last))
                 {
                     // A learner is ahead of us: we must not lead.
                     self.go_looking(cx);

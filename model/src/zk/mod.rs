@@ -67,7 +67,7 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "zk_vote_ignores_zxid",
         component: "zk",
-        breaks: "elections ignore the zxid; a server missing committed txns becomes leader and truncates them",
+        breaks: "elections ignore the zxid (and the leader skips the follower-is-ahead check); a server missing committed txns becomes leader and truncates them",
         scenario: "zk-leader-crash",
     },
     BugInfo {

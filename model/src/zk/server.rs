@@ -642,7 +642,9 @@ impl Node for ZkServer {
         }
         // Deferred work queued while no disk operation was pending is due now.
         while !self.halted {
-            let Some(a) = self.disk.pop_ready() else { break };
+            let Some(a) = self.disk.pop_ready() else {
+                break;
+            };
             self.run_deferred(a, cx);
         }
     }
@@ -651,7 +653,9 @@ impl Node for ZkServer {
         let r = match &self.role {
             Role::Down => "down".to_string(),
             Role::Looking(e) => format!("looking r{}", e.logical_clock),
-            Role::Following(f) => format!("follower of {} e{} {:?}", f.leader, f.new_epoch, f.phase),
+            Role::Following(f) => {
+                format!("follower of {} e{} {:?}", f.leader, f.new_epoch, f.phase)
+            }
             Role::Leading(l) => format!(
                 "leader e{}{}",
                 l.epoch,

@@ -140,10 +140,19 @@ impl ZkServer {
                         },
                     );
                     match self.role {
-                        Role::Leading(_) => self.leader_create_session(timeout_ms, self.id, from, cx),
+                        Role::Leading(_) => {
+                            self.leader_create_session(timeout_ms, self.id, from, cx)
+                        }
                         Role::Following(ref f) => {
                             let l = f.leader;
-                            send(cx, l, ZkMsg::CreateSession { timeout_ms, client: from });
+                            send(
+                                cx,
+                                l,
+                                ZkMsg::CreateSession {
+                                    timeout_ms,
+                                    client: from,
+                                },
+                            );
                         }
                         _ => {}
                     }
@@ -243,7 +252,14 @@ impl ZkServer {
                     self.on_sync_done(s, xid, cx);
                 } else {
                     let l = f.leader;
-                    send(cx, l, ZkMsg::SyncReq { session: s, cxid: xid });
+                    send(
+                        cx,
+                        l,
+                        ZkMsg::SyncReq {
+                            session: s,
+                            cxid: xid,
+                        },
+                    );
                 }
             }
             _ => {}
@@ -313,9 +329,7 @@ impl ZkServer {
         }
         let s = lt.hdr.session;
         match &lt.txn {
-            Txn::CreateSession {
-                origin, client, ..
-            } if *origin == self.id => {
+            Txn::CreateSession { origin, client, .. } if *origin == self.id => {
                 let Some(c) = self.serving.conns.get_mut(client) else {
                     return;
                 };
@@ -442,7 +456,12 @@ impl ZkServer {
             return;
         };
         c.session = s;
-        let timeout_ms = self.tree.sessions().get(&s).copied().unwrap_or(c.timeout_ms);
+        let timeout_ms = self
+            .tree
+            .sessions()
+            .get(&s)
+            .copied()
+            .unwrap_or(c.timeout_ms);
         self.serving.sessions.insert(s, client);
         send(
             cx,

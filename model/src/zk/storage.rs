@@ -462,7 +462,10 @@ mod tests {
         assert_eq!(r.log.entries.len(), 4);
         assert!(r.tree.get("/n5").is_none());
         assert!(matches!(r.fixups[0], DiskRequest::Truncate { .. }));
-        assert_eq!(r.log.byte_len() as usize, bytes.len() - (bytes.len() - r.log.byte_len() as usize));
+        assert_eq!(
+            r.log.byte_len() as usize,
+            bytes.len() - (bytes.len() - r.log.byte_len() as usize)
+        );
 
         // Corrupt a byte in the third entry: entries 3.. are dropped.
         let mut bad = bytes.clone();

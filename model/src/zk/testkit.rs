@@ -19,9 +19,28 @@ const LATENCY_US: u64 = 1_000;
 
 #[derive(Debug)]
 enum Ev {
-    Input { to: NodeId, input: Input, conn: Option<(NodeId, u64)> },
-    Timer { to: NodeId, timer: TimerId, gen: u64 },
+    Input {
+        to: NodeId,
+        input: Input,
+        conn: Option<(NodeId, u64)>,
+    },
+    Timer {
+        to: NodeId,
+        timer: TimerId,
+        gen: u64,
+    },
+    /// A disk operation completes; an fsync makes `durable` durable then.
+    DiskDone {
+        to: NodeId,
+        boot: u64,
+        op: u64,
+        reply: DiskReply,
+        durable: Option<(String, Vec<u8>)>,
+    },
 }
+
+/// Disk operations complete after this long (fsyncs become durable then).
+const DISK_US: u64 = 2_000;
 
 #[derive(Default, Clone)]
 struct Disk {
@@ -48,6 +67,7 @@ pub(super) struct World {
     down: BTreeSet<NodeId>,
     blocked: BTreeSet<(NodeId, NodeId)>,
     rngs: BTreeMap<NodeId, ChaCha8Rng>,
+    boots: BTreeMap<NodeId, u64>,
     pub(super) replies: BTreeMap<ReqId, ZkReply>,
     next_req: ReqId,
 }
@@ -82,6 +102,7 @@ impl World {
             down: BTreeSet::new(),
             blocked: BTreeSet::new(),
             rngs: BTreeMap::new(),
+            boots: BTreeMap::new(),
             replies: BTreeMap::new(),
             next_req: 1,
         };
@@ -125,6 +146,7 @@ impl World {
     /// Crashes a node: volatile state and unsynced bytes are lost.
     pub(super) fn crash(&mut self, id: NodeId) {
         self.down.insert(id);
+        *self.boots.entry(id).or_default() += 1;
         self.servers.remove(&id);
         if let Some(d) = self.disks.get_mut(&id) {
             d.cache = d.durable.clone();
@@ -167,6 +189,16 @@ impl World {
             .chain(self.clients.keys().copied())
             .collect();
         for o in all {
+            if o != id {
+                self.block(id, o, blocked);
+            }
+        }
+    }
+
+    /// Cuts a server off from the other servers only (clients still reach
+    /// it), or heals that.
+    pub(super) fn isolate_from_servers(&mut self, id: NodeId, blocked: bool) {
+        for o in self.ensemble.clone() {
             if o != id {
                 self.block(id, o, blocked);
             }
@@ -258,12 +290,10 @@ impl World {
                 d.cache.entry(file).or_default().truncate(len as usize);
                 DiskReply::Done
             }
-            DiskRequest::Fsync { file } => {
-                let v = d.cache.get(&file).cloned().unwrap_or_default();
-                d.durable.insert(file, v);
-                DiskReply::Synced
+            DiskRequest::Fsync { .. } => DiskReply::Synced,
+            DiskRequest::Read { file } => {
+                DiskReply::Data(d.cache.get(&file).cloned().unwrap_or_default())
             }
-            DiskRequest::Read { file } => DiskReply::Data(d.cache.get(&file).cloned().unwrap_or_default()),
             DiskRequest::Delete { file } => {
                 d.cache.remove(&file);
                 d.durable.remove(&file);
@@ -298,13 +328,23 @@ impl World {
                     self.timers.remove(&(to, timer));
                 }
                 Effect::Disk { op, req } => {
-                    let r = self.do_disk(to, req);
+                    let durable = match &req {
+                        DiskRequest::Fsync { file } => {
+                            let d = self.disks.entry(to).or_default();
+                            Some((file.clone(), d.cache.get(file).cloned().unwrap_or_default()))
+                        }
+                        _ => None,
+                    };
+                    let reply = self.do_disk(to, req);
+                    let boot = self.boots.get(&to).copied().unwrap_or(0);
                     self.push(
-                        self.now,
-                        Ev::Input {
+                        self.now + DISK_US,
+                        Ev::DiskDone {
                             to,
-                            input: Input::Disk { op, result: Ok(r) },
-                            conn: None,
+                            boot,
+                            op,
+                            reply,
+                            durable,
                         },
                     );
                 }
@@ -333,6 +373,27 @@ impl World {
                     }
                 }
                 self.deliver(to, input);
+            }
+            Ev::DiskDone {
+                to,
+                boot,
+                op,
+                reply,
+                durable,
+            } => {
+                if self.boots.get(&to).copied().unwrap_or(0) != boot || self.down.contains(&to) {
+                    return true;
+                }
+                if let Some((file, data)) = durable {
+                    self.disks.entry(to).or_default().durable.insert(file, data);
+                }
+                self.deliver(
+                    to,
+                    Input::Disk {
+                        op,
+                        result: Ok(reply),
+                    },
+                );
             }
             Ev::Timer { to, timer, gen } => {
                 if self.timers.get(&(to, timer)) == Some(&gen) {
@@ -476,14 +537,21 @@ mod tests {
     fn assert_converged(w: &World) {
         let d = w.digests();
         let first = *d.values().next().unwrap();
-        assert!(d.values().all(|x| *x == first), "trees differ: {d:?} {:?}", w.roles());
+        assert!(
+            d.values().all(|x| *x == first),
+            "trees differ: {d:?} {:?}",
+            w.roles()
+        );
     }
 
     #[test]
     fn three_servers_elect_a_leader_and_commit_everywhere() {
         let mut w = World::new(3, 2, 1000, BugSet::none());
         let l = w.await_leader(5000);
-        assert!(w.servers.values().filter(|s| s.is_leader()).count() == 1, "{l}");
+        assert!(
+            w.servers.values().filter(|s| s.is_leader()).count() == 1,
+            "{l}"
+        );
         let r = call_ok(&mut w, 101, create("/a", b"0", CreateMode::Persistent));
         assert_eq!(r.result, Ok(ZkResponse::Created("/a".into())));
         for i in 1..=20u8 {
@@ -537,7 +605,11 @@ mod tests {
         let mut w = World::new(5, 1, 1000, BugSet::none());
         let l = w.await_leader(5000);
         for i in 0..10 {
-            call_ok(&mut w, 101, create(&format!("/p{i}"), b"", CreateMode::Persistent));
+            call_ok(
+                &mut w,
+                101,
+                create(&format!("/p{i}"), b"", CreateMode::Persistent),
+            );
         }
         let others: Vec<NodeId> = (1..=5).filter(|&x| x != l).take(2).collect();
         for &o in &others {
@@ -545,7 +617,11 @@ mod tests {
         }
         w.run_ms(200);
         for i in 10..20 {
-            call_ok(&mut w, 101, create(&format!("/p{i}"), b"", CreateMode::Persistent));
+            call_ok(
+                &mut w,
+                101,
+                create(&format!("/p{i}"), b"", CreateMode::Persistent),
+            );
         }
         // Whole-ensemble power loss: everything unsynced is gone.
         for id in 1..=5 {
@@ -574,8 +650,15 @@ mod tests {
         assert!(r.result.is_ok());
         let s = r.session;
         call_ok(&mut w, 101, create("/q", b"", CreateMode::Persistent));
-        let r = call_ok(&mut w, 101, create("/q/lock-", b"", CreateMode::EphemeralSequential));
-        assert_eq!(r.result, Ok(ZkResponse::Created("/q/lock-0000000000".into())));
+        let r = call_ok(
+            &mut w,
+            101,
+            create("/q/lock-", b"", CreateMode::EphemeralSequential),
+        );
+        assert_eq!(
+            r.result,
+            Ok(ZkResponse::Created("/q/lock-0000000000".into()))
+        );
         w.run_ms(2000);
         // Still alive: the client pings.
         for sv in w.servers.values() {
@@ -590,8 +673,15 @@ mod tests {
             assert!(!sv.tree().has_session(s));
         }
         assert_converged(&w);
-        let r = call_ok(&mut w, 102, create("/q/lock-", b"", CreateMode::EphemeralSequential));
-        assert_eq!(r.result, Ok(ZkResponse::Created("/q/lock-0000000002".into())));
+        let r = call_ok(
+            &mut w,
+            102,
+            create("/q/lock-", b"", CreateMode::EphemeralSequential),
+        );
+        assert_eq!(
+            r.result,
+            Ok(ZkResponse::Created("/q/lock-0000000002".into()))
+        );
     }
 
     #[test]
@@ -658,97 +748,162 @@ mod tests {
         assert!(w.servers.values().all(|s| s.tree().get("/mine").is_some()));
     }
 
-    /// Random crashes, restarts, isolations and power losses while two
-    /// clients write unique znodes; after healing, every server holds the
-    /// same tree and every acknowledged create.
-    #[test]
-    fn random_faults_keep_acked_writes_and_converge() {
+    /// One run of random crashes, restarts, isolations and power losses
+    /// while two clients write unique znodes; after healing, every server
+    /// must hold the same tree and every acknowledged create.
+    fn fault_run(seed: u64, bugs: BugSet) -> Result<usize, String> {
         use rand::Rng;
-        for seed in 0..16u64 {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let n: u32 = if seed % 2 == 0 { 3 } else { 5 };
-            let mut w = World::new(n, 2, 800, BugSet::none());
-            w.await_leader(5000);
-            let mut pending: BTreeMap<ReqId, String> = BTreeMap::new();
-            let mut acked: Vec<String> = Vec::new();
-            let mut down: BTreeSet<NodeId> = BTreeSet::new();
-            let mut isolated: Option<NodeId> = None;
-            let mut k = 0;
-            for _round in 0..20 {
-                if let Some(i) = isolated.take() {
-                    w.isolate(i, false);
-                }
-                match rng.gen_range(0..6) {
-                    0 | 1 if (down.len() as u32) < (n - 1) / 2 => {
-                        let v = rng.gen_range(1..=n);
-                        if down.insert(v) {
-                            w.crash(v);
-                        }
-                    }
-                    2 => {
-                        if let Some(&v) = down.iter().next() {
-                            down.remove(&v);
-                            w.restart(v);
-                        }
-                    }
-                    3 if down.is_empty() => {
-                        let v = w.leader().unwrap_or(1);
-                        w.isolate(v, true);
-                        isolated = Some(v);
-                    }
-                    4 if rng.gen_bool(0.3) => {
-                        // Power loss of the whole ensemble.
-                        for id in 1..=n {
-                            if !down.contains(&id) {
-                                w.crash(id);
-                            }
-                        }
-                        for id in 1..=n {
-                            w.restart(id);
-                        }
-                        down.clear();
-                    }
-                    _ => {}
-                }
-                for c in [101, 102] {
-                    for _ in 0..3 {
-                        k += 1;
-                        let p = format!("/k{k}");
-                        let id = w.submit(c, create(&p, b"", CreateMode::Persistent));
-                        pending.insert(id, p);
-                    }
-                }
-                w.run_ms(rng.gen_range(100..900));
-                let done: Vec<ReqId> = pending
-                    .keys()
-                    .copied()
-                    .filter(|id| w.replies.contains_key(id))
-                    .collect();
-                for id in done {
-                    let p = pending.remove(&id).unwrap();
-                    if w.replies.remove(&id).unwrap().result.is_ok() {
-                        acked.push(p);
-                    }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n: u32 = if seed % 2 == 0 { 3 } else { 5 };
+        let mut w = World::new(n, 2, 800, bugs);
+        w.await_leader(5000);
+        let mut pending: BTreeMap<ReqId, String> = BTreeMap::new();
+        let mut acked: Vec<String> = Vec::new();
+        let mut down: BTreeSet<NodeId> = BTreeSet::new();
+        let mut isolated: Option<NodeId> = None;
+        let mut k = 0;
+        for _round in 0..20 {
+            for c in [101, 102] {
+                for _ in 0..3 {
+                    k += 1;
+                    let p = format!("/k{k}");
+                    let id = w.submit(c, create(&p, b"", CreateMode::Persistent));
+                    pending.insert(id, p);
                 }
             }
+            w.run_ms(rng.gen_range(0..6));
             if let Some(i) = isolated.take() {
                 w.isolate(i, false);
+                w.isolate_from_servers(i, false);
             }
-            for v in std::mem::take(&mut down) {
-                w.restart(v);
+            match rng.gen_range(0..6) {
+                0 | 1 if (down.len() as u32) < (n - 1) / 2 => {
+                    let v = w
+                        .leader()
+                        .filter(|_| rng.gen_bool(0.5))
+                        .unwrap_or(rng.gen_range(1..=n));
+                    if down.insert(v) {
+                        w.crash(v);
+                    }
+                }
+                2 => {
+                    if let Some(&v) = down.iter().next() {
+                        down.remove(&v);
+                        w.restart(v);
+                    }
+                }
+                3 if down.is_empty() => {
+                    let v = w.leader().unwrap_or(1);
+                    if rng.gen_bool(0.5) {
+                        w.isolate(v, true);
+                    } else {
+                        w.isolate_from_servers(v, true);
+                    }
+                    isolated = Some(v);
+                }
+                4 if rng.gen_bool(0.3) => {
+                    // Power loss of the whole ensemble.
+                    for id in 1..=n {
+                        if !down.contains(&id) {
+                            w.crash(id);
+                        }
+                    }
+                    for id in 1..=n {
+                        w.restart(id);
+                    }
+                    down.clear();
+                }
+                _ => {}
             }
-            w.await_leader(20_000);
-            w.run_ms(4000);
-            eprintln!("seed {seed}: acked {}", acked.len());
-            assert_converged(&w);
-            assert_eq!(w.servers.len() as u32, n);
-            assert!(acked.len() > 10, "seed {seed}: only {} acked", acked.len());
-            for s in w.servers.values() {
-                for p in &acked {
-                    assert!(s.tree().get(p).is_some(), "seed {seed}: acked {p} missing on {}", s.role());
+            w.run_ms(rng.gen_range(100..900));
+            let done: Vec<ReqId> = pending
+                .keys()
+                .copied()
+                .filter(|id| w.replies.contains_key(id))
+                .collect();
+            for id in done {
+                let p = pending.remove(&id).unwrap();
+                if w.replies.remove(&id).unwrap().result.is_ok() {
+                    acked.push(p);
                 }
             }
         }
+        if let Some(i) = isolated.take() {
+            w.isolate(i, false);
+            w.isolate_from_servers(i, false);
+        }
+        for v in std::mem::take(&mut down) {
+            w.restart(v);
+        }
+        w.run_ms(8000);
+        if w.leader().is_none() {
+            return Err(format!("seed {seed}: no leader: {:?}", w.roles()));
+        }
+        let d = w.digests();
+        let first = *d.values().next().unwrap();
+        if !d.values().all(|x| *x == first) {
+            return Err(format!("seed {seed}: trees differ: {:?}", w.roles()));
+        }
+        for s in w.servers.values() {
+            for p in &acked {
+                if s.tree().get(p).is_none() {
+                    return Err(format!("seed {seed}: acked {p} missing on {}", s.role()));
+                }
+            }
+        }
+        Ok(acked.len())
+    }
+
+    #[test]
+    fn random_faults_keep_acked_writes_and_converge() {
+        for seed in 0..40u64 {
+            let acked = fault_run(seed, BugSet::none()).unwrap();
+            assert!(acked > 10, "seed {seed}: only {acked} acked");
+        }
+    }
+
+    /// The durability bugs are caught by the same runs.
+    #[test]
+    fn planted_durability_bugs_are_caught() {
+        for bug in ["zk_commit_without_quorum"] {
+            let mut b = BugSet::none();
+            b.enable(bug);
+            let found = (0..60u64).find(|&s| fault_run(s, b.clone()).is_err());
+            eprintln!("{bug}: found at seed {found:?}");
+            assert!(found.is_some(), "{bug} not found in 60 seeds");
+        }
+    }
+
+    /// 2 leads epoch 1 with followers 1 and 3; 3 crashes, `/x` commits on
+    /// {1, 2}; then 2 crashes and 3 returns. The faithful election picks 1
+    /// (same epoch, higher zxid); with `zk_vote_ignores_zxid` 3 wins on its
+    /// id and truncates `/x` away.
+    fn stale_server_returns(bugs: BugSet) -> bool {
+        let mut w = World::new(3, 1, 1000, bugs);
+        w.crash(3);
+        assert_eq!(w.await_leader(5000), 2);
+        w.restart(3);
+        w.run_ms(1000);
+        call_ok(&mut w, 101, create("/a", b"", CreateMode::Persistent));
+        w.run_ms(100);
+        w.crash(3);
+        let r = call_ok(&mut w, 101, create("/x", b"", CreateMode::Persistent));
+        assert!(r.result.is_ok());
+        w.crash(2);
+        w.restart(3);
+        w.run_ms(3000);
+        w.restart(2);
+        w.run_ms(3000);
+        assert_converged(&w);
+        w.servers.values().all(|s| s.tree().get("/x").is_some())
+    }
+
+    #[test]
+    fn vote_ordering_keeps_committed_txns_and_the_bug_loses_them() {
+        assert!(stale_server_returns(BugSet::none()));
+        let mut b = BugSet::none();
+        b.enable("zk_vote_ignores_zxid");
+        assert!(!stale_server_returns(b));
     }
 
     #[test]

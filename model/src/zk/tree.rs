@@ -429,7 +429,11 @@ mod tests {
             .check_create("/q/n-", CreateMode::EphemeralSequential)
             .unwrap();
         assert_eq!(p2, "/q/n-0000000002");
-        assert_eq!(t.check_create("/q/", CreateMode::PersistentSequential).unwrap(), "/q/0000000002");
+        assert_eq!(
+            t.check_create("/q/", CreateMode::PersistentSequential)
+                .unwrap(),
+            "/q/0000000002"
+        );
     }
 
     #[test]
@@ -442,7 +446,9 @@ mod tests {
         assert_eq!(t.check_delete("/zz", -1), Err(ZkError::NoNode));
         assert_eq!(t.check_version("/a/b", 1), Err(ZkError::BadVersion));
         let v = t.check_version("/a/b", 0).unwrap();
-        let st = t.apply_set_data("/a/b", b"y", v, 3, &mut Vec::new()).unwrap();
+        let st = t
+            .apply_set_data("/a/b", b"y", v, 3, &mut Vec::new())
+            .unwrap();
         assert_eq!((st.version, st.mzxid, st.czxid), (1, 3, 2));
         assert_eq!(t.check_version("/a/b", -1), Ok(2));
         t.apply_delete("/a/b", 4, &mut Vec::new());

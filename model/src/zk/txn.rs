@@ -149,7 +149,11 @@ fn prep_one(tree: &DataTree, session: SessionId, op: &ZkOp) -> Txn {
 
 /// Applies a transaction to `tree`, returning the client-visible result and
 /// pushing the changes (for watches) into `changes`.
-pub fn apply(tree: &mut DataTree, t: &LoggedTxn, changes: &mut Vec<Change>) -> Result<ZkResponse, ZkError> {
+pub fn apply(
+    tree: &mut DataTree,
+    t: &LoggedTxn,
+    changes: &mut Vec<Change>,
+) -> Result<ZkResponse, ZkError> {
     let r = apply_body(tree, t.hdr.session, t.hdr.zxid, &t.txn, changes);
     tree.set_last_zxid(t.hdr.zxid);
     r
@@ -218,7 +222,12 @@ mod tests {
     use super::*;
     use crate::zk::types::CreateMode;
 
-    fn run(tree: &mut DataTree, session: SessionId, zxid: Zxid, op: ZkOp) -> Result<ZkResponse, ZkError> {
+    fn run(
+        tree: &mut DataTree,
+        session: SessionId,
+        zxid: Zxid,
+        op: ZkOp,
+    ) -> Result<ZkResponse, ZkError> {
         let txn = prep(tree, session, &op);
         let lt = LoggedTxn {
             hdr: TxnHeader {
@@ -281,12 +290,27 @@ mod tests {
     fn unknown_session_is_expired_and_roundtrip_encoding() {
         let t = DataTree::new();
         assert_eq!(
-            prep(&t, 3, &ZkOp::Delete { path: "/a".into(), version: -1 }),
+            prep(
+                &t,
+                3,
+                &ZkOp::Delete {
+                    path: "/a".into(),
+                    version: -1
+                }
+            ),
             Txn::Error(ZkError::SessionExpired)
         );
         let lt = LoggedTxn {
-            hdr: TxnHeader { zxid: 9, session: 3, cxid: 4 },
-            txn: Txn::SetData { path: "/p".into(), data: vec![1, 2], version: 3 },
+            hdr: TxnHeader {
+                zxid: 9,
+                session: 3,
+                cxid: 4,
+            },
+            txn: Txn::SetData {
+                path: "/p".into(),
+                data: vec![1, 2],
+                version: 3,
+            },
         };
         assert_eq!(decode_txn(&encode_txn(&lt)), Some(lt));
     }

@@ -64,7 +64,10 @@ pub enum CreateMode {
 impl CreateMode {
     /// Whether the znode is ephemeral.
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     /// Whether the name gets a sequence suffix.
@@ -78,7 +81,17 @@ impl CreateMode {
 
 /// A ZooKeeper error code, as the server or client returns it.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, thiserror::Error,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    thiserror::Error,
 )]
 pub enum ZkError {
     /// The znode (or, for create, its parent) does not exist.

@@ -85,7 +85,13 @@ impl WatchManager {
                     );
                 }
                 Change::DataChanged(p) => {
-                    Self::fire(&mut self.data, p, WatchKind::NodeDataChanged, zxid, &mut out);
+                    Self::fire(
+                        &mut self.data,
+                        p,
+                        WatchKind::NodeDataChanged,
+                        zxid,
+                        &mut out,
+                    );
                 }
             }
         }
