@@ -303,10 +303,11 @@ impl Node for ZkClient {
                         self.lost(ZkError::ConnectionLoss, cx);
                     }
                 }
-                TIMER_RETRY => {
-                    if self.state == State::Idle && (self.session != 0 || !self.queued.is_empty()) {
-                        self.connect(cx);
-                    }
+                TIMER_RETRY
+                    if self.state == State::Idle
+                        && (self.session != 0 || !self.queued.is_empty()) =>
+                {
+                    self.connect(cx);
                 }
                 _ => {}
             },

@@ -273,10 +273,8 @@ impl ZkServer {
 
     fn run_deferred(&mut self, a: Deferred, cx: &mut Ctx<'_>) {
         match a {
-            Deferred::Send { gen, to, msg } => {
-                if gen == self.role_gen {
-                    cx.send(to, Msg::Zk(msg));
-                }
+            Deferred::Send { gen, to, msg } if gen == self.role_gen => {
+                cx.send(to, Msg::Zk(msg));
             }
             Deferred::LeaderEpochAccepted { gen } if gen == self.role_gen => {
                 self.leader_epoch_accepted(cx)
@@ -300,24 +298,22 @@ impl ZkServer {
                 zxid,
                 trunc_gen,
                 bytes,
-            } => {
-                if trunc_gen == self.trunc_gen
-                    && gen == self.log.base
-                    && !self.snaps.contains(&(gen, zxid))
-                {
-                    let file = snap_file(gen, zxid);
-                    self.disk_op(
-                        DiskRequest::WriteAt {
-                            file: file.clone(),
-                            offset: 0,
-                            data: bytes,
-                        },
-                        cx,
-                    );
-                    self.fsync_file(&file, cx);
-                    self.snaps.insert((gen, zxid));
-                    self.disk.after_all(Deferred::PruneSnaps { gen });
-                }
+            } if trunc_gen == self.trunc_gen
+                && gen == self.log.base
+                && !self.snaps.contains(&(gen, zxid)) =>
+            {
+                let file = snap_file(gen, zxid);
+                self.disk_op(
+                    DiskRequest::WriteAt {
+                        file: file.clone(),
+                        offset: 0,
+                        data: bytes,
+                    },
+                    cx,
+                );
+                self.fsync_file(&file, cx);
+                self.snaps.insert((gen, zxid));
+                self.disk.after_all(Deferred::PruneSnaps { gen });
             }
             Deferred::PruneSnaps { gen } => {
                 let mut same: Vec<Zxid> = self
