@@ -27,6 +27,8 @@ pub mod watches;
 pub mod wire;
 
 #[cfg(test)]
+mod ensemble_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod testkit;
