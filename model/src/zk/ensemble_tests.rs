@@ -476,3 +476,65 @@ fn multi_and_sync_through_the_leader() {
     );
     assert_eq!(r.result, Ok(ZkResponse::Children(vec!["x".into()])));
 }
+
+/// Writes `/x` (followers have slow disks) and cuts the power of the whole
+/// ensemble the moment the client has its answer; the old leader stays
+/// down. Faithful: a quorum
+/// fsynced `/x` before it was acknowledged, so a follower still has it.
+/// With `zk_ack_before_fsync` the followers acked from the page cache.
+fn power_loss_right_after_ack(bugs: BugSet) -> bool {
+    let mut w = World::new(3, 1, 1000, bugs);
+    let l = w.await_leader(5000);
+    // Followers' disks are slow.
+    for id in (1..=3).filter(|&i| i != l) {
+        w.disk_us_of.insert(id, 20_000);
+    }
+    call_ok(&mut w, 101, create("/a", b"", CreateMode::Persistent));
+    w.run_ms(50);
+    // Make sure the client talks to the leader.
+    let r = call_ok(&mut w, 101, get("/a", false));
+    if r.server != l {
+        w.crash(r.server);
+        w.restart(r.server);
+        w.run_ms(500);
+        call_ok(&mut w, 101, get("/a", false));
+    }
+    let r = call_ok(&mut w, 101, create("/x", b"", CreateMode::Persistent));
+    assert!(r.result.is_ok());
+    for id in 1..=3 {
+        w.crash(id);
+    }
+    for id in (1..=3).filter(|&i| i != l) {
+        w.restart(id);
+    }
+    w.await_leader(10_000);
+    w.run_ms(500);
+    w.servers.values().all(|s| s.tree().get("/x").is_some())
+}
+
+#[test]
+fn acks_wait_for_fsync_and_the_bug_loses_a_write_on_power_loss() {
+    assert!(power_loss_right_after_ack(BugSet::none()));
+    let mut b = BugSet::none();
+    b.enable("zk_ack_before_fsync");
+    assert!(!power_loss_right_after_ack(b));
+}
+
+/// A client on one server keeps its session alive; the leader never
+/// expires it. With `zk_expiry_on_follower` a follower the client does not
+/// talk to expires it locally and its ephemeral vanishes there only.
+fn ephemeral_everywhere_after_a_while(bugs: BugSet) -> bool {
+    let mut w = World::new(3, 1, 600, bugs);
+    w.await_leader(5000);
+    call_ok(&mut w, 101, create("/e", b"", CreateMode::Ephemeral));
+    w.run_ms(3000);
+    w.servers.values().all(|s| s.tree().get("/e").is_some())
+}
+
+#[test]
+fn sessions_expire_only_through_the_leader_and_the_bug_diverges() {
+    assert!(ephemeral_everywhere_after_a_while(BugSet::none()));
+    let mut b = BugSet::none();
+    b.enable("zk_expiry_on_follower");
+    assert!(!ephemeral_everywhere_after_a_while(b));
+}

@@ -39,7 +39,8 @@ enum Ev {
     },
 }
 
-/// Disk operations complete after this long (fsyncs become durable then).
+/// Default time for a disk operation to complete (fsyncs become durable
+/// then).
 const DISK_US: u64 = 2_000;
 
 #[derive(Default, Clone)]
@@ -68,6 +69,10 @@ pub(crate) struct World {
     blocked: BTreeSet<(NodeId, NodeId)>,
     rngs: BTreeMap<NodeId, ChaCha8Rng>,
     boots: BTreeMap<NodeId, u64>,
+    /// How long disk operations take.
+    pub(crate) disk_us: u64,
+    /// Per-node disk latency overriding `disk_us`.
+    pub(crate) disk_us_of: BTreeMap<NodeId, u64>,
     pub(crate) replies: BTreeMap<ReqId, ZkReply>,
     next_req: ReqId,
 }
@@ -103,6 +108,8 @@ impl World {
             blocked: BTreeSet::new(),
             rngs: BTreeMap::new(),
             boots: BTreeMap::new(),
+            disk_us: DISK_US,
+            disk_us_of: BTreeMap::new(),
             replies: BTreeMap::new(),
             next_req: 1,
         };
@@ -338,7 +345,7 @@ impl World {
                     let reply = self.do_disk(to, req);
                     let boot = self.boots.get(&to).copied().unwrap_or(0);
                     self.push(
-                        self.now + DISK_US,
+                        self.now + self.disk_us_of.get(&to).copied().unwrap_or(self.disk_us),
                         Ev::DiskDone {
                             to,
                             boot,
