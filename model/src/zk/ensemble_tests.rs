@@ -538,3 +538,65 @@ fn sessions_expire_only_through_the_leader_and_the_bug_diverges() {
     b.enable("zk_expiry_on_follower");
     assert!(!ephemeral_everywhere_after_a_while(b));
 }
+
+/// 3 misses `/a` and `/d` while down, is synced by DIFF, logs `/p`, then the
+/// whole ensemble loses power. Faithful: 3 persisted the DIFF before its
+/// NEWLEADER ack, so every server keeps `/d`. With
+/// `zk_newleader_ack_before_persist` 3's log has a hole; it wins the tie on
+/// its id and leads without `/d`.
+fn power_loss_after_diff_sync(bugs: BugSet) -> bool {
+    let mut w = World::new(3, 1, 1000, bugs);
+    w.crash(3);
+    assert_eq!(w.await_leader(5000), 2);
+    call_ok(&mut w, 101, create("/a", b"", CreateMode::Persistent));
+    call_ok(&mut w, 101, create("/d", b"", CreateMode::Persistent));
+    w.restart(3);
+    w.run_ms(1000);
+    call_ok(&mut w, 101, create("/p", b"", CreateMode::Persistent));
+    w.run_ms(100);
+    for id in 1..=3 {
+        w.crash(id);
+    }
+    for id in 1..=3 {
+        w.restart(id);
+    }
+    w.await_leader(10_000);
+    w.run_ms(1000);
+    let d = w.digests();
+    let first = *d.values().next().unwrap();
+    d.values().all(|x| *x == first) && w.servers.values().all(|s| s.tree().get("/d").is_some())
+}
+
+#[test]
+fn newleader_ack_waits_for_the_synced_history_and_the_bug_loses_it() {
+    assert!(power_loss_after_diff_sync(BugSet::none()));
+    let mut b = BugSet::none();
+    b.enable("zk_newleader_ack_before_persist");
+    assert!(!power_loss_after_diff_sync(b));
+}
+
+/// The leader's link to follower 1 is slow. Client 102 (on server 2) writes
+/// `/s`; then client 101 (on server 1) syncs and reads it. Faithful: the
+/// sync completes after the leader's COMMIT of `/s` reached server 1. With
+/// `zk_sync_not_through_leader` the read after sync is stale.
+fn sync_then_read_on_a_slow_follower(bugs: BugSet) -> bool {
+    let mut w = World::new(3, 2, 2000, bugs);
+    assert_eq!(w.await_leader(5000), 3);
+    call_ok(&mut w, 101, get("/", false));
+    call_ok(&mut w, 102, get("/", false));
+    w.link_us.insert((3, 1), 50_000);
+    w.run_ms(200);
+    let r = call_ok(&mut w, 102, create("/s", b"v", CreateMode::Persistent));
+    assert_eq!(r.server, 2);
+    let r = call_ok(&mut w, 101, ZkRequest::Op(ZkOp::Sync { path: "/s".into() }));
+    assert_eq!(r.server, 1);
+    call_ok(&mut w, 101, get("/s", false)).result.is_ok()
+}
+
+#[test]
+fn sync_goes_through_the_leader_and_the_bug_reads_stale() {
+    assert!(sync_then_read_on_a_slow_follower(BugSet::none()));
+    let mut b = BugSet::none();
+    b.enable("zk_sync_not_through_leader");
+    assert!(!sync_then_read_on_a_slow_follower(b));
+}

@@ -108,6 +108,32 @@ impl ZkServer {
             ZkMsg::Sync { snap, trunc, txns } => {
                 f.phase = Phase::Syncing;
                 f.pending.clear();
+                if bugs.newleader_ack_before_persist {
+                    // Planted bug (ZOOKEEPER-3911): the synced history lives
+                    // in memory only until a later snapshot; the log goes on
+                    // from where it was (or restarts empty after a SNAP).
+                    if let Some(tree) = snap {
+                        let z = tree.last_zxid();
+                        for req in self.log.reset(z) {
+                            self.disk_op(req, cx);
+                        }
+                        self.base_tree = Some((*tree).clone());
+                        self.tree = *tree;
+                        self.trunc_gen += 1;
+                    } else if let Some(t) = trunc {
+                        if !self.truncate_log(t, cx) {
+                            self.halted = true;
+                            cx.halt("cannot truncate the log");
+                            return;
+                        }
+                    }
+                    for t in txns {
+                        if t.zxid() > self.tree.last_zxid() {
+                            let _ = apply(&mut self.tree, &t, &mut Vec::new());
+                        }
+                    }
+                    return;
+                }
                 if let Some(tree) = snap {
                     self.install_base(*tree, cx);
                 } else if let Some(t) = trunc {

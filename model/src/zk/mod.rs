@@ -63,7 +63,7 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "zk_newleader_ack_before_persist",
         component: "zk",
-        breaks: "a follower acks NEWLEADER before the synced history is durable (ZOOKEEPER-3911); a quorum-wide crash loses committed txns",
+        breaks: "a follower acks NEWLEADER with the synced history in memory only (ZOOKEEPER-3911); after a quorum-wide power loss its log has a hole and committed txns are lost",
         scenario: "zk-power-loss",
     },
     BugInfo {

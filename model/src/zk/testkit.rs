@@ -71,6 +71,8 @@ pub(crate) struct World {
     boots: BTreeMap<NodeId, u64>,
     /// How long disk operations take.
     pub(crate) disk_us: u64,
+    /// Per-direction link latency overriding the default.
+    pub(crate) link_us: BTreeMap<(NodeId, NodeId), u64>,
     /// Per-node disk latency overriding `disk_us`.
     pub(crate) disk_us_of: BTreeMap<NodeId, u64>,
     pub(crate) replies: BTreeMap<ReqId, ZkReply>,
@@ -110,6 +112,7 @@ impl World {
             boots: BTreeMap::new(),
             disk_us: DISK_US,
             disk_us_of: BTreeMap::new(),
+            link_us: BTreeMap::new(),
             replies: BTreeMap::new(),
             next_req: 1,
         };
@@ -231,6 +234,7 @@ impl World {
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: Msg) {
         let p = pair(from, to);
+        let lat = self.link_us.get(&(from, to)).copied().unwrap_or(LATENCY_US);
         let gen = match self.conns.get(&p) {
             Some(g) => *g,
             None => {
@@ -257,7 +261,7 @@ impl World {
                     },
                 );
                 self.push(
-                    self.now + LATENCY_US,
+                    self.now + lat,
                     Ev::Input {
                         to,
                         input: Input::ConnUp { peer: from },
@@ -268,7 +272,7 @@ impl World {
             }
         };
         self.push(
-            self.now + LATENCY_US,
+            self.now + lat,
             Ev::Input {
                 to,
                 input: Input::Message { from, msg },
