@@ -99,6 +99,9 @@ pub struct ZkServer {
     pub(super) decided: Vote,
     pub(super) notify_ms: u64,
     pub(super) serving: Serving,
+    /// FOLLOWERINFO that arrived before we decided to lead (a learner that
+    /// decided first); handled if we become leader, refused otherwise.
+    pub(super) early_infos: BTreeMap<NodeId, ZkMsg>,
 }
 
 impl ZkServer {
@@ -131,6 +134,7 @@ impl ZkServer {
                 peer_epoch: 0,
             },
             serving: Serving::default(),
+            early_infos: BTreeMap::new(),
         }
     }
 
@@ -512,9 +516,16 @@ impl ZkServer {
         self.role_gen += 1;
         cx.cancel_timer(TIMER_ELECTION);
         cx.cancel_timer(TIMER_FINALIZE);
+        let early = std::mem::take(&mut self.early_infos);
         if v.leader == self.id {
             self.become_leader(cx);
+            for (p, m) in early {
+                self.leader_on_msg(p, m, cx);
+            }
         } else {
+            for p in early.into_keys() {
+                cx.disconnect(p);
+            }
             self.become_follower(v.leader, cx);
         }
     }
@@ -558,6 +569,10 @@ impl ZkServer {
         match &self.role {
             Role::Leading(_) => self.leader_on_msg(from, m, cx),
             Role::Following(f) if f.leader == from => self.follower_on_msg(m, cx),
+            Role::Looking(_) if matches!(m, ZkMsg::FollowerInfo { .. }) => {
+                // A learner decided before us; we may be about to lead.
+                self.early_infos.insert(from, m);
+            }
             _ => {
                 if matches!(m, ZkMsg::FollowerInfo { .. }) {
                     // Not leading: refuse the learner connection.
@@ -568,6 +583,7 @@ impl ZkServer {
     }
 
     fn on_peer_lost(&mut self, peer: NodeId, cx: &mut Ctx<'_>) {
+        self.early_infos.remove(&peer);
         match &self.role {
             Role::Following(f) if f.leader == peer => self.go_looking(cx),
             Role::Leading(_) => self.leader_peer_lost(peer),

@@ -71,6 +71,14 @@ pub(crate) struct World {
     boots: BTreeMap<NodeId, u64>,
     /// How long disk operations take.
     pub(crate) disk_us: u64,
+    /// Random extra message latency up to this (FIFO per connection kept).
+    pub(crate) jitter_us: u64,
+    /// On a crash, keep a random prefix of each file's unsynced appends.
+    pub(crate) torn_writes: bool,
+    /// The world's own RNG (jitter, torn writes).
+    pub(crate) rng: ChaCha8Rng,
+    /// Last delivery time per connection direction (for FIFO with jitter).
+    last_at: BTreeMap<(NodeId, NodeId, u64), u64>,
     /// Per-direction link latency overriding the default.
     pub(crate) link_us: BTreeMap<(NodeId, NodeId), u64>,
     /// Per-node disk latency overriding `disk_us`.
@@ -113,6 +121,10 @@ impl World {
             disk_us: DISK_US,
             disk_us_of: BTreeMap::new(),
             link_us: BTreeMap::new(),
+            jitter_us: 0,
+            torn_writes: false,
+            rng: ChaCha8Rng::seed_from_u64(0),
+            last_at: BTreeMap::new(),
             replies: BTreeMap::new(),
             next_req: 1,
         };
@@ -159,6 +171,19 @@ impl World {
         *self.boots.entry(id).or_default() += 1;
         self.servers.remove(&id);
         if let Some(d) = self.disks.get_mut(&id) {
+            if self.torn_writes {
+                use rand::Rng;
+                for (name, cached) in &d.cache {
+                    let durable = d.durable.get(name).cloned().unwrap_or_default();
+                    if cached.len() > durable.len()
+                        && cached.starts_with(&durable)
+                        && self.rng.gen_bool(0.5)
+                    {
+                        let keep = self.rng.gen_range(durable.len()..=cached.len());
+                        d.durable.insert(name.clone(), cached[..keep].to_vec());
+                    }
+                }
+            }
             d.cache = d.durable.clone();
         }
         self.timers.retain(|(n, _), _| *n != id);
@@ -203,6 +228,17 @@ impl World {
                 self.block(id, o, blocked);
             }
         }
+    }
+
+    /// Breaks one random live connection (as a lost packet would).
+    pub(crate) fn drop_random_conn(&mut self) {
+        use rand::Rng;
+        if self.conns.is_empty() {
+            return;
+        }
+        let i = self.rng.gen_range(0..self.conns.len());
+        let p = *self.conns.keys().nth(i).unwrap();
+        self.break_conn(p);
     }
 
     /// Cuts a server off from the other servers only (clients still reach
@@ -271,8 +307,16 @@ impl World {
                 g
             }
         };
+        let mut at = self.now + lat;
+        if self.jitter_us > 0 {
+            use rand::Rng;
+            at += self.rng.gen_range(0..=self.jitter_us);
+        }
+        let last = self.last_at.entry((from, to, gen)).or_insert(0);
+        at = at.max(*last);
+        *last = at;
         self.push(
-            self.now + lat,
+            at,
             Ev::Input {
                 to,
                 input: Input::Message { from, msg },
