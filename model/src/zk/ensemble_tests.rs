@@ -659,3 +659,51 @@ fn sync_goes_through_the_leader_and_the_bug_reads_stale() {
     b.enable("zk_sync_not_through_leader");
     assert!(!sync_then_read_on_a_slow_follower(b));
 }
+
+/// Epoch 2 is established by {1, 2}; 1 crashes before any epoch-2 txn, 2
+/// logs `/x` alone and crashes; 1 and 3 come back and elect 3, which
+/// commits `/y`; then 2 returns. Faithful: 1 remembers it accepted epoch 2,
+/// so 3 leads epoch 3 and 2's uncommitted `/x` is truncated. With
+/// `zk_epoch_not_persisted` 1 forgets, epoch 2 is used twice, `/x` and `/y`
+/// share a zxid and 2 keeps `/x`: the trees diverge.
+fn epoch_reused_after_restart(bugs: BugSet) -> bool {
+    let mut w = World::new(3, 2, 2000, bugs);
+    assert_eq!(w.await_leader(5000), 3);
+    call_ok(&mut w, 101, create("/a", b"", CreateMode::Persistent));
+    call_ok(&mut w, 102, get("/a", false));
+    w.crash(3);
+    assert_eq!(w.await_leader(10_000), 2);
+    // A client connected to 2.
+    let mut on2 = None;
+    for _ in 0..10 {
+        for c in [101, 102] {
+            if on2.is_none() && call_ok(&mut w, c, get("/a", false)).server == 2 {
+                on2 = Some(c);
+            }
+        }
+    }
+    let on2 = on2.expect("a client on server 2");
+    let other = if on2 == 101 { 102 } else { 101 };
+    w.crash(1);
+    w.submit(on2, create("/x", b"", CreateMode::Persistent));
+    w.run_ms(30);
+    w.crash(2);
+    w.restart(1);
+    w.restart(3);
+    w.await_leader(10_000);
+    let r = call_ok(&mut w, other, create("/y", b"", CreateMode::Persistent));
+    assert!(r.result.is_ok());
+    w.restart(2);
+    w.run_ms(3000);
+    let d = w.digests();
+    let first = *d.values().next().unwrap();
+    d.values().all(|x| *x == first) && w.servers.values().all(|s| s.tree().get("/x").is_none())
+}
+
+#[test]
+fn epochs_are_persisted_and_the_bug_reuses_an_epoch() {
+    assert!(epoch_reused_after_restart(BugSet::none()));
+    let mut b = BugSet::none();
+    b.enable("zk_epoch_not_persisted");
+    assert!(!epoch_reused_after_restart(b));
+}
