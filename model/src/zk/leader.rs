@@ -34,6 +34,8 @@ pub(super) enum Stage {
 #[derive(Clone, Debug)]
 pub(super) struct LearnerView {
     pub(super) stage: Stage,
+    /// The highest ping round this learner echoed.
+    round: u64,
     pub(super) last_heard: SimTime,
     pub(super) last_zxid: Zxid,
 }
@@ -64,7 +66,10 @@ pub(super) struct Leader {
     counter: u64,
     /// Committed tree plus every outstanding proposal.
     spec: DataTree,
-    pending_syncs: Vec<(Zxid, SyncTarget)>,
+    /// Syncs waiting for (commit point, ping round confirmed by a quorum).
+    pending_syncs: Vec<(Zxid, u64, SyncTarget)>,
+    /// The latest ping round started.
+    ping_round: u64,
     /// Session expiry deadlines (leader clock).
     tracker: BTreeMap<SessionId, SimTime>,
     closing: BTreeSet<SessionId>,
@@ -95,6 +100,7 @@ impl ZkServer {
             counter: 0,
             spec: DataTree::new(),
             pending_syncs: Vec::new(),
+            ping_round: 0,
             tracker: BTreeMap::new(),
             closing: BTreeSet::new(),
         }));
@@ -263,6 +269,7 @@ impl ZkServer {
                     from,
                     LearnerView {
                         stage: Stage::Info,
+                        round: 0,
                         last_heard: now,
                         last_zxid,
                     },
@@ -325,10 +332,14 @@ impl ZkServer {
                     self.leader_ack(from, zxid, cx);
                 }
             }
-            ZkMsg::Ping { sessions } => {
+            ZkMsg::Ping { sessions, round } => {
+                if let Some(v) = l.learners.get_mut(&from) {
+                    v.round = v.round.max(round);
+                }
                 for s in sessions {
                     self.leader_touch(s, now);
                 }
+                self.leader_check_syncs(cx);
             }
             ZkMsg::Request { session, cxid, op } => self.leader_request(session, cxid, op, cx),
             ZkMsg::CreateSession { timeout_ms, client } => {
@@ -382,13 +393,42 @@ impl ZkServer {
             };
             let lt = self.log.entries[pos].clone();
             self.apply_committed(&lt, cx);
-            let Some(l) = self.leader() else { return };
-            let (done, rest): (Vec<_>, Vec<_>) =
-                l.pending_syncs.drain(..).partition(|(upto, _)| *upto <= z);
-            l.pending_syncs = rest;
-            for (_, t) in done {
-                self.fire_sync(t, cx);
-            }
+        }
+        self.leader_check_syncs(cx);
+    }
+
+    /// The highest ping round a quorum (the leader included) has echoed.
+    fn confirmed_round(&self) -> u64 {
+        let Role::Leading(l) = &self.role else {
+            return 0;
+        };
+        let mut rounds: Vec<u64> = l
+            .learners
+            .values()
+            .filter(|v| v.stage >= Stage::NewLeaderAcked)
+            .map(|v| v.round)
+            .collect();
+        rounds.push(u64::MAX);
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds.get(self.quorum() - 1).copied().unwrap_or(0)
+    }
+
+    /// Answers the syncs whose commit point is applied and whose leadership
+    /// check (a ping round started after they arrived) a quorum confirmed.
+    fn leader_check_syncs(&mut self, cx: &mut Ctx<'_>) {
+        let confirmed = self.confirmed_round();
+        let committed = self.tree.last_zxid();
+        let Some(l) = self.leader() else { return };
+        if l.pending_syncs.is_empty() {
+            return;
+        }
+        let (done, rest): (Vec<_>, Vec<_>) = l
+            .pending_syncs
+            .drain(..)
+            .partition(|(upto, round, _)| *upto <= committed && *round <= confirmed);
+        l.pending_syncs = rest;
+        for (_, _, t) in done {
+            self.fire_sync(t, cx);
         }
     }
 
@@ -479,16 +519,31 @@ impl ZkServer {
     }
 
     /// Registers a sync point: answered once every proposal issued so far
-    /// has committed (at once if none is outstanding).
+    /// has committed and a quorum has answered a ping sent after the sync
+    /// arrived (so a leader that was deposed, e.g. while paused, cannot
+    /// answer a sync from its stale state).
     pub(super) fn leader_sync(&mut self, t: SyncTarget, cx: &mut Ctx<'_>) {
+        let committed = self.tree.last_zxid();
         let Some(l) = self.leader() else { return };
         if !l.established {
             return;
         }
-        match l.proposals.last_key_value() {
-            Some((&upto, _)) => l.pending_syncs.push((upto, t)),
-            None => self.fire_sync(t, cx),
+        let upto = l.proposals.last_key_value().map_or(committed, |(z, _)| *z);
+        l.ping_round += 1;
+        let round = l.ping_round;
+        for (&p, v) in &l.learners {
+            if v.stage >= Stage::Synced {
+                cx.send(
+                    p,
+                    Msg::Zk(ZkMsg::Ping {
+                        sessions: vec![],
+                        round,
+                    }),
+                );
+            }
         }
+        l.pending_syncs.push((upto, round, t));
+        self.leader_check_syncs(cx);
     }
 
     /// Extends a session's deadline; false if it is unknown or closing.
@@ -556,9 +611,16 @@ impl ZkServer {
             self.go_looking(cx);
             return;
         }
+        let round = l.ping_round;
         for (&p, v) in &l.learners {
             if v.stage >= Stage::Synced {
-                cx.send(p, Msg::Zk(ZkMsg::Ping { sessions: vec![] }));
+                cx.send(
+                    p,
+                    Msg::Zk(ZkMsg::Ping {
+                        sessions: vec![],
+                        round,
+                    }),
+                );
             }
         }
         let expired: Vec<SessionId> = l

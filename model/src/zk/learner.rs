@@ -204,9 +204,9 @@ impl ZkServer {
                     self.apply_committed(&lt, cx);
                 }
             }
-            ZkMsg::Ping { .. } => {
+            ZkMsg::Ping { round, .. } => {
                 let sessions = self.serving.take_touched();
-                cx.send(leader, Msg::Zk(ZkMsg::Ping { sessions }));
+                cx.send(leader, Msg::Zk(ZkMsg::Ping { sessions, round }));
             }
             ZkMsg::SyncDone { session, cxid } => self.on_sync_done(session, cxid, cx),
             ZkMsg::RevalidateReply { session, valid } => self.on_revalidated(session, valid, cx),

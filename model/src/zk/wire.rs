@@ -106,10 +106,13 @@ pub enum ZkMsg {
         zxid: Zxid,
     },
     /// Liveness both ways; from a learner it carries the sessions its
-    /// clients touched since the previous ping.
+    /// clients touched since the previous ping, and echoes the round.
     Ping {
-        /// Touched sessions.
+        /// Touched sessions (learner -> leader).
         sessions: Vec<SessionId>,
+        /// The leader's ping round; a sync completes only once a quorum has
+        /// echoed a round started after the sync arrived.
+        round: u64,
     },
     /// Learner -> leader: a client write to turn into a transaction.
     Request {
