@@ -9,7 +9,6 @@ use crate::msg::Msg;
 use crate::node::{Ctx, NodeId};
 use crate::time::SimTime;
 use crate::zk::server::{Deferred, Role, ZkServer, TIMER_TICK};
-use crate::zk::storage::{ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE};
 use crate::zk::tree::DataTree;
 use crate::zk::txn::{apply, prep, LoggedTxn, Txn, TxnHeader};
 use crate::zk::types::{make_zxid, SessionId, ZkError, ZkOp, Zxid};
@@ -117,7 +116,6 @@ impl ZkServer {
         let epoch = l.infos.values().copied().max().unwrap_or(0) + 1;
         l.epoch = epoch;
         self.set_accepted_epoch(epoch, cx);
-        let _ = ACCEPTED_EPOCH_FILE;
         self.disk
             .after_all(Deferred::LeaderEpochAccepted { gen: self.role_gen });
     }
@@ -151,7 +149,6 @@ impl ZkServer {
             .map(|(p, _)| *p)
             .collect();
         self.set_current_epoch(epoch, cx);
-        let _ = CURRENT_EPOCH_FILE;
         self.disk
             .after_all(Deferred::LeaderEpochCurrent { gen: self.role_gen });
         for p in ready {

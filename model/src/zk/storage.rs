@@ -408,10 +408,8 @@ impl<A> DiskQueue<A> {
 mod tests {
     use super::*;
     use crate::zk::txn::{Txn, TxnHeader};
-    use crate::zk::types::CreateMode;
 
     fn entry(z: Zxid, path: &str) -> LoggedTxn {
-        let _ = CreateMode::Persistent;
         LoggedTxn {
             hdr: TxnHeader {
                 zxid: z,

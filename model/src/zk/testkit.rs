@@ -198,6 +198,22 @@ impl World {
         }
     }
 
+    /// Flips a byte of a crashed node's durable file (silent corruption).
+    pub(crate) fn corrupt(&mut self, id: NodeId, file: &str, offset: usize) {
+        let d = self.disks.get_mut(&id).expect("disk");
+        let f = d.durable.get_mut(file).expect("file");
+        f[offset] ^= 0x5a;
+        d.cache = d.durable.clone();
+    }
+
+    /// The names of a node's durable files.
+    pub(crate) fn files(&self, id: NodeId) -> Vec<String> {
+        self.disks
+            .get(&id)
+            .map(|d| d.durable.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Restarts a crashed server from its durable files.
     pub(crate) fn restart(&mut self, id: NodeId) {
         self.start_server(id);

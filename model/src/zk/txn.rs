@@ -97,14 +97,13 @@ pub fn prep(tree: &DataTree, session: SessionId, op: &ZkOp) -> Txn {
         ZkOp::Multi(ops) => {
             let mut scratch = tree.clone();
             let mut out = Vec::with_capacity(ops.len());
-            for (i, op) in ops.iter().enumerate() {
+            for op in ops {
                 let t = match op {
                     ZkOp::Multi(_) | ZkOp::Sync { .. } => Txn::Error(ZkError::BadArguments),
                     op if !op.is_write() => Txn::Error(ZkError::BadArguments),
                     op => prep_one(&scratch, session, op),
                 };
                 if let Txn::Error(e) = t {
-                    let _ = i;
                     return Txn::Error(e);
                 }
                 let _ = apply_body(&mut scratch, session, 0, &t, &mut Vec::new());
