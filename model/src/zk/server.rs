@@ -603,6 +603,13 @@ impl ZkServer {
         if r.rebase {
             let t = self.tree.clone();
             self.install_base(t, cx);
+            if !r.replay.is_empty() {
+                for e in r.replay {
+                    let _ = apply(&mut self.tree, &e, &mut Vec::new());
+                    self.log_append(e, cx);
+                }
+                self.log_fsync(cx);
+            }
         }
         let derived = zxid_epoch(self.log.last_zxid().max(self.tree.last_zxid()));
         if self.bugs.epoch_not_persisted {

@@ -182,8 +182,10 @@ pub struct Recovered {
     pub fixups: Vec<DiskRequest>,
     /// Set when the log could not be used with any snapshot: the tree comes
     /// from a snapshot alone and the log must be rebased on it (the caller
-    /// installs `tree` as the new base).
+    /// installs `tree` as the new base, then re-logs and applies `replay`).
     pub rebase: bool,
+    /// With `rebase`: logged entries after the snapshot to keep.
+    pub replay: Vec<LoggedTxn>,
 }
 
 /// Recovers a server's state from its durable files.
@@ -264,6 +266,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
             snaps,
             fixups,
             rebase: true,
+            replay: Vec::new(),
         };
     }
     let base_tree = if log.base == 0 {
@@ -287,8 +290,25 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
             snaps,
             fixups,
             rebase: true,
+            replay: Vec::new(),
         };
     };
+    if base_tree.is_none() {
+        // The base snapshot is corrupt but a newer one of this log is fine:
+        // make that the base and keep the log entries after it.
+        let replay = log.after(tree.last_zxid()).to_vec();
+        return Recovered {
+            accepted_epoch,
+            current_epoch,
+            log: TxnLog::default(),
+            tree,
+            base_tree: None,
+            snaps,
+            fixups,
+            rebase: true,
+            replay,
+        };
+    }
     if tree.last_zxid() > log.last_zxid() {
         // The log ends before the snapshot (its tail was torn or corrupt):
         // the history between is only in the snapshot.
@@ -301,6 +321,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
             snaps,
             fixups,
             rebase: true,
+            replay: Vec::new(),
         };
     }
     for t in log.after(tree.last_zxid()).to_vec() {
@@ -315,6 +336,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
         snaps,
         fixups,
         rebase: false,
+        replay: Vec::new(),
     }
 }
 
@@ -500,6 +522,39 @@ mod tests {
         let r = recover(&files);
         assert!(r.rebase);
         assert_eq!(r.tree.last_zxid(), 4);
+    }
+
+    #[test]
+    fn corrupt_base_snapshot_rebases_on_a_newer_one_and_keeps_the_log() {
+        // A log based at 2 (after a SNAP), entries 3..=6.
+        let mut log = TxnLog::default();
+        let mut bytes = Vec::new();
+        write(log.reset(2), &mut bytes);
+        for z in 3..=6 {
+            let r = log.append(entry(z, &format!("/n{z}")));
+            write(vec![r], &mut bytes);
+        }
+        let mut base = DataTree::new();
+        for z in 1..=2 {
+            let _ = apply(&mut base, &entry(z, &format!("/n{z}")), &mut Vec::new());
+        }
+        let mut at4 = base.clone();
+        for t in &log.entries[..2] {
+            let _ = apply(&mut at4, t, &mut Vec::new());
+        }
+        let mut files = BTreeMap::new();
+        files.insert(LOG_FILE.to_string(), bytes);
+        let mut bad = encode_snapshot(&base);
+        bad[10] ^= 1;
+        files.insert(snap_file(2, 2), bad);
+        files.insert(snap_file(2, 4), encode_snapshot(&at4));
+        let r = recover(&files);
+        assert!(r.rebase);
+        assert_eq!(r.tree.last_zxid(), 4);
+        assert_eq!(
+            r.replay.iter().map(|e| e.zxid()).collect::<Vec<_>>(),
+            vec![5, 6]
+        );
     }
 
     #[test]
