@@ -206,6 +206,9 @@ impl ZkClient {
                 }
                 self.state = State::Connected(from);
                 self.session = session;
+                // A session is named by its createSession zxid: never move
+                // to a server that has not applied it.
+                self.last_zxid = self.last_zxid.max(session);
                 self.timeout_ms = timeout_ms;
                 cx.cancel_timer(TIMER_CONNECT);
                 cx.set_timer_ms(TIMER_PING, (timeout_ms / 3).max(1));

@@ -99,6 +99,9 @@ pub struct ZkServer {
     pub(super) decided: Vote,
     pub(super) notify_ms: u64,
     pub(super) serving: Serving,
+    /// Snapshot file names that existed at start (rewritten only after a
+    /// delete, so a stale longer file cannot leave trailing bytes).
+    pub(super) stale_snaps: BTreeSet<FileName>,
     /// FOLLOWERINFO that arrived before we decided to lead (a learner that
     /// decided first); handled if we become leader, refused otherwise.
     pub(super) early_infos: BTreeMap<NodeId, ZkMsg>,
@@ -135,6 +138,7 @@ impl ZkServer {
             },
             serving: Serving::default(),
             early_infos: BTreeMap::new(),
+            stale_snaps: BTreeSet::new(),
         }
     }
 
@@ -211,6 +215,22 @@ impl ZkServer {
         );
     }
 
+    /// Writes a whole snapshot file (deleting a stale one of that name).
+    fn write_snap_file(&mut self, file: FileName, data: Vec<u8>, cx: &mut Ctx<'_>) {
+        if self.stale_snaps.remove(&file) {
+            self.disk_op(DiskRequest::Delete { file: file.clone() }, cx);
+        }
+        self.disk_op(
+            DiskRequest::WriteAt {
+                file: file.clone(),
+                offset: 0,
+                data,
+            },
+            cx,
+        );
+        self.fsync_file(&file, cx);
+    }
+
     fn fsync_file(&mut self, file: &str, cx: &mut Ctx<'_>) {
         self.disk_op(DiskRequest::Fsync { file: file.into() }, cx);
     }
@@ -245,15 +265,7 @@ impl ZkServer {
     pub(super) fn install_base(&mut self, tree: DataTree, cx: &mut Ctx<'_>) {
         let z = tree.last_zxid();
         let file: FileName = snap_file(z, z);
-        self.disk_op(
-            DiskRequest::WriteAt {
-                file: file.clone(),
-                offset: 0,
-                data: encode_snapshot(&tree),
-            },
-            cx,
-        );
-        self.fsync_file(&file, cx);
+        self.write_snap_file(file, encode_snapshot(&tree), cx);
         self.snaps.insert((z, z));
         let mut held = self.log_hold.take().unwrap_or_default();
         held.extend(self.log.reset(z));
@@ -306,16 +318,7 @@ impl ZkServer {
                 && gen == self.log.base
                 && !self.snaps.contains(&(gen, zxid)) =>
             {
-                let file = snap_file(gen, zxid);
-                self.disk_op(
-                    DiskRequest::WriteAt {
-                        file: file.clone(),
-                        offset: 0,
-                        data: bytes,
-                    },
-                    cx,
-                );
-                self.fsync_file(&file, cx);
+                self.write_snap_file(snap_file(gen, zxid), bytes, cx);
                 self.snaps.insert((gen, zxid));
                 self.disk.after_all(Deferred::PruneSnaps { gen });
             }
@@ -592,6 +595,11 @@ impl ZkServer {
     }
 
     fn start(&mut self, files: BTreeMap<FileName, Vec<u8>>, cx: &mut Ctx<'_>) {
+        self.stale_snaps = files
+            .keys()
+            .filter(|f| f.starts_with("snap."))
+            .cloned()
+            .collect();
         let r = recover(&files);
         for req in r.fixups {
             self.disk_op(req, cx);
