@@ -289,6 +289,17 @@ fn fault_run(seed: u64, bugs: BugSet) -> Result<usize, String> {
     let doomed = call_ok(&mut w, 103, create("/doomed", b"", CreateMode::Ephemeral));
     let doomed_session = doomed.session;
     let death_round = rng.gen_range(0..20);
+    // A register /r: 101 writes increasing values; 102 syncs then reads,
+    // and must see at least every value acknowledged before its sync.
+    call_ok(
+        &mut w,
+        101,
+        create("/r", &0u64.to_le_bytes(), CreateMode::Persistent),
+    );
+    let mut reg_writes: BTreeMap<ReqId, u64> = BTreeMap::new();
+    let mut sync_reads: BTreeMap<ReqId, u64> = BTreeMap::new();
+    let mut reg_acked_max = 0u64;
+    let mut reg_next = 0u64;
     let mut pending: BTreeMap<ReqId, String> = BTreeMap::new();
     let mut acked: Vec<String> = Vec::new();
     let mut down: BTreeSet<NodeId> = BTreeSet::new();
@@ -301,6 +312,12 @@ fn fault_run(seed: u64, bugs: BugSet) -> Result<usize, String> {
         if rng.gen_bool(0.3) {
             w.drop_random_conn();
         }
+        reg_next += 1;
+        let id = w.submit(101, set("/r", &reg_next.to_le_bytes(), -1));
+        reg_writes.insert(id, reg_next);
+        w.submit(102, ZkRequest::Op(ZkOp::Sync { path: "/r".into() }));
+        let id = w.submit(102, get("/r", false));
+        sync_reads.insert(id, reg_acked_max);
         for c in [101, 102] {
             for _ in 0..3 {
                 k += 1;
@@ -384,6 +401,31 @@ fn fault_run(seed: u64, bugs: BugSet) -> Result<usize, String> {
             }
             if rep.result.is_ok() {
                 acked.push(p);
+            }
+        }
+        let done: Vec<ReqId> = reg_writes
+            .keys()
+            .copied()
+            .filter(|id| w.replies.contains_key(id))
+            .collect();
+        for id in done {
+            let v = reg_writes.remove(&id).unwrap();
+            if w.replies.remove(&id).unwrap().result.is_ok() {
+                reg_acked_max = reg_acked_max.max(v);
+            }
+        }
+        let done: Vec<ReqId> = sync_reads
+            .keys()
+            .copied()
+            .filter(|id| w.replies.contains_key(id))
+            .collect();
+        for id in done {
+            let floor = sync_reads.remove(&id).unwrap();
+            if let Ok(ZkResponse::Data(d, _)) = w.replies.remove(&id).unwrap().result {
+                let v = u64::from_le_bytes(d[..8].try_into().unwrap());
+                if v < floor {
+                    return Err(format!("seed {seed}: sync+read saw {v} < acked {floor}"));
+                }
             }
         }
     }
@@ -745,4 +787,16 @@ fn corrupt_log_recovers_from_snapshot_and_snap_sync_catches_up() {
             assert!(s.tree().get(p).is_some(), "{p} missing on {}", s.role());
         }
     }
+}
+
+#[test]
+#[ignore]
+fn bug_hunt() {
+    let bug = std::env::var("ZK_BUG").unwrap();
+    let mut b = BugSet::none();
+    b.enable(&bug);
+    let found: Vec<u64> = (0..300u64)
+        .filter(|&s| fault_run(s, b.clone()).is_err())
+        .collect();
+    eprintln!("{bug}: {} of 300 seeds fail, first {:?}", found.len(), found.first());
 }
