@@ -12,6 +12,28 @@
 //!
 //! Every planted bug is a switch read from the [`BugSet`](crate::BugSet) at
 //! construction; all are off by default.
+//!
+//! # Using it from a host
+//!
+//! - Servers: `ZkServer::new(id, ensemble, ZkConfig::default(), &bugs)` for
+//!   every id of `ensemble` (3 or 5 node ids); deliver `Input::Start { files }`
+//!   on every (re)boot. Servers talk to each other and to clients with
+//!   [`Msg::Zk`](crate::Msg::Zk); any id not in `ensemble` is a client.
+//!   A server halts (fail-stop) on any disk error.
+//! - Clients: `ZkClient::new(servers, session_timeout_ms, first)`; the
+//!   workload sends `Input::Client { id, req: ClientRequest::Zk(ZkRequest::Op(op)) }`
+//!   (or `ZkRequest::Close`) and gets `Effect::Reply { id, reply:
+//!   ClientReply::Zk(ZkReply { result, zxid, session, server, events }) }`.
+//!   Requests of one client are answered in FIFO order.
+//! - Outcomes for a history: `Ok(_)` and `Err(NoNode | NodeExists |
+//!   NotEmpty | BadVersion | NoChildrenForEphemerals | BadArguments)` are
+//!   definite (the op ran, possibly failing, at `zxid`); `Err(SessionExpired)`
+//!   means it did not run; `Err(ConnectionLoss)` means unknown for a write
+//!   (`info`) and a plain failure for a read.
+//! - Watch events ride on the next reply of the same client (`events`), in
+//!   the order they arrived, all before that reply.
+//! - Checks after a run: `ZkServer::tree()` (and `DataTree::digest()`),
+//!   `is_leader()`, `is_serving()`, `last_logged_zxid()`, `epochs()`.
 
 mod client;
 pub mod election;
