@@ -10,7 +10,7 @@
 //!   request pipelines, sync and watches (`watches`).
 //! - `client`: the client node the workload drives.
 //!
-//! Every planted bug is a switch read from the [`BugSet`](crate::BugSet) at
+//! Every planted bug is a switch read from the [`BugSet`] at
 //! construction; all are off by default.
 //!
 //! # Using it from a host
