@@ -798,5 +798,31 @@ fn bug_hunt() {
     let found: Vec<u64> = (0..300u64)
         .filter(|&s| fault_run(s, b.clone()).is_err())
         .collect();
-    eprintln!("{bug}: {} of 300 seeds fail, first {:?}", found.len(), found.first());
+    eprintln!(
+        "{bug}: {} of 300 seeds fail, first {:?}",
+        found.len(),
+        found.first()
+    );
+}
+
+/// Server 1 lags (its link from the leader is slow). Client 103 writes via
+/// the leader and is then cut off from it: server 1, behind the client's
+/// last zxid, refuses it, and the client lands on server 2 and reads its
+/// own write.
+#[test]
+fn a_server_behind_the_client_refuses_it() {
+    let mut w = World::new(3, 3, 2000, BugSet::none());
+    assert_eq!(w.await_leader(5000), 3);
+    call_ok(&mut w, 103, create("/v", b"0", CreateMode::Persistent));
+    w.run_ms(100);
+    w.link_us.insert((3, 1), 300_000);
+    w.run_ms(100);
+    for i in 1..=5u8 {
+        let r = call_ok(&mut w, 103, set("/v", &[i], -1));
+        assert_eq!(r.server, 3);
+    }
+    w.block(103, 3, true);
+    let r = call_ok(&mut w, 103, get("/v", false));
+    assert_eq!(r.server, 2, "moved to the up-to-date follower");
+    assert_eq!(data_of(&r), vec![5]);
 }
