@@ -49,6 +49,8 @@ pub mod watches;
 pub mod wire;
 
 #[cfg(test)]
+mod bug_tests;
+#[cfg(test)]
 mod ensemble_tests;
 #[cfg(test)]
 mod proptests;

@@ -13,7 +13,9 @@ use crate::disk::{DiskReply, DiskRequest};
 use crate::msg::{ClientReply, ClientRequest, Msg};
 use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId, TimerId};
 use crate::time::SimTime;
-use crate::zk::{ZkClient, ZkConfig, ZkReply, ZkRequest, ZkServer};
+use crate::zk::{
+    CreateMode, ZkClient, ZkConfig, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse, ZkServer,
+};
 
 const LATENCY_US: u64 = 1_000;
 
@@ -556,4 +558,58 @@ impl World {
             .map(|(i, s)| (*i, s.tree().digest()))
             .collect()
     }
+}
+
+// ----- helpers for tests -----
+
+pub(crate) fn create(path: &str, data: &[u8], mode: CreateMode) -> ZkRequest {
+    ZkRequest::Op(ZkOp::Create {
+        path: path.into(),
+        data: data.to_vec(),
+        mode,
+    })
+}
+
+pub(crate) fn set(path: &str, data: &[u8], version: i32) -> ZkRequest {
+    ZkRequest::Op(ZkOp::SetData {
+        path: path.into(),
+        data: data.to_vec(),
+        version,
+    })
+}
+
+pub(crate) fn get(path: &str, watch: bool) -> ZkRequest {
+    ZkRequest::Op(ZkOp::GetData {
+        path: path.into(),
+        watch,
+    })
+}
+
+pub(crate) fn data_of(r: &ZkReply) -> Vec<u8> {
+    match &r.result {
+        Ok(ZkResponse::Data(d, _)) => d.clone(),
+        other => panic!("not data: {other:?}"),
+    }
+}
+
+/// Calls until the request succeeds (retrying connection losses).
+pub(crate) fn call_ok(w: &mut World, c: NodeId, req: ZkRequest) -> ZkReply {
+    for _ in 0..50 {
+        let r = w.call(c, req.clone());
+        if r.result != Err(ZkError::ConnectionLoss) {
+            return r;
+        }
+        w.run_ms(50);
+    }
+    panic!("request never went through: {req:?}");
+}
+
+pub(crate) fn assert_converged(w: &World) {
+    let d = w.digests();
+    let first = *d.values().next().unwrap();
+    assert!(
+        d.values().all(|x| *x == first),
+        "trees differ: {d:?} {:?}",
+        w.roles()
+    );
 }
