@@ -25,10 +25,16 @@ use crate::zk::wire::{WatchType, ZkMsg};
 enum Pending {
     /// A read, answered locally when it reaches the head.
     Read { xid: u64, op: ZkOp },
-    /// A write (or close), answered when its txn is applied here.
-    Write { xid: u64 },
-    /// A sync, answered when the leader's sync point is reached here.
-    Sync { xid: u64 },
+    /// A write (or a close), answered when its txn is applied here (`done`
+    /// holds the txn zxid and result) and every earlier request is answered.
+    Write {
+        xid: u64,
+        close: bool,
+        done: Option<(Zxid, Result<ZkResponse, ZkError>)>,
+    },
+    /// A sync, answered when the leader's sync point is reached here
+    /// (`done`) and every earlier request of the session is answered.
+    Sync { xid: u64, done: bool },
 }
 
 /// Where a client connection is.
@@ -206,14 +212,18 @@ impl ZkServer {
                 let s = c.session;
                 match op {
                     Some(ZkOp::Sync { .. }) => {
-                        c.queue.push_back(Pending::Sync { xid });
+                        c.queue.push_back(Pending::Sync { xid, done: false });
                         self.submit_sync(s, xid, cx);
                     }
                     Some(op) if !op.is_write() => {
                         c.queue.push_back(Pending::Read { xid, op });
                     }
                     op => {
-                        c.queue.push_back(Pending::Write { xid });
+                        c.queue.push_back(Pending::Write {
+                            xid,
+                            close: op.is_none(),
+                            done: None,
+                        });
                         self.submit_write(s, xid, op, cx);
                     }
                 }
@@ -266,23 +276,82 @@ impl ZkServer {
         }
     }
 
-    /// Answers the reads at the head of a client's queue.
+    /// Answers the reads and completed syncs at the head of a client's
+    /// queue.
     fn drain(&mut self, client: NodeId, cx: &mut Ctx<'_>) {
         loop {
             let Some(c) = self.serving.conns.get_mut(&client) else {
                 return;
             };
             let s = c.session;
-            let Some(Pending::Read { .. }) = c.queue.front() else {
-                return;
-            };
-            let Some(Pending::Read { xid, op }) = c.queue.pop_front() else {
-                return;
-            };
-            let result = self.read(s, &op);
-            let zxid = self.tree.last_zxid();
-            send(cx, client, ZkMsg::ClientResp { xid, zxid, result });
+            match c.queue.front() {
+                Some(Pending::Read { .. }) => {
+                    let Some(Pending::Read { xid, op }) = c.queue.pop_front() else {
+                        return;
+                    };
+                    let result = self.read(s, &op);
+                    let zxid = self.tree.last_zxid();
+                    send(cx, client, ZkMsg::ClientResp { xid, zxid, result });
+                }
+                Some(Pending::Sync { xid, done: true }) => {
+                    let xid = *xid;
+                    c.queue.pop_front();
+                    let zxid = self.tree.last_zxid();
+                    send(
+                        cx,
+                        client,
+                        ZkMsg::ClientResp {
+                            xid,
+                            zxid,
+                            result: Ok(ZkResponse::Synced),
+                        },
+                    );
+                }
+                Some(Pending::Write { done: Some(_), .. }) => {
+                    let Some(Pending::Write {
+                        xid,
+                        close,
+                        done: Some((zxid, result)),
+                    }) = c.queue.pop_front()
+                    else {
+                        return;
+                    };
+                    send(cx, client, ZkMsg::ClientResp { xid, zxid, result });
+                    if close {
+                        self.serving.drop_conn(client);
+                        cx.disconnect(client);
+                        return;
+                    }
+                }
+                _ => return,
+            }
         }
+    }
+
+    /// Records the outcome of a session's write; true if it was queued here.
+    fn complete_write(
+        &mut self,
+        s: SessionId,
+        cxid: u64,
+        outcome: (Zxid, Result<ZkResponse, ZkError>),
+        cx: &mut Ctx<'_>,
+    ) -> bool {
+        let Some(&client) = self.serving.sessions.get(&s) else {
+            return false;
+        };
+        let Some(c) = self.serving.conns.get_mut(&client) else {
+            return false;
+        };
+        let slot = c.queue.iter_mut().find_map(|p| match p {
+            Pending::Write { xid, done, .. } if *xid == cxid && done.is_none() => Some(done),
+            _ => None,
+        });
+        let Some(slot) = slot else {
+            return false;
+        };
+        *slot = Some(outcome);
+        self.drain(client, cx);
+        true
     }
 
     fn read(&mut self, s: SessionId, op: &ZkOp) -> Result<ZkResponse, ZkError> {
@@ -350,48 +419,14 @@ impl ZkServer {
                 );
             }
             Txn::CloseSession => {
-                let Some(&client) = self.serving.sessions.get(&s) else {
-                    return;
-                };
-                let asked = self.serving.conns.get(&client).is_some_and(|c| {
-                    matches!(c.queue.front(), Some(Pending::Write { xid }) if *xid == lt.hdr.cxid)
-                }) && lt.hdr.cxid != 0;
-                if asked {
-                    send(
-                        cx,
-                        client,
-                        ZkMsg::ClientResp {
-                            xid: lt.hdr.cxid,
-                            zxid,
-                            result,
-                        },
-                    );
-                    self.serving.drop_conn(client);
-                    cx.disconnect(client);
-                } else {
+                let asked =
+                    lt.hdr.cxid != 0 && self.complete_write(s, lt.hdr.cxid, (zxid, result), cx);
+                if !asked {
                     self.session_gone(s, cx);
                 }
             }
             _ => {
-                let Some(&client) = self.serving.sessions.get(&s) else {
-                    return;
-                };
-                let Some(c) = self.serving.conns.get_mut(&client) else {
-                    return;
-                };
-                if matches!(c.queue.front(), Some(Pending::Write { xid }) if *xid == lt.hdr.cxid) {
-                    c.queue.pop_front();
-                    send(
-                        cx,
-                        client,
-                        ZkMsg::ClientResp {
-                            xid: lt.hdr.cxid,
-                            zxid,
-                            result,
-                        },
-                    );
-                    self.drain(client, cx);
-                }
+                self.complete_write(s, lt.hdr.cxid, (zxid, result), cx);
             }
         }
     }
@@ -413,20 +448,14 @@ impl ZkServer {
         let Some(c) = self.serving.conns.get_mut(&client) else {
             return;
         };
-        if matches!(c.queue.front(), Some(Pending::Sync { xid }) if *xid == cxid) {
-            c.queue.pop_front();
-            let zxid = self.tree.last_zxid();
-            send(
-                cx,
-                client,
-                ZkMsg::ClientResp {
-                    xid: cxid,
-                    zxid,
-                    result: Ok(ZkResponse::Synced),
-                },
-            );
-            self.drain(client, cx);
+        for p in c.queue.iter_mut() {
+            if let Pending::Sync { xid, done } = p {
+                if *xid == cxid {
+                    *done = true;
+                }
+            }
         }
+        self.drain(client, cx);
     }
 
     /// The leader answered whether a moved session is alive.
