@@ -322,3 +322,40 @@ fn a_server_behind_the_client_refuses_it() {
     assert_eq!(r.server, 2, "moved to the up-to-date follower");
     assert_eq!(data_of(&r), vec![5]);
 }
+
+/// Pipelined requests of one session (sync, write, read, write, close) are
+/// all answered, in order, and the read sees the write before it.
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut w = World::new(3, 2, 1000, BugSet::none());
+    w.await_leader(5000);
+    call_ok(&mut w, 101, create("/p", b"0", CreateMode::Persistent));
+    call_ok(&mut w, 101, create("/e", b"", CreateMode::Ephemeral));
+    let ids = [
+        w.submit(101, ZkRequest::Op(ZkOp::Sync { path: "/".into() })),
+        w.submit(101, set("/p", b"1", -1)),
+        w.submit(101, get("/p", false)),
+        w.submit(101, set("/p", b"2", 1)),
+        w.submit(101, ZkRequest::Close),
+    ];
+    w.run_ms(1000);
+    let replies: Vec<_> = ids.iter().map(|id| w.replies.remove(id).unwrap()).collect();
+    assert_eq!(replies[0].result, Ok(ZkResponse::Synced));
+    assert!(
+        matches!(replies[1].result, Ok(ZkResponse::Stat(s)) if s.version == 1),
+        "{replies:?}"
+    );
+    assert_eq!(data_of(&replies[2]), b"1");
+    assert!(replies[3].result.is_ok());
+    assert_eq!(replies[4].result, Ok(ZkResponse::Closed));
+    let zxids: Vec<_> = replies.iter().map(|r| r.zxid).collect();
+    assert!(zxids.windows(2).all(|p| p[0] <= p[1]), "{zxids:?}");
+    w.run_ms(200);
+    for s in w.servers.values() {
+        assert!(s.tree().get("/e").is_none(), "closed session's ephemeral");
+    }
+    // The next request opens a new session.
+    let r = call_ok(&mut w, 101, get("/p", false));
+    assert_ne!(r.session, replies[0].session);
+    assert_eq!(data_of(&r), b"2");
+}

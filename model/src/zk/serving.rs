@@ -127,8 +127,9 @@ impl ZkServer {
             } => {
                 self.serving.drop_conn(from);
                 if !self.is_serving() || last_zxid > self.tree.last_zxid() {
+                    // The client closes the connection on this answer (a
+                    // close here could drop the answer in flight).
                     send(cx, from, ZkMsg::ConnectRefused { expired: false });
-                    cx.disconnect(from);
                     return;
                 }
                 let timeout_ms = timeout_ms.clamp(
@@ -318,8 +319,8 @@ impl ZkServer {
                     };
                     send(cx, client, ZkMsg::ClientResp { xid, zxid, result });
                     if close {
+                        // The client closes the connection on this reply.
                         self.serving.drop_conn(client);
-                        cx.disconnect(client);
                         return;
                     }
                 }
@@ -434,9 +435,9 @@ impl ZkServer {
     /// A session ended (expired): tell its client and close the connection.
     pub(super) fn session_gone(&mut self, s: SessionId, cx: &mut Ctx<'_>) {
         if let Some(&client) = self.serving.sessions.get(&s) {
+            // The client closes the connection on this message.
             send(cx, client, ZkMsg::ConnectRefused { expired: true });
             self.serving.drop_conn(client);
-            cx.disconnect(client);
         }
     }
 
@@ -468,7 +469,6 @@ impl ZkServer {
         if !valid || !self.tree.has_session(s) {
             send(cx, client, ZkMsg::ConnectRefused { expired: true });
             self.serving.drop_conn(client);
-            cx.disconnect(client);
             return;
         }
         if let Some(&old) = self.serving.sessions.get(&s) {
