@@ -359,3 +359,65 @@ fn pipelined_requests_are_answered_in_order() {
     assert_ne!(r.session, replies[0].session);
     assert_eq!(data_of(&r), b"2");
 }
+
+/// The same seed gives the same run: replies and trees are identical.
+#[test]
+fn runs_are_deterministic() {
+    let run = || {
+        let mut w = World::new(3, 2, 1000, BugSet::none());
+        w.await_leader(5000);
+        let mut out = Vec::new();
+        for i in 0..10u8 {
+            let c = if i % 2 == 0 { 101 } else { 102 };
+            let r = call_ok(
+                &mut w,
+                c,
+                create("/d-", &[i], CreateMode::PersistentSequential),
+            );
+            out.push(format!("{r:?}"));
+        }
+        w.crash(w.leader().unwrap());
+        w.await_leader(10_000);
+        out.push(format!("{:?}", w.digests()));
+        out
+    };
+    assert_eq!(run(), run());
+}
+
+/// A failed fsync stops the server (fail-stop), as ZooKeeper does.
+#[test]
+fn a_disk_error_halts_the_server() {
+    use crate::disk::DiskError;
+    use crate::node::{Ctx, Effect, Input};
+    use crate::time::SimTime;
+    use crate::zk::{ZkConfig, ZkServer};
+    use rand::SeedableRng;
+    let mut s = ZkServer::new(1, vec![1, 2, 3], ZkConfig::default(), &BugSet::none());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let mut effects = Vec::new();
+    let mut cx = Ctx::new(SimTime::ZERO, 1, &mut rng, &mut effects);
+    s.step(
+        Input::Start {
+            files: Default::default(),
+        },
+        &mut cx,
+    );
+    let op = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Disk { op, .. } => Some(*op),
+            _ => None,
+        })
+        .expect("a fresh server writes its base");
+    effects.clear();
+    let mut cx = Ctx::new(SimTime::ZERO, 1, &mut rng, &mut effects);
+    s.step(
+        Input::Disk {
+            op,
+            result: Err(DiskError::Io),
+        },
+        &mut cx,
+    );
+    assert!(effects.iter().any(|e| matches!(e, Effect::Halt { .. })));
+    assert!(s.is_halted());
+}
