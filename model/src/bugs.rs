@@ -22,6 +22,7 @@ pub struct BugInfo {
 pub fn all_bugs() -> Vec<BugInfo> {
     let mut v = Vec::new();
     v.extend_from_slice(crate::demo::BUGS);
+    v.extend_from_slice(crate::zk::BUGS);
     v
 }
 

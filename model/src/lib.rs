@@ -13,6 +13,7 @@ pub mod disk;
 pub mod msg;
 pub mod node;
 pub mod time;
+pub mod zk;
 
 pub use bugs::{BugInfo, BugSet};
 pub use disk::{DiskError, DiskOpId, DiskReply, DiskRequest, FileName};

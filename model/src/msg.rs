@@ -5,12 +5,15 @@
 //! network and one trace.
 
 use crate::demo::{DemoMsg, DemoReply, DemoRequest};
+use crate::zk::{ZkMsg, ZkReply, ZkRequest};
 
 /// A message between nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Msg {
     /// The demo replicated-register protocol (engine tests).
     Demo(DemoMsg),
+    /// The ZooKeeper ensemble (election, ZAB, client protocol).
+    Zk(ZkMsg),
 }
 
 /// A request from the workload to a client node.
@@ -18,6 +21,8 @@ pub enum Msg {
 pub enum ClientRequest {
     /// Demo register operations.
     Demo(DemoRequest),
+    /// A ZooKeeper client operation (see [`crate::zk::ZkRequest`]).
+    Zk(ZkRequest),
 }
 
 /// A client node's answer to the workload.
@@ -25,4 +30,6 @@ pub enum ClientRequest {
 pub enum ClientReply {
     /// Demo register replies.
     Demo(DemoReply),
+    /// A ZooKeeper client's answer (see [`crate::zk::ZkReply`]).
+    Zk(ZkReply),
 }

@@ -270,7 +270,7 @@ impl Node for DemoServer {
                     cx.halt(format!("disk error on op {op}: {e}"));
                 }
             },
-            Input::ConnUp { .. } | Input::Client { .. } => {}
+            Input::Message { .. } | Input::ConnUp { .. } | Input::Client { .. } => {}
         }
     }
 

@@ -1,0 +1,636 @@
+//! The ZAB leader: discovery (FOLLOWERINFO, LEADERINFO, ACKEPOCH),
+//! synchronisation (DIFF / TRUNC / SNAP, NEWLEADER, UPTODATE), broadcast
+//! (PROPOSAL, ACK, COMMIT), sync points, pings, and the session tracker
+//! that expires sessions with closeSession transactions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::msg::Msg;
+use crate::node::{Ctx, NodeId};
+use crate::time::SimTime;
+use crate::zk::server::{Deferred, Role, ZkServer, TIMER_TICK};
+use crate::zk::tree::DataTree;
+use crate::zk::txn::{apply, prep, LoggedTxn, Txn, TxnHeader};
+use crate::zk::types::{make_zxid, SessionId, ZkError, ZkOp, Zxid};
+use crate::zk::wire::ZkMsg;
+
+/// How far a learner got in the handshake on its current connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Stage {
+    /// FOLLOWERINFO received.
+    Info,
+    /// ACKEPOCH received.
+    EpochAcked,
+    /// Sync and NEWLEADER sent; proposals are forwarded.
+    Synced,
+    /// NEWLEADER acknowledged.
+    NewLeaderAcked,
+    /// UPTODATE sent.
+    UpToDate,
+}
+
+/// The leader's view of one learner.
+#[derive(Clone, Debug)]
+pub(super) struct LearnerView {
+    pub(super) stage: Stage,
+    /// The highest ping round this learner echoed.
+    round: u64,
+    pub(super) last_heard: SimTime,
+    pub(super) last_zxid: Zxid,
+}
+
+/// Who waits for a sync point.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum SyncTarget {
+    /// A learner's client.
+    Learner(NodeId, SessionId, u64),
+    /// One of our own clients.
+    Local(SessionId, u64),
+}
+
+/// Leader state for one epoch.
+pub(super) struct Leader {
+    /// The new epoch (0 until decided).
+    pub(super) epoch: u64,
+    pub(super) epoch_accepted: bool,
+    pub(super) epoch_quorum: bool,
+    pub(super) established: bool,
+    started_at: SimTime,
+    infos: BTreeMap<NodeId, u64>,
+    epoch_acks: BTreeSet<NodeId>,
+    newleader_acks: BTreeSet<NodeId>,
+    pub(super) learners: BTreeMap<NodeId, LearnerView>,
+    /// Outstanding proposals and who acked them.
+    proposals: BTreeMap<Zxid, BTreeSet<NodeId>>,
+    counter: u64,
+    /// Committed tree plus every outstanding proposal.
+    spec: DataTree,
+    /// Syncs waiting for (commit point, ping round confirmed by a quorum).
+    pending_syncs: Vec<(Zxid, u64, SyncTarget)>,
+    /// The latest ping round started.
+    ping_round: u64,
+    /// Session expiry deadlines (leader clock).
+    tracker: BTreeMap<SessionId, SimTime>,
+    closing: BTreeSet<SessionId>,
+}
+
+impl ZkServer {
+    fn leader(&mut self) -> Option<&mut Leader> {
+        match &mut self.role {
+            Role::Leading(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub(super) fn become_leader(&mut self, cx: &mut Ctx<'_>) {
+        let mut infos = BTreeMap::new();
+        infos.insert(self.id, self.accepted_epoch);
+        self.role = Role::Leading(Box::new(Leader {
+            epoch: 0,
+            epoch_accepted: false,
+            epoch_quorum: false,
+            established: false,
+            started_at: cx.now,
+            infos,
+            epoch_acks: BTreeSet::new(),
+            newleader_acks: BTreeSet::new(),
+            learners: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            counter: 0,
+            spec: DataTree::new(),
+            pending_syncs: Vec::new(),
+            ping_round: 0,
+            tracker: BTreeMap::new(),
+            closing: BTreeSet::new(),
+        }));
+        cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
+        self.leader_check_info_quorum(cx);
+    }
+
+    fn leader_check_info_quorum(&mut self, cx: &mut Ctx<'_>) {
+        let quorum = self.quorum();
+        let Some(l) = self.leader() else { return };
+        if l.epoch != 0 || l.infos.len() < quorum {
+            return;
+        }
+        let epoch = l.infos.values().copied().max().unwrap_or(0) + 1;
+        l.epoch = epoch;
+        self.set_accepted_epoch(epoch, cx);
+        self.disk
+            .after_all(Deferred::LeaderEpochAccepted { gen: self.role_gen });
+    }
+
+    pub(super) fn leader_epoch_accepted(&mut self, cx: &mut Ctx<'_>) {
+        let me = self.id;
+        let Some(l) = self.leader() else { return };
+        l.epoch_accepted = true;
+        l.epoch_acks.insert(me);
+        let epoch = l.epoch;
+        for (&p, v) in &l.learners {
+            if v.stage == Stage::Info {
+                cx.send(p, Msg::Zk(ZkMsg::LeaderInfo { new_epoch: epoch }));
+            }
+        }
+        self.leader_check_epoch_quorum(cx);
+    }
+
+    fn leader_check_epoch_quorum(&mut self, cx: &mut Ctx<'_>) {
+        let quorum = self.quorum();
+        let Some(l) = self.leader() else { return };
+        if l.epoch_quorum || l.epoch_acks.len() < quorum {
+            return;
+        }
+        l.epoch_quorum = true;
+        let epoch = l.epoch;
+        let ready: Vec<NodeId> = l
+            .learners
+            .iter()
+            .filter(|(_, v)| v.stage == Stage::EpochAcked)
+            .map(|(p, _)| *p)
+            .collect();
+        self.set_current_epoch(epoch, cx);
+        self.disk
+            .after_all(Deferred::LeaderEpochCurrent { gen: self.role_gen });
+        for p in ready {
+            self.leader_sync_learner(p, cx);
+        }
+    }
+
+    pub(super) fn leader_epoch_current(&mut self, cx: &mut Ctx<'_>) {
+        let me = self.id;
+        if let Some(l) = self.leader() {
+            l.newleader_acks.insert(me);
+        }
+        self.leader_check_newleader_quorum(cx);
+    }
+
+    /// Sends a learner what it needs to match our committed history, then
+    /// NEWLEADER, then the outstanding proposals.
+    fn leader_sync_learner(&mut self, p: NodeId, cx: &mut Ctx<'_>) {
+        let committed = self.tree.last_zxid();
+        let base = self.log.base;
+        let Some(l) = self.leader() else { return };
+        let epoch = l.epoch;
+        let Some(view) = l.learners.get_mut(&p) else {
+            return;
+        };
+        let f = view.last_zxid;
+        view.stage = Stage::Synced;
+        let msg = if f < base {
+            ZkMsg::Sync {
+                snap: Some(Box::new(self.tree.clone())),
+                trunc: None,
+                txns: Vec::new(),
+            }
+        } else {
+            // The largest point of our committed history at or below f.
+            let upto = f.min(committed);
+            let point = self
+                .log
+                .entries
+                .iter()
+                .map(|e| e.zxid())
+                .take_while(|&z| z <= upto)
+                .last()
+                .unwrap_or(base);
+            let txns: Vec<LoggedTxn> = self
+                .log
+                .after(point)
+                .iter()
+                .take_while(|e| e.zxid() <= committed)
+                .cloned()
+                .collect();
+            ZkMsg::Sync {
+                snap: None,
+                trunc: (point != f).then_some(point),
+                txns,
+            }
+        };
+        cx.send(p, Msg::Zk(msg));
+        cx.send(
+            p,
+            Msg::Zk(ZkMsg::NewLeader {
+                zxid: make_zxid(epoch, 0),
+            }),
+        );
+        for e in self.log.after(committed) {
+            cx.send(p, Msg::Zk(ZkMsg::Proposal(e.clone())));
+        }
+    }
+
+    fn leader_check_newleader_quorum(&mut self, cx: &mut Ctx<'_>) {
+        let quorum = self.quorum();
+        let now = cx.now;
+        let tree_sessions: Vec<(SessionId, u64)> =
+            self.tree.sessions().iter().map(|(s, t)| (*s, *t)).collect();
+        let spec = self.tree.clone();
+        let Some(l) = self.leader() else { return };
+        if l.established || l.newleader_acks.len() < quorum {
+            return;
+        }
+        l.established = true;
+        l.spec = spec;
+        for (s, t) in tree_sessions {
+            l.tracker.insert(s, now.plus_ms(t));
+        }
+        for (&p, v) in l.learners.iter_mut() {
+            if v.stage == Stage::NewLeaderAcked {
+                v.stage = Stage::UpToDate;
+                cx.send(p, Msg::Zk(ZkMsg::UpToDate));
+            }
+        }
+    }
+
+    pub(super) fn leader_on_msg(&mut self, from: NodeId, m: ZkMsg, cx: &mut Ctx<'_>) {
+        let now = cx.now;
+        let my_epoch = self.current_epoch;
+        let my_last = self.log.last_zxid();
+        // Planted bug zk_vote_ignores_zxid: the leader also trusts the
+        // election and skips the "follower is ahead" check.
+        let check_ahead = !self.bugs.vote_ignores_zxid;
+        let Some(l) = self.leader() else { return };
+        if let Some(v) = l.learners.get_mut(&from) {
+            v.last_heard = now;
+        }
+        match m {
+            ZkMsg::FollowerInfo {
+                accepted_epoch,
+                last_zxid,
+            } => {
+                // A new connection: the handshake starts over and acks given
+                // on the old one no longer count.
+                for acks in l.proposals.values_mut() {
+                    acks.remove(&from);
+                }
+                l.learners.insert(
+                    from,
+                    LearnerView {
+                        stage: Stage::Info,
+                        round: 0,
+                        last_heard: now,
+                        last_zxid,
+                    },
+                );
+                l.infos.insert(from, accepted_epoch);
+                if l.epoch_accepted {
+                    let e = l.epoch;
+                    cx.send(from, Msg::Zk(ZkMsg::LeaderInfo { new_epoch: e }));
+                } else {
+                    self.leader_check_info_quorum(cx);
+                }
+            }
+            ZkMsg::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => {
+                let Some(v) = l.learners.get_mut(&from) else {
+                    return;
+                };
+                if v.stage != Stage::Info {
+                    return;
+                }
+                if check_ahead
+                    && !l.epoch_quorum
+                    && (current_epoch > my_epoch
+                        || (current_epoch == my_epoch && last_zxid > my_last))
+                {
+                    // A learner is ahead of us: we must not lead.
+                    self.go_looking(cx);
+                    return;
+                }
+                v.stage = Stage::EpochAcked;
+                v.last_zxid = last_zxid;
+                l.epoch_acks.insert(from);
+                if l.epoch_quorum {
+                    self.leader_sync_learner(from, cx);
+                } else {
+                    self.leader_check_epoch_quorum(cx);
+                }
+            }
+            ZkMsg::Ack { zxid } => {
+                let Some(v) = l.learners.get_mut(&from) else {
+                    return;
+                };
+                if v.stage < Stage::Synced {
+                    return;
+                }
+                if zxid == make_zxid(l.epoch, 0) {
+                    if v.stage == Stage::Synced {
+                        v.stage = Stage::NewLeaderAcked;
+                        l.newleader_acks.insert(from);
+                        if l.established {
+                            v.stage = Stage::UpToDate;
+                            cx.send(from, Msg::Zk(ZkMsg::UpToDate));
+                        } else {
+                            self.leader_check_newleader_quorum(cx);
+                        }
+                    }
+                } else {
+                    self.leader_ack(from, zxid, cx);
+                }
+            }
+            ZkMsg::Ping { sessions, round } => {
+                if let Some(v) = l.learners.get_mut(&from) {
+                    v.round = v.round.max(round);
+                }
+                for s in sessions {
+                    self.leader_touch(s, now);
+                }
+                self.leader_check_syncs(cx);
+            }
+            ZkMsg::Request { session, cxid, op } => self.leader_request(session, cxid, op, cx),
+            ZkMsg::CreateSession { timeout_ms, client } => {
+                self.leader_create_session(timeout_ms, from, client, cx)
+            }
+            ZkMsg::SyncReq { session, cxid } => {
+                self.leader_sync(SyncTarget::Learner(from, session, cxid), cx)
+            }
+            ZkMsg::Revalidate { session } => {
+                let valid = self.leader_touch(session, now);
+                cx.send(from, Msg::Zk(ZkMsg::RevalidateReply { session, valid }));
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn leader_peer_lost(&mut self, peer: NodeId) {
+        if let Some(l) = self.leader() {
+            l.learners.remove(&peer);
+        }
+    }
+
+    /// Counts an ACK and commits what has a quorum, in zxid order.
+    pub(super) fn leader_ack(&mut self, from: NodeId, zxid: Zxid, cx: &mut Ctx<'_>) {
+        let quorum = if self.bugs.commit_without_quorum {
+            1
+        } else {
+            self.quorum()
+        };
+        let me = self.id;
+        let Some(l) = self.leader() else { return };
+        if let Some(acks) = l.proposals.get_mut(&zxid) {
+            acks.insert(from);
+        }
+        loop {
+            let Some(l) = self.leader() else { return };
+            let Some((&z, acks)) = l.proposals.first_key_value() else {
+                break;
+            };
+            if !acks.contains(&me) || acks.len() < quorum {
+                break;
+            }
+            l.proposals.remove(&z);
+            for (&p, v) in &l.learners {
+                if v.stage >= Stage::Synced {
+                    cx.send(p, Msg::Zk(ZkMsg::Commit { zxid: z }));
+                }
+            }
+            let Some(pos) = self.log.position(z) else {
+                break;
+            };
+            let lt = self.log.entries[pos].clone();
+            self.apply_committed(&lt, cx);
+        }
+        self.leader_check_syncs(cx);
+    }
+
+    /// The highest ping round a quorum (the leader included) has echoed.
+    fn confirmed_round(&self) -> u64 {
+        let Role::Leading(l) = &self.role else {
+            return 0;
+        };
+        let mut rounds: Vec<u64> = l
+            .learners
+            .values()
+            .filter(|v| v.stage >= Stage::NewLeaderAcked)
+            .map(|v| v.round)
+            .collect();
+        rounds.push(u64::MAX);
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds.get(self.quorum() - 1).copied().unwrap_or(0)
+    }
+
+    /// Answers the syncs whose commit point is applied and whose leadership
+    /// check (a ping round started after they arrived) a quorum confirmed.
+    fn leader_check_syncs(&mut self, cx: &mut Ctx<'_>) {
+        let confirmed = self.confirmed_round();
+        let committed = self.tree.last_zxid();
+        let Some(l) = self.leader() else { return };
+        if l.pending_syncs.is_empty() {
+            return;
+        }
+        let (done, rest): (Vec<_>, Vec<_>) = l
+            .pending_syncs
+            .drain(..)
+            .partition(|(upto, round, _)| *upto <= committed && *round <= confirmed);
+        l.pending_syncs = rest;
+        for (_, _, t) in done {
+            self.fire_sync(t, cx);
+        }
+    }
+
+    fn fire_sync(&mut self, t: SyncTarget, cx: &mut Ctx<'_>) {
+        match t {
+            SyncTarget::Learner(p, session, cxid) => {
+                cx.send(p, Msg::Zk(ZkMsg::SyncDone { session, cxid }))
+            }
+            SyncTarget::Local(session, cxid) => self.on_sync_done(session, cxid, cx),
+        }
+    }
+
+    /// Proposes a transaction; `session == 0` with a CreateSession body
+    /// names the session after the zxid.
+    fn leader_propose(&mut self, session: SessionId, cxid: u64, txn: Txn, cx: &mut Ctx<'_>) {
+        let gen = self.role_gen;
+        let Some(l) = self.leader() else { return };
+        l.counter += 1;
+        let zxid = make_zxid(l.epoch, l.counter);
+        let session = if matches!(txn, Txn::CreateSession { .. }) {
+            zxid
+        } else {
+            session
+        };
+        let lt = LoggedTxn {
+            hdr: TxnHeader {
+                zxid,
+                session,
+                cxid,
+            },
+            txn,
+        };
+        let _ = apply(&mut l.spec, &lt, &mut Vec::new());
+        l.proposals.insert(zxid, BTreeSet::new());
+        for (&p, v) in &l.learners {
+            if v.stage >= Stage::Synced {
+                cx.send(p, Msg::Zk(ZkMsg::Proposal(lt.clone())));
+            }
+        }
+        self.log_append(lt, cx);
+        self.log_fsync(cx);
+        self.disk.after_all(Deferred::SelfAck { gen, zxid });
+    }
+
+    /// A client write (or close, `op == None`) from any server.
+    pub(super) fn leader_request(
+        &mut self,
+        session: SessionId,
+        cxid: u64,
+        op: Option<ZkOp>,
+        cx: &mut Ctx<'_>,
+    ) {
+        let Some(l) = self.leader() else { return };
+        if !l.established {
+            return;
+        }
+        let txn = match op {
+            None => {
+                if l.spec.has_session(session) {
+                    l.closing.insert(session);
+                    Txn::CloseSession
+                } else {
+                    Txn::Error(ZkError::SessionExpired)
+                }
+            }
+            Some(op) => prep(&l.spec, session, &op),
+        };
+        self.leader_propose(session, cxid, txn, cx);
+    }
+
+    /// A new session for `client` connected to server `origin`.
+    pub(super) fn leader_create_session(
+        &mut self,
+        timeout_ms: u64,
+        origin: NodeId,
+        client: NodeId,
+        cx: &mut Ctx<'_>,
+    ) {
+        if !self.leader().is_some_and(|l| l.established) {
+            return;
+        }
+        let t = Txn::CreateSession {
+            timeout_ms,
+            origin,
+            client,
+        };
+        self.leader_propose(0, 0, t, cx);
+    }
+
+    /// Registers a sync point: answered once every proposal issued so far
+    /// has committed and a quorum has answered a ping sent after the sync
+    /// arrived (so a leader that was deposed, e.g. while paused, cannot
+    /// answer a sync from its stale state).
+    pub(super) fn leader_sync(&mut self, t: SyncTarget, cx: &mut Ctx<'_>) {
+        let committed = self.tree.last_zxid();
+        let Some(l) = self.leader() else { return };
+        if !l.established {
+            return;
+        }
+        let upto = l.proposals.last_key_value().map_or(committed, |(z, _)| *z);
+        l.ping_round += 1;
+        let round = l.ping_round;
+        for (&p, v) in &l.learners {
+            if v.stage >= Stage::Synced {
+                cx.send(
+                    p,
+                    Msg::Zk(ZkMsg::Ping {
+                        sessions: vec![],
+                        round,
+                    }),
+                );
+            }
+        }
+        l.pending_syncs.push((upto, round, t));
+        self.leader_check_syncs(cx);
+    }
+
+    /// Extends a session's deadline; false if it is unknown or closing.
+    pub(super) fn leader_touch(&mut self, session: SessionId, now: SimTime) -> bool {
+        let timeout = self.tree.sessions().get(&session).copied();
+        let Some(l) = self.leader() else { return false };
+        if !l.established || l.closing.contains(&session) {
+            return false;
+        }
+        match (l.tracker.get_mut(&session), timeout) {
+            (Some(deadline), Some(t)) => {
+                *deadline = (*deadline).max(now.plus_ms(t));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Session bookkeeping after a commit.
+    pub(super) fn leader_after_apply(&mut self, lt: &LoggedTxn, cx: &mut Ctx<'_>) {
+        let now = cx.now;
+        let Some(l) = self.leader() else { return };
+        match &lt.txn {
+            Txn::CreateSession { timeout_ms, .. } => {
+                l.tracker.insert(lt.hdr.session, now.plus_ms(*timeout_ms));
+            }
+            Txn::CloseSession => {
+                l.tracker.remove(&lt.hdr.session);
+                l.closing.remove(&lt.hdr.session);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn leader_tick(&mut self, cx: &mut Ctx<'_>) {
+        let now = cx.now;
+        let tick = self.cfg.tick_ms;
+        let init_ms = self.cfg.init_limit * tick;
+        let sync_ms = self.cfg.sync_limit * tick;
+        let quorum = self.quorum();
+        cx.set_timer_ms(TIMER_TICK, tick);
+        let Some(l) = self.leader() else { return };
+        if !l.established {
+            if now.ms_since(l.started_at) > init_ms {
+                self.go_looking(cx);
+            }
+            return;
+        }
+        let silent: Vec<NodeId> = l
+            .learners
+            .iter()
+            .filter(|(_, v)| now.ms_since(v.last_heard) > sync_ms)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in silent {
+            l.learners.remove(&p);
+            cx.disconnect(p);
+        }
+        let synced = 1 + l
+            .learners
+            .values()
+            .filter(|v| v.stage >= Stage::NewLeaderAcked)
+            .count();
+        if synced < quorum {
+            self.go_looking(cx);
+            return;
+        }
+        let round = l.ping_round;
+        for (&p, v) in &l.learners {
+            if v.stage >= Stage::Synced {
+                cx.send(
+                    p,
+                    Msg::Zk(ZkMsg::Ping {
+                        sessions: vec![],
+                        round,
+                    }),
+                );
+            }
+        }
+        let expired: Vec<SessionId> = l
+            .tracker
+            .iter()
+            .filter(|(s, d)| **d <= now && !l.closing.contains(s))
+            .map(|(s, _)| *s)
+            .collect();
+        for s in expired {
+            if let Some(l) = self.leader() {
+                l.closing.insert(s);
+            }
+            self.leader_propose(s, 0, Txn::CloseSession, cx);
+        }
+    }
+}
