@@ -48,7 +48,13 @@ impl Workload for RegisterWorkload {
     }
 
     fn complete(&mut self, call: &OpCall, reply: &ClientReply) -> OpDone {
-        let ClientReply::Demo(r) = reply;
+        let ClientReply::Demo(r) = reply else {
+            return OpDone {
+                kind: EventType::Info,
+                value: call.value.clone(),
+                error: Some(format!("not a demo reply: {reply:?}")),
+            };
+        };
         let (kind, value, error) = match r {
             DemoReply::WriteOk => (EventType::Ok, call.value.clone(), None),
             DemoReply::ReadOk(v) => (EventType::Ok, json!(v), None),
