@@ -4,4 +4,5 @@
 //! structs that any executor can drive; `engine` is the default executor.
 //! `history` records client operations and `check` judges them.
 
+pub mod check;
 pub mod history;

@@ -1,0 +1,159 @@
+//! Runs a model over a history: splits it per key when the model allows
+//! (P-compositionality), encodes each partition, searches it, and combines
+//! the verdicts. Partitions are visited in the order of their keys' JSON
+//! text, so results never depend on hash order.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::explain::Explanation;
+use super::models::Model;
+use super::search::{search, Limits, SearchOp, SearchResult};
+use crate::history::{Operation, Outcome};
+
+/// Options of a check.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckOptions {
+    /// Give up with verdict [`Verdict::Unknown`] after this long.
+    pub timeout: Option<Duration>,
+    /// Memory budget of each partition's visited cache, in bytes.
+    pub cache_bytes: usize,
+}
+
+impl Default for CheckOptions {
+    fn default() -> CheckOptions {
+        CheckOptions {
+            timeout: None,
+            cache_bytes: 1 << 30,
+        }
+    }
+}
+
+/// The verdict on a history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Some order of the operations explains every observed output.
+    Linearizable,
+    /// No order does.
+    NotLinearizable,
+    /// The check gave up (deadline) before deciding.
+    Unknown,
+}
+
+impl Verdict {
+    /// The verdict as printed: `linearizable`, `not_linearizable`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Linearizable => "linearizable",
+            Verdict::NotLinearizable => "not_linearizable",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// The result of checking one history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why not, when the verdict is [`Verdict::NotLinearizable`].
+    pub explanation: Option<Explanation>,
+    /// Operations in the history (including dropped ones).
+    pub ops: usize,
+    /// Partitions (keys) checked.
+    pub partitions: usize,
+    /// Partitions whose check timed out.
+    pub timed_out: usize,
+}
+
+/// An operation the model could not interpret: its index and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadOp {
+    /// Index into the operations.
+    pub op: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Groups operation indices per partition key (JSON text of the key; no key
+/// is the empty string), in key order.
+pub fn partitions(ops: &[Operation], split: bool) -> BTreeMap<String, Vec<usize>> {
+    let mut parts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        let key = match (&op.key, split) {
+            (Some(k), true) => k.to_string(),
+            _ => String::new(),
+        };
+        parts.entry(key).or_default().push(i);
+    }
+    parts
+}
+
+/// Encodes the operations `ids` of one partition for the search.
+pub fn encode<M: Model>(
+    model: &mut M,
+    ops: &[Operation],
+    ids: &[usize],
+) -> Result<Vec<SearchOp<M::Op>>, BadOp> {
+    let mut out = Vec::with_capacity(ids.len());
+    for &i in ids {
+        let op = &ops[i];
+        let encoded = model
+            .encode(op)
+            .map_err(|message| BadOp { op: i, message })?;
+        if let Some(e) = encoded {
+            let ret = match op.outcome {
+                Outcome::Info => None,
+                _ => op.complete_index.map(|c| c as u64),
+            };
+            out.push(SearchOp {
+                id: i,
+                call: op.invoke_index as u64,
+                ret,
+                op: e,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a history of paired operations against `model`.
+pub fn check_operations<M: Model>(
+    model: &mut M,
+    ops: &[Operation],
+    opts: &CheckOptions,
+) -> Result<Report, BadOp> {
+    let start = Instant::now();
+    let limits = Limits {
+        deadline: opts.timeout.map(|t| start + t),
+        cache_bytes: opts.cache_bytes,
+    };
+    let parts = partitions(ops, model.split_by_key());
+    let mut report = Report {
+        verdict: Verdict::Linearizable,
+        explanation: None,
+        ops: ops.len(),
+        partitions: parts.len(),
+        timed_out: 0,
+    };
+    for (key, ids) in &parts {
+        let encoded = encode(model, ops, ids)?;
+        match search(model, &encoded, limits) {
+            SearchResult::Linearizable => {}
+            SearchResult::Timeout => {
+                report.timed_out += 1;
+                report.verdict = Verdict::Unknown;
+            }
+            SearchResult::NotLinearizable { prefix, blocked } => {
+                let partition = (!key.is_empty()).then(|| key.clone());
+                let searched: Vec<usize> = encoded.iter().map(|o| o.id).collect();
+                report.explanation = Some(Explanation::new(
+                    ops, &searched, partition, prefix, blocked,
+                ));
+                report.verdict = Verdict::NotLinearizable;
+                return Ok(report);
+            }
+        }
+    }
+    Ok(report)
+}
