@@ -7,7 +7,39 @@
 //! remembering (the search stays sound and complete, only slower; the
 //! deadline bounds it).
 
+use std::cell::Cell;
 use std::hash::Hash;
+use std::rc::Rc;
+
+/// A memory budget in bytes, shared by the caches of concurrent searches;
+/// a cache gives its bytes back when dropped.
+#[derive(Clone, Debug)]
+pub struct Budget(Rc<Cell<usize>>);
+
+impl Budget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Budget {
+        Budget(Rc::new(Cell::new(bytes)))
+    }
+
+    /// Bytes still available.
+    pub fn available(&self) -> usize {
+        self.0.get()
+    }
+
+    fn take(&self, bytes: usize) -> bool {
+        let left = self.0.get();
+        if bytes > left {
+            return false;
+        }
+        self.0.set(left - bytes);
+        true
+    }
+
+    fn give(&self, bytes: usize) {
+        self.0.set(self.0.get() + bytes);
+    }
+}
 
 /// A set of (bitset, state) configurations.
 pub struct Cache<S> {
@@ -17,14 +49,19 @@ pub struct Cache<S> {
     states: Vec<S>,
     stride: usize,
     bytes: usize,
-    limit: usize,
+    budget: Budget,
     full: bool,
 }
 
+impl<S> Drop for Cache<S> {
+    fn drop(&mut self) {
+        self.budget.give(self.bytes);
+    }
+}
+
 impl<S: Eq + Hash + Clone> Cache<S> {
-    /// An empty cache for bitsets of `stride` words, using at most about
-    /// `limit` bytes.
-    pub fn new(stride: usize, limit: usize) -> Cache<S> {
+    /// An empty cache for bitsets of `stride` words, drawing on `budget`.
+    pub fn new(stride: usize, budget: Budget) -> Cache<S> {
         Cache {
             slots: vec![0; 1024],
             hashes: Vec::new(),
@@ -32,7 +69,7 @@ impl<S: Eq + Hash + Clone> Cache<S> {
             states: Vec::new(),
             stride,
             bytes: 0,
-            limit,
+            budget,
             full: false,
         }
     }
@@ -76,8 +113,9 @@ impl<S: Eq + Hash + Clone> Cache<S> {
         if self.full {
             return true;
         }
-        let cost = 8 + 8 + self.stride * 8 + state_bytes;
-        if self.bytes + cost > self.limit || self.states.len() >= (u32::MAX / 2) as usize {
+        // Entry, hash, bitset, state, and the slots it will need.
+        let cost = 8 + 8 + 8 + self.stride * 8 + state_bytes;
+        if self.states.len() >= (u32::MAX / 4) as usize || !self.budget.take(cost) {
             self.full = true;
             return true;
         }
@@ -94,7 +132,6 @@ impl<S: Eq + Hash + Clone> Cache<S> {
 
     fn grow(&mut self) {
         let cap = self.slots.len() * 2;
-        self.bytes += self.slots.len() * 4;
         self.slots = vec![0; cap];
         let mask = cap - 1;
         for (k, &h) in self.hashes.iter().enumerate() {
@@ -113,7 +150,7 @@ mod tests {
 
     #[test]
     fn remembers_and_grows() {
-        let mut c: Cache<u32> = Cache::new(1, 1 << 30);
+        let mut c: Cache<u32> = Cache::new(1, Budget::new(1 << 30));
         for i in 0..5000u64 {
             assert!(c.insert(i % 7, &[i], &(i as u32), 4));
         }
@@ -126,7 +163,8 @@ mod tests {
 
     #[test]
     fn stops_remembering_at_the_budget() {
-        let mut c: Cache<u32> = Cache::new(1, 100);
+        let budget = Budget::new(100);
+        let mut c: Cache<u32> = Cache::new(1, budget.clone());
         for i in 0..10u64 {
             assert!(c.insert(i, &[i], &0, 4));
         }
@@ -134,5 +172,7 @@ mod tests {
         assert!(c.len() < 10);
         // Forgotten configurations count as new, which is sound.
         assert!(c.insert(9, &[9], &0, 4));
+        drop(c);
+        assert_eq!(budget.available(), 100);
     }
 }

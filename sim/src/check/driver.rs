@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::explain::Explanation;
 use super::models::Model;
-use super::search::{search, Limits, SearchOp, SearchResult};
+use super::cache::Budget;
+use super::search::{Limits, Search, SearchOp, SearchResult};
 use crate::history::{Operation, Outcome};
 
 /// Options of a check.
@@ -117,7 +118,17 @@ pub fn encode<M: Model>(
     Ok(out)
 }
 
+/// Steps given to each live partition in the first round; doubled every
+/// round, so a violation in any partition is found after at most a few
+/// times the work it needs on its own.
+const FIRST_QUANTUM: u64 = 1 << 14;
+
 /// Checks a history of paired operations against `model`.
+///
+/// Partitions are searched round-robin with growing step quanta (counted
+/// in steps, not time, so the outcome is deterministic), and the check
+/// stops at the first partition found not linearizable; among partitions
+/// failing in the same round, the first in key order is reported.
 pub fn check_operations<M: Model>(
     model: &mut M,
     ops: &[Operation],
@@ -126,7 +137,7 @@ pub fn check_operations<M: Model>(
     let start = Instant::now();
     let limits = Limits {
         deadline: opts.timeout.map(|t| start + t),
-        cache_bytes: opts.cache_bytes,
+        budget: Budget::new(opts.cache_bytes),
     };
     let parts = partitions(ops, model.split_by_key());
     let mut report = Report {
@@ -136,24 +147,43 @@ pub fn check_operations<M: Model>(
         partitions: parts.len(),
         timed_out: 0,
     };
+    let mut encoded = Vec::with_capacity(parts.len());
     for (key, ids) in &parts {
-        let encoded = encode(model, ops, ids)?;
-        match search(model, &encoded, limits) {
-            SearchResult::Linearizable => {}
-            SearchResult::Timeout => {
+        encoded.push((key, encode(model, ops, ids)?));
+    }
+    let model = &*model;
+    let mut live: Vec<(usize, Search<'_, M>)> = encoded
+        .iter()
+        .enumerate()
+        .map(|(i, (_, e))| (i, Search::new(model, e, &limits)))
+        .collect();
+    let mut quantum = FIRST_QUANTUM;
+    while !live.is_empty() {
+        let mut failed = None;
+        live.retain_mut(|(i, search)| match search.run(quantum) {
+            None => true,
+            Some(SearchResult::Linearizable) => false,
+            Some(SearchResult::Timeout) => {
                 report.timed_out += 1;
-                report.verdict = Verdict::Unknown;
+                false
             }
-            SearchResult::NotLinearizable { prefix, blocked } => {
-                let partition = (!key.is_empty()).then(|| key.clone());
-                let searched: Vec<usize> = encoded.iter().map(|o| o.id).collect();
-                report.explanation = Some(Explanation::new(
-                    ops, &searched, partition, prefix, blocked,
-                ));
-                report.verdict = Verdict::NotLinearizable;
-                return Ok(report);
+            Some(SearchResult::NotLinearizable { prefix, blocked }) => {
+                failed = failed.take().or(Some((*i, prefix, blocked)));
+                false
             }
+        });
+        if let Some((i, prefix, blocked)) = failed {
+            let (key, e) = &encoded[i];
+            let partition = (!key.is_empty()).then(|| key.to_string());
+            let searched: Vec<usize> = e.iter().map(|o| o.id).collect();
+            report.explanation = Some(Explanation::new(ops, &searched, partition, prefix, blocked));
+            report.verdict = Verdict::NotLinearizable;
+            return Ok(report);
         }
+        quantum = quantum.saturating_mul(2);
+    }
+    if report.timed_out > 0 {
+        report.verdict = Verdict::Unknown;
     }
     Ok(report)
 }

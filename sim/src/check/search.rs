@@ -17,7 +17,7 @@
 
 use std::time::Instant;
 
-use super::cache::Cache;
+use super::cache::{Budget, Cache};
 use super::hash::{fx_hash, zobrist};
 use super::models::Model;
 
@@ -37,13 +37,13 @@ pub struct SearchOp<O> {
     pub op: O,
 }
 
-/// Limits of one search.
-#[derive(Clone, Copy, Debug)]
+/// Limits of a search.
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// Give up (verdict unknown) after this instant.
     pub deadline: Option<Instant>,
-    /// Memory budget of the visited cache, in bytes.
-    pub cache_bytes: usize,
+    /// Memory budget shared by the visited caches of all live searches.
+    pub budget: Budget,
 }
 
 /// The outcome of searching one partition.
@@ -156,87 +156,158 @@ impl List {
     }
 }
 
-/// Searches for a linearization of `ops` under `model`.
-pub fn search<M: Model>(model: &M, ops: &[SearchOp<M::Op>], limits: Limits) -> SearchResult {
-    let mut remaining = ops.iter().filter(|o| o.ret.is_some()).count();
-    if remaining == 0 {
-        return SearchResult::Linearizable;
+/// A resumable search over one partition: [`Search::run`] advances it by a
+/// bounded number of steps, so that a driver can interleave partitions and
+/// stop at the first violation wherever it is.
+pub struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [SearchOp<M::Op>],
+    list: List,
+    bits: Vec<u64>,
+    keys: Vec<u64>,
+    zob: u64,
+    cache: Cache<M::State>,
+    state: M::State,
+    stack: Vec<(u32, M::State)>,
+    remaining: usize,
+    best: Vec<u32>,
+    best_blocked: u32,
+    low_water: usize,
+    entry: u32,
+    steps: u64,
+    deadline: Option<Instant>,
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    /// Prepares a search of `ops` under `model`; the cache draws on `budget`.
+    pub fn new(model: &'a M, ops: &'a [SearchOp<M::Op>], limits: &Limits) -> Search<'a, M> {
+        let list = List::build(ops);
+        let stride = ops.len().div_ceil(64);
+        let entry = list.e[HEAD as usize].next;
+        Search {
+            model,
+            ops,
+            list,
+            bits: vec![0u64; stride],
+            keys: (0..ops.len()).map(zobrist).collect(),
+            zob: 0,
+            cache: Cache::new(stride, limits.budget.clone()),
+            state: model.init(),
+            stack: Vec::with_capacity(ops.len()),
+            remaining: ops.iter().filter(|o| o.ret.is_some()).count(),
+            best: Vec::new(),
+            best_blocked: NIL,
+            low_water: 0,
+            entry,
+            steps: 0,
+            deadline: limits.deadline,
+        }
     }
-    let mut list = List::build(ops);
-    let stride = ops.len().div_ceil(64);
-    let mut bits = vec![0u64; stride];
-    let keys: Vec<u64> = (0..ops.len()).map(zobrist).collect();
-    let mut zob = 0u64;
-    let mut cache: Cache<M::State> = Cache::new(stride, limits.cache_bytes);
-    let mut state = model.init();
-    let mut stack: Vec<(u32, M::State)> = Vec::with_capacity(ops.len());
-    let mut best: Vec<u32> = Vec::new();
-    let mut best_blocked = NIL;
-    let mut low_water = 0usize;
-    let mut steps: u64 = 0;
-    let mut e = list.e[HEAD as usize].next;
-    loop {
-        steps += 1;
-        if steps & 0x3ff == 0 {
-            if let Some(d) = limits.deadline {
-                if Instant::now() >= d {
-                    return SearchResult::Timeout;
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Whether the cache ran out of memory budget (the search goes on
+    /// without remembering new configurations).
+    pub fn cache_full(&self) -> bool {
+        self.cache.is_full()
+    }
+
+    /// Runs at most `max_steps` steps: `None` if still undecided.
+    pub fn run(&mut self, max_steps: u64) -> Option<SearchResult> {
+        if self.remaining == 0 {
+            return Some(SearchResult::Linearizable);
+        }
+        let stop = self.steps.saturating_add(max_steps);
+        let (model, ops) = (self.model, self.ops);
+        let mut e = self.entry;
+        loop {
+            self.steps += 1;
+            if self.steps & 0x3ff == 0 {
+                if let Some(d) = self.deadline {
+                    if Instant::now() >= d {
+                        self.entry = e;
+                        return Some(SearchResult::Timeout);
+                    }
+                }
+            }
+            if self.steps >= stop {
+                self.entry = e;
+                return None;
+            }
+            let entry = if e == NIL { None } else { Some(self.list.e[e as usize]) };
+            match entry {
+                Some(en) if en.call => {
+                    let k = en.op as usize;
+                    if let Some(next) = model.step(&self.state, &ops[k].op) {
+                        self.bits[k >> 6] |= 1 << (k & 63);
+                        self.zob ^= self.keys[k];
+                        let h = self.zob ^ fx_hash(&next);
+                        if self.cache.insert(h, &self.bits, &next, model.state_bytes(&next)) {
+                            self.stack.push((e, std::mem::replace(&mut self.state, next)));
+                            self.list.lift(e);
+                            if en.partner != NIL {
+                                self.remaining -= 1;
+                                if self.remaining == 0 {
+                                    return Some(SearchResult::Linearizable);
+                                }
+                            }
+                            e = self.list.e[HEAD as usize].next;
+                            continue;
+                        }
+                        self.bits[k >> 6] &= !(1 << (k & 63));
+                        self.zob ^= self.keys[k];
+                    }
+                    e = en.next;
+                }
+                _ => {
+                    // A return (or the end): the prefix on the stack is stuck.
+                    if e != NIL && (self.stack.len() > self.best.len() || self.best_blocked == NIL) {
+                        let lw = self.low_water;
+                        self.best.truncate(lw);
+                        let list = &self.list;
+                        self.best.extend(self.stack[lw..].iter().map(|(c, _)| list.e[*c as usize].op));
+                        self.best_blocked = self.list.e[e as usize].op;
+                        self.low_water = self.stack.len();
+                    }
+                    let Some((c, prev)) = self.stack.pop() else {
+                        return Some(self.failure());
+                    };
+                    self.low_water = self.low_water.min(self.stack.len());
+                    let k = self.list.e[c as usize].op as usize;
+                    self.bits[k >> 6] &= !(1 << (k & 63));
+                    self.zob ^= self.keys[k];
+                    self.state = prev;
+                    self.list.unlift(c);
+                    if self.list.e[c as usize].partner != NIL {
+                        self.remaining += 1;
+                    }
+                    e = self.list.e[c as usize].next;
                 }
             }
         }
-        let entry = if e == NIL { None } else { Some(list.e[e as usize]) };
-        match entry {
-            Some(en) if en.call => {
-                let k = en.op as usize;
-                if let Some(next) = model.step(&state, &ops[k].op) {
-                    bits[k >> 6] |= 1 << (k & 63);
-                    zob ^= keys[k];
-                    let h = zob ^ fx_hash(&next);
-                    if cache.insert(h, &bits, &next, model.state_bytes(&next)) {
-                        stack.push((e, std::mem::replace(&mut state, next)));
-                        list.lift(e);
-                        if en.partner != NIL {
-                            remaining -= 1;
-                            if remaining == 0 {
-                                return SearchResult::Linearizable;
-                            }
-                        }
-                        e = list.e[HEAD as usize].next;
-                        continue;
-                    }
-                    bits[k >> 6] &= !(1 << (k & 63));
-                    zob ^= keys[k];
-                }
-                e = en.next;
-            }
-            _ => {
-                // A return (or the end): the prefix on the stack is stuck.
-                if e != NIL && (stack.len() > best.len() || best_blocked == NIL) {
-                    best.truncate(low_water);
-                    best.extend(stack[low_water..].iter().map(|(c, _)| list.e[*c as usize].op));
-                    best_blocked = list.e[e as usize].op;
-                    low_water = stack.len();
-                }
-                let Some((c, prev)) = stack.pop() else {
-                    let prefix = best.iter().map(|&k| ops[k as usize].id).collect();
-                    let blocked = if best_blocked == NIL {
-                        ops[0].id
-                    } else {
-                        ops[best_blocked as usize].id
-                    };
-                    return SearchResult::NotLinearizable { prefix, blocked };
-                };
-                low_water = low_water.min(stack.len());
-                let k = list.e[c as usize].op as usize;
-                bits[k >> 6] &= !(1 << (k & 63));
-                zob ^= keys[k];
-                state = prev;
-                list.unlift(c);
-                if list.e[c as usize].partner != NIL {
-                    remaining += 1;
-                }
-                e = list.e[c as usize].next;
-            }
+    }
+
+    fn failure(&self) -> SearchResult {
+        let ops = self.ops;
+        let prefix = self.best.iter().map(|&k| ops[k as usize].id).collect();
+        let blocked = if self.best_blocked == NIL {
+            ops[0].id
+        } else {
+            ops[self.best_blocked as usize].id
+        };
+        SearchResult::NotLinearizable { prefix, blocked }
+    }
+}
+
+/// Searches for a linearization of `ops` under `model`, to the end.
+pub fn search<M: Model>(model: &M, ops: &[SearchOp<M::Op>], limits: &Limits) -> SearchResult {
+    let mut s = Search::new(model, ops, limits);
+    loop {
+        if let Some(r) = s.run(u64::MAX / 2) {
+            return r;
         }
     }
 }
