@@ -135,11 +135,15 @@ pub fn describe(ops: &[Operation], i: usize, lines: Option<&[usize]>) -> String 
         Some(c) => format!("lines {}-{}", at(o.invoke_index), at(c)),
         None => format!("line {}-", at(o.invoke_index)),
     };
+    let input = if o.input.is_null() {
+        String::new()
+    } else {
+        format!(" {}", short(&o.input))
+    };
     format!(
-        "op {i}: process {} {}{key} {} -> {outcome} ({place})",
+        "op {i}: process {} {}{key}{input} -> {outcome} ({place})",
         o.process,
         o.f.trim_start_matches(':'),
-        short(&o.input),
     )
 }
 

@@ -195,7 +195,8 @@ mod tests {
     #[test]
     fn append_returns_the_next_offset() {
         let mut m = Log::new();
-        let s = apply(&mut m, &m.init(), "append", json!("a"), json!(0)).unwrap();
+        let init = m.init();
+        let s = apply(&mut m, &init, "append", json!("a"), json!(0)).unwrap();
         assert!(apply(&mut m, &s, "append", json!("b"), json!(0)).is_none());
         let s = apply(&mut m, &s, "append", json!("b"), json!({"offset": 1})).unwrap();
         assert!(apply(&mut m, &s, "read", json!([0, 5]), json!(["a", "b"])).is_some());
@@ -211,8 +212,9 @@ mod tests {
     #[test]
     fn states_compare_by_content() {
         let mut m = Log::new();
-        let a = apply(&mut m, &m.init(), "append", json!("a"), json!(null)).unwrap();
-        let b = apply(&mut m, &m.init(), "append", json!("a"), json!(null)).unwrap();
+        let init = m.init();
+        let a = apply(&mut m, &init, "append", json!("a"), json!(null)).unwrap();
+        let b = apply(&mut m, &init, "append", json!("a"), json!(null)).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, m.init());
     }

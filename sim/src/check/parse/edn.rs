@@ -156,9 +156,22 @@ impl<'a> Reader<'a> {
 
     /// Reads the next value, or `None` at the end of the input.
     pub fn next_value(&mut self) -> Result<Option<Edn>, EdnError> {
-        match self.skip_ws() {
+        match self.skip_discarded(0)? {
             None => Ok(None),
             Some(_) => self.value(0).map(Some),
+        }
+    }
+
+    /// Skips whitespace and `#_` discarded forms; returns the next byte.
+    pub fn skip_discarded(&mut self, depth: usize) -> Result<Option<u8>, EdnError> {
+        loop {
+            let c = self.skip_ws();
+            if c == Some(b'#') && self.src.as_bytes().get(self.pos + 1) == Some(&b'_') {
+                self.pos += 2;
+                self.value(depth + 1)?;
+                continue;
+            }
+            return Ok(c);
         }
     }
 
@@ -209,7 +222,7 @@ impl<'a> Reader<'a> {
             Some(b'_') => {
                 self.pos += 1;
                 self.value(depth + 1)?;
-                self.value(depth)
+                self.value(depth + 1)
             }
             Some(c) if c.is_ascii_alphabetic() => {
                 // A tag: read the symbol, then the tagged value.
@@ -222,9 +235,15 @@ impl<'a> Reader<'a> {
 
     fn seq(&mut self, close: u8, depth: usize) -> Result<Vec<Edn>, EdnError> {
         let mut items = Vec::new();
+        let opened = self.line;
         loop {
-            match self.skip_ws() {
-                None => return self.err(format!("missing `{}`", close as char)),
+            match self.skip_discarded(depth)? {
+                None => {
+                    return Err(EdnError {
+                        line: opened,
+                        message: format!("missing `{}` to close the collection opened here", close as char),
+                    })
+                }
                 Some(c) if c == close => {
                     self.pos += 1;
                     return Ok(items);
@@ -390,7 +409,8 @@ mod tests {
     #[test]
     fn malformed_input_names_the_line() {
         let cases = [
-            ("[1 2\n", 2),
+            ("[1 2\n", 1),
+            ("\n{:a [1 2}", 2),
             ("{:a 1\n :b}", 2),
             ("\n\"abc", 2),
             ("\n)", 2),

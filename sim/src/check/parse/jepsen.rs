@@ -24,12 +24,13 @@ fn op_maps(text: &str) -> Result<Vec<(usize, Edn)>, CheckError> {
         Some(c @ (b'[' | b'(')) => {
             let close = if c == b'[' { b']' } else { b')' };
             r.bump();
+            let opened = r.line();
             loop {
-                match r.skip_ws() {
+                match r.skip_discarded(0).map_err(parse_error)? {
                     None => {
                         return Err(CheckError::Parse {
-                            line: r.line(),
-                            message: format!("missing `{}`", close as char),
+                            line: opened,
+                            message: format!("missing `{}` to close the history", close as char),
                         })
                     }
                     Some(c) if c == close => {
@@ -51,7 +52,7 @@ fn op_maps(text: &str) -> Result<Vec<(usize, Edn)>, CheckError> {
             }
         }
         _ => loop {
-            r.skip_ws();
+            r.skip_discarded(0).map_err(parse_error)?;
             let line = r.line();
             match r.next_value().map_err(parse_error)? {
                 Some(v) => out.push((line, v)),
@@ -192,7 +193,7 @@ mod tests {
             let e = parse(&format!("{first}{b}\n")).unwrap_err();
             assert_eq!(e.line(), Some(2), "{b}: {e}");
         }
-        let e = parse("[{:process 0 :type :invoke :f :read}\n").unwrap_err();
+        let e = parse("\n[{:process 0 :type :invoke :f :read}\n").unwrap_err();
         assert_eq!(e.line(), Some(2));
         let e = parse("[]\n{:a 1}").unwrap_err();
         assert_eq!(e.line(), Some(2));
