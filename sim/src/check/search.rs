@@ -220,6 +220,9 @@ impl<'a, M: Model> Search<'a, M> {
         if self.remaining == 0 {
             return Some(SearchResult::Linearizable);
         }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(SearchResult::Timeout);
+        }
         let stop = self.steps.saturating_add(max_steps);
         let (model, ops) = (self.model, self.ops);
         let mut e = self.entry;
