@@ -28,6 +28,7 @@ pub mod cache;
 pub mod driver;
 pub mod error;
 pub mod explain;
+pub mod gen;
 pub mod hash;
 pub mod html;
 pub mod models;
