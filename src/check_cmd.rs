@@ -57,7 +57,8 @@ fn check_file(
     init: &Value,
     opts: &CheckOptions,
 ) -> anyhow::Result<Outcome> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let format = format.unwrap_or_else(|| Format::sniff(&text));
     let parsed = match format.parse(&text) {
         Ok(p) => p,
@@ -143,9 +144,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                     None => None,
                 };
                 if args.json {
-                    println!("{}", json_line(&file, &report, &ops, &lines, millis, page.as_deref()));
+                    println!(
+                        "{}",
+                        json_line(&file, &report, &ops, &lines, millis, page.as_deref())
+                    );
                 } else {
-                    println!("{}", text_line(&file, &report, &ops, &lines, millis, page.as_deref()));
+                    println!(
+                        "{}",
+                        text_line(&file, &report, &ops, &lines, millis, page.as_deref())
+                    );
                 }
             }
         }
@@ -164,8 +171,14 @@ fn text_line(
     let stats = format!("{} ops, {} partitions, {millis:.1} ms", r.ops, r.partitions);
     match (&r.verdict, &r.explanation) {
         (Verdict::NotLinearizable, Some(ex)) => {
-            let key = ex.partition.as_deref().map(|k| format!(" [key {k}]")).unwrap_or_default();
-            let page = page.map(|p| format!("; see {}", p.display())).unwrap_or_default();
+            let key = ex
+                .partition
+                .as_deref()
+                .map(|k| format!(" [key {k}]"))
+                .unwrap_or_default();
+            let page = page
+                .map(|p| format!("; see {}", p.display()))
+                .unwrap_or_default();
             format!(
                 "{file}: NOT LINEARIZABLE{key}: {} cannot be placed after a {}-op linearizable prefix, {} concurrent ({stats}){page}",
                 describe(ops, ex.blocked, Some(lines)),

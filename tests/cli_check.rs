@@ -15,19 +15,37 @@ fn tmp(name: &str, text: &str) -> PathBuf {
 }
 
 fn ev(p: u64, kind: &str, f: &str, value: &str) -> String {
-    format!("{{\"process\":{p},\"type\":\"{kind}\",\"f\":\"{f}\",\"key\":\"x\",\"value\":{value}}}\n")
+    format!(
+        "{{\"process\":{p},\"type\":\"{kind}\",\"f\":\"{f}\",\"key\":\"x\",\"value\":{value}}}\n"
+    )
 }
 
 fn good() -> String {
-    [ev(1, "invoke", "write", "1"), ev(1, "ok", "write", "1"), ev(2, "invoke", "read", "null"), ev(2, "ok", "read", "1")].concat()
+    [
+        ev(1, "invoke", "write", "1"),
+        ev(1, "ok", "write", "1"),
+        ev(2, "invoke", "read", "null"),
+        ev(2, "ok", "read", "1"),
+    ]
+    .concat()
 }
 
 fn bad() -> String {
-    [ev(1, "invoke", "write", "1"), ev(1, "ok", "write", "1"), ev(2, "invoke", "read", "null"), ev(2, "ok", "read", "2")].concat()
+    [
+        ev(1, "invoke", "write", "1"),
+        ev(1, "ok", "write", "1"),
+        ev(2, "invoke", "read", "null"),
+        ev(2, "ok", "read", "2"),
+    ]
+    .concat()
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).arg("check").args(args).output().expect("runs");
+    let out = Command::new(BIN)
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -50,8 +68,14 @@ fn violation_exits_1_and_explains() {
     let b = tmp("bad.jsonl", &bad());
     let dir = std::env::temp_dir().join(format!("kzsim-cli-explain-{}", std::process::id()));
     let (code, out, _) = run(&[
-        "--model", "cas-register", "--format", "jsonl", "--explain", dir.to_str().unwrap(),
-        g.to_str().unwrap(), b.to_str().unwrap(),
+        "--model",
+        "cas-register",
+        "--format",
+        "jsonl",
+        "--explain",
+        dir.to_str().unwrap(),
+        g.to_str().unwrap(),
+        b.to_str().unwrap(),
     ]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(out.lines().count(), 2);
@@ -66,9 +90,15 @@ fn violation_exits_1_and_explains() {
 
 #[test]
 fn initial_value_is_configurable() {
-    let f = tmp("init.jsonl", &[ev(2, "invoke", "read", "null"), ev(2, "ok", "read", "0")].concat());
+    let f = tmp(
+        "init.jsonl",
+        &[ev(2, "invoke", "read", "null"), ev(2, "ok", "read", "0")].concat(),
+    );
     assert_eq!(run(&["--model", "register", f.to_str().unwrap()]).0, 1);
-    assert_eq!(run(&["--model", "register", "--init", "0", f.to_str().unwrap()]).0, 0);
+    assert_eq!(
+        run(&["--model", "register", "--init", "0", f.to_str().unwrap()]).0,
+        0
+    );
 }
 
 #[test]
@@ -86,12 +116,20 @@ fn unreadable_exits_2_naming_the_line() {
     let text = format!("{}{{\"process\":2,\"type\":\"ok\"", good());
     let f = tmp("broken.jsonl", &text);
     let g = tmp("good3.jsonl", &good());
-    let (code, out, _) = run(&["--model", "register", g.to_str().unwrap(), f.to_str().unwrap()]);
+    let (code, out, _) = run(&[
+        "--model",
+        "register",
+        g.to_str().unwrap(),
+        f.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("broken.jsonl: ERROR: line 5"), "{out}");
     let (code, out, _) = run(&["--model", "register", "/nonexistent/history.jsonl"]);
     assert_eq!(code, 2, "{out}");
-    let op = tmp("badop.jsonl", &[ev(1, "invoke", "frob", "1"), ev(1, "ok", "frob", "1")].concat());
+    let op = tmp(
+        "badop.jsonl",
+        &[ev(1, "invoke", "frob", "1"), ev(1, "ok", "frob", "1")].concat(),
+    );
     let (code, out, _) = run(&["--model", "register", op.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(out.contains("line 1"), "{out}");
@@ -101,14 +139,23 @@ fn unreadable_exits_2_naming_the_line() {
 fn usage_errors_exit_2() {
     let g = tmp("good4.jsonl", &good());
     assert_eq!(run(&["--model", "nope", g.to_str().unwrap()]).0, 2);
-    assert_eq!(run(&["--model", "kv", "--format", "xml", g.to_str().unwrap()]).0, 2);
+    assert_eq!(
+        run(&["--model", "kv", "--format", "xml", g.to_str().unwrap()]).0,
+        2
+    );
     assert_eq!(run(&["--model", "kv"]).0, 2);
 }
 
 #[test]
 fn deadline_gives_unknown_exit_2() {
     let g = tmp("good5.jsonl", &good());
-    let (code, out, _) = run(&["--model", "register", "--timeout", "0.000000001", g.to_str().unwrap()]);
+    let (code, out, _) = run(&[
+        "--model",
+        "register",
+        "--timeout",
+        "0.000000001",
+        g.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("UNKNOWN"), "{out}");
 }
@@ -122,9 +169,15 @@ fn shared_histories_through_the_cli() {
     }
     assert_eq!(run(&["--model", "cas-register", &etcd]).0, 1);
     let ok = format!("{SHARED}/jepsen/etcd_002.log");
-    assert_eq!(run(&["--model", "cas-register", "--format", "porcupine-etcd", &ok]).0, 0);
+    assert_eq!(
+        run(&["--model", "cas-register", "--format", "porcupine-etcd", &ok]).0,
+        0
+    );
     let kv = format!("{SHARED}/kv/c10-ok.txt");
     assert_eq!(run(&["--model", "kv", &kv]).0, 0);
     let kv_bad = format!("{SHARED}/kv/c10-bad.txt");
-    assert_eq!(run(&["--model", "kv", "--format", "porcupine-kv", &kv_bad]).0, 1);
+    assert_eq!(
+        run(&["--model", "kv", "--format", "porcupine-kv", &kv_bad]).0,
+        1
+    );
 }

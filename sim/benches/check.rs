@@ -17,8 +17,10 @@ use kzsim_sim::check::{check_with, CheckOptions, Format, ModelKind};
 use kzsim_sim::history::Operation;
 use serde_json::Value;
 
-
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/histories/porcupine");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/histories/porcupine"
+);
 
 /// Per-history limit for stateright, which cannot finish some histories.
 const STATERIGHT_LIMIT: Duration = Duration::from_millis(20);
@@ -50,7 +52,10 @@ fn check(kind: ModelKind, h: &(Vec<Operation>, Vec<usize>)) {
 
 fn benches(c: &mut Criterion) {
     let files = etcd_files();
-    let etcd: Vec<_> = files.iter().map(|f| load(f, Format::PorcupineEtcd)).collect();
+    let etcd: Vec<_> = files
+        .iter()
+        .map(|f| load(f, Format::PorcupineEtcd))
+        .collect();
     if !etcd.is_empty() {
         // The slowest history for kzsim, found once.
         let slowest = (0..etcd.len())
@@ -65,7 +70,11 @@ fn benches(c: &mut Criterion) {
         g.bench_function("kzsim/all-102", |b| {
             b.iter(|| etcd.iter().for_each(|h| check(ModelKind::CasRegister, h)))
         });
-        let name = files[slowest].file_name().unwrap().to_string_lossy().to_string();
+        let name = files[slowest]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         g.bench_function(format!("kzsim/slowest-{name}"), |b| {
             b.iter(|| check(ModelKind::CasRegister, &etcd[slowest]))
         });
@@ -74,9 +83,11 @@ fn benches(c: &mut Criterion) {
         g.bench_function("todc-utils/all-102", |b| {
             b.iter_batched(
                 || todc.clone(),
-                |hs| hs.into_iter().for_each(|h| {
-                    std::hint::black_box(peers::todc_check(h));
-                }),
+                |hs| {
+                    hs.into_iter().for_each(|h| {
+                        std::hint::black_box(peers::todc_check(h));
+                    })
+                },
                 BatchSize::LargeInput,
             )
         });
@@ -101,8 +112,13 @@ fn benches(c: &mut Criterion) {
         g.finish();
 
         let mut g = c.benchmark_group("kv-split-per-key");
-        for name in ["c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"] {
-            let h = load(&Path::new(DIR).join(format!("kv/{name}.txt")), Format::PorcupineKv);
+        for name in [
+            "c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad",
+        ] {
+            let h = load(
+                &Path::new(DIR).join(format!("kv/{name}.txt")),
+                Format::PorcupineKv,
+            );
             g.bench_function(name, |b| b.iter(|| check(ModelKind::Kv, &h)));
         }
         g.finish();

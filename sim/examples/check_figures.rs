@@ -14,7 +14,10 @@ use kzsim_sim::check::{check_with, CheckOptions, Format, ModelKind, Verdict};
 use kzsim_sim::history::Operation;
 use serde_json::Value;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/histories/porcupine");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/histories/porcupine"
+);
 
 fn load(path: &Path, format: Format) -> (Vec<Operation>, Vec<usize>) {
     let text = std::fs::read_to_string(path).expect("readable");
@@ -59,7 +62,10 @@ fn main() {
     let exp = |f: &Path| expected[&format!("jepsen/{}", f.file_name().unwrap().to_string_lossy())];
 
     if !files.is_empty() {
-        let etcd: Vec<_> = files.iter().map(|f| load(f, Format::PorcupineEtcd)).collect();
+        let etcd: Vec<_> = files
+            .iter()
+            .map(|f| load(f, Format::PorcupineEtcd))
+            .collect();
         let mut per = Vec::new();
         let mut right = 0;
         for (f, h) in files.iter().zip(&etcd) {
@@ -79,10 +85,18 @@ fn main() {
             println!("kzsim etcd_002: {:.2} ms", e2.0);
         }
 
-        for name in ["c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"] {
-            let h = load(&Path::new(DIR).join(format!("kv/{name}.txt")), Format::PorcupineKv);
+        for name in [
+            "c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad",
+        ] {
+            let h = load(
+                &Path::new(DIR).join(format!("kv/{name}.txt")),
+                Format::PorcupineKv,
+            );
             let (ms, v) = best(5, || verdict(ModelKind::Kv, &h));
-            println!("kzsim kv {name}: {v:?} {ms:.2} ms ({} ops, split per key)", h.0.len());
+            println!(
+                "kzsim kv {name}: {v:?} {ms:.2} ms ({} ops, split per key)",
+                h.0.len()
+            );
         }
 
         let todc: Vec<_> = files.iter().map(|f| peers::todc_history(f)).collect();
@@ -125,7 +139,12 @@ fn main() {
     }
 
     for n in [10_000, 100_000] {
-        let h = cas_register_history(GenSpec { ops: n, keys: 100, processes: 30, seed: 1 });
+        let h = cas_register_history(GenSpec {
+            ops: n,
+            keys: 100,
+            processes: 30,
+            seed: 1,
+        });
         let ops = h.operations().expect("pairs");
         let lines: Vec<usize> = (1..=h.events.len()).collect();
         let hist = (ops, lines);

@@ -20,7 +20,10 @@ struct Case {
 fn cases() -> Option<Vec<Case>> {
     let csv = Path::new(DIR).join("porcupine/verdicts.csv");
     let Ok(text) = std::fs::read_to_string(&csv) else {
-        eprintln!("SKIPPED: {} not found; shared histories absent", csv.display());
+        eprintln!(
+            "SKIPPED: {} not found; shared histories absent",
+            csv.display()
+        );
         return None;
     };
     let mut out = Vec::new();
@@ -57,12 +60,20 @@ fn run(filter: impl Fn(&Case) -> bool) {
     let mut n = 0;
     for case in cases.iter().filter(|c| filter(c)) {
         let text = std::fs::read_to_string(&case.file).expect("history readable");
-        let (_, ops, report) =
-            check_text(case.model, &serde_json::Value::Null, case.format, &text, &opts)
-                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let (_, ops, report) = check_text(
+            case.model,
+            &serde_json::Value::Null,
+            case.format,
+            &text,
+            &opts,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         n += 1;
         if report.verdict != case.expected {
-            wrong.push(format!("{}: got {:?}, expected {:?}", case.name, report.verdict, case.expected));
+            wrong.push(format!(
+                "{}: got {:?}, expected {:?}",
+                case.name, report.verdict, case.expected
+            ));
         }
         if report.verdict == Verdict::NotLinearizable {
             let ex = report.explanation.expect("explained");

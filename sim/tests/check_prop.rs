@@ -51,7 +51,11 @@ fn invoke(flavor: Flavor, sel: u8, a: u8, b: u8) -> (String, Option<Value>, Valu
                 0 => ("exists".into(), path, Value::Null),
                 1 => ("create".into(), path, json!({"data": a % 2})),
                 2 => ("delete".into(), path, json!({"version": -1})),
-                _ => ("setData".into(), path, json!({"data": a % 2, "version": (a % 2) as i64 - 1})),
+                _ => (
+                    "setData".into(),
+                    path,
+                    json!({"data": a % 2, "version": (a % 2) as i64 - 1}),
+                ),
             }
         }
     }
@@ -61,8 +65,11 @@ fn invoke(flavor: Flavor, sel: u8, a: u8, b: u8) -> (String, Option<Value>, Valu
 fn output(flavor: Flavor, f: &str, input: &Value, a: u8) -> (Value, Option<String>) {
     match (flavor, f) {
         (Flavor::Register, "read") => (small(a % 3), None),
-        (Flavor::Kv, "get") => (json!(["", "a", "b", "ab", "ba", "aa"][(a % 6) as usize]), None),
-        (Flavor::Zk, "exists") => (json!(a % 2 == 0), None),
+        (Flavor::Kv, "get") => (
+            json!(["", "a", "b", "ab", "ba", "aa"][(a % 6) as usize]),
+            None,
+        ),
+        (Flavor::Zk, "exists") => (json!(a.is_multiple_of(2)), None),
         _ => (input.clone(), None),
     }
 }
@@ -166,7 +173,12 @@ fn generated_histories_cover_both_verdicts() {
             let script: Vec<Step> = (0..len)
                 .map(|_| {
                     let r = next();
-                    ((r % 3) as u8, (r >> 8) as u8 % 16, (r >> 16) as u8 % 6, (r >> 24) as u8 % 6)
+                    (
+                        (r % 3) as u8,
+                        (r >> 8) as u8 % 16,
+                        (r >> 16) as u8 % 6,
+                        (r >> 24) as u8 % 6,
+                    )
                 })
                 .collect();
             let ops = history(flavor, &script).operations().unwrap();

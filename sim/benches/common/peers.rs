@@ -37,7 +37,7 @@ fn check_deadline() {
         c.set(c.get().wrapping_add(1));
         c.get()
     });
-    if n % 256 == 0 {
+    if n.is_multiple_of(256) {
         if let Some(d) = DEADLINE.with(Cell::get) {
             if Instant::now() >= d {
                 std::panic::panic_any(TimedOut);

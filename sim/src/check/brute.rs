@@ -13,7 +13,12 @@ pub fn brute_force<M: Model>(model: &M, ops: &[SearchOp<M::Op>]) -> bool {
     place(model, ops, &mut placed, &model.init())
 }
 
-fn place<M: Model>(model: &M, ops: &[SearchOp<M::Op>], placed: &mut [bool], state: &M::State) -> bool {
+fn place<M: Model>(
+    model: &M,
+    ops: &[SearchOp<M::Op>],
+    placed: &mut [bool],
+    state: &M::State,
+) -> bool {
     let pending = |i: usize, placed: &[bool]| !placed[i] && ops[i].ret.is_some();
     if !(0..ops.len()).any(|i| pending(i, placed)) {
         return true;
@@ -24,9 +29,8 @@ fn place<M: Model>(model: &M, ops: &[SearchOp<M::Op>], placed: &mut [bool], stat
         }
         // `i` may go next only if no pending operation returned before it
         // was called.
-        let blocked = (0..ops.len()).any(|j| {
-            j != i && pending(j, placed) && ops[j].ret.is_some_and(|r| r < ops[i].call)
-        });
+        let blocked = (0..ops.len())
+            .any(|j| j != i && pending(j, placed) && ops[j].ret.is_some_and(|r| r < ops[i].call));
         if blocked {
             continue;
         }

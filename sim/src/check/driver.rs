@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::cache::Budget;
 use super::explain::Explanation;
 use super::models::Model;
-use super::cache::Budget;
 use super::search::{Limits, Search, SearchOp, SearchResult};
 use crate::history::{Operation, Outcome};
 

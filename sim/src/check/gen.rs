@@ -110,8 +110,12 @@ mod tests {
         });
         let ops = h.operations().unwrap();
         assert_eq!(ops.len(), 3000);
-        let r = check_operations(&mut Register::cas(&Value::Null), &ops, &CheckOptions::default())
-            .unwrap();
+        let r = check_operations(
+            &mut Register::cas(&Value::Null),
+            &ops,
+            &CheckOptions::default(),
+        )
+        .unwrap();
         assert_eq!(r.verdict, Verdict::Linearizable);
         assert_eq!(r.partitions, 10);
     }

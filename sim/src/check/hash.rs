@@ -86,7 +86,11 @@ pub fn mix64(mut z: u64) -> u64 {
 /// The `i`-th Zobrist key: a fixed pseudo-random 64-bit word.
 #[inline]
 pub fn zobrist(i: usize) -> u64 {
-    mix64((i as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    mix64(
+        (i as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    )
 }
 
 /// The Mersenne prime 2^61 - 1, modulus of string fingerprints.

@@ -56,7 +56,9 @@ pub fn render(title: &str, ops: &[Operation], ex: &Explanation, lines: Option<&[
     };
     let same_part = |o: &Operation| ex.partition.is_none() || o.key == ops[ex.blocked].key;
     let shown: Vec<usize> = (0..ops.len())
-        .filter(|&i| same_part(&ops[i]) && ops[i].outcome != Outcome::Fail && overlaps(&ops[i], &view))
+        .filter(|&i| {
+            same_part(&ops[i]) && ops[i].outcome != Outcome::Fail && overlaps(&ops[i], &view)
+        })
         .collect();
     let mut rows: BTreeMap<u64, usize> = BTreeMap::new();
     for &i in &shown {
@@ -82,11 +84,22 @@ pub fn render(title: &str, ops: &[Operation], ex: &Explanation, lines: Option<&[
         "<rect x=\"{:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#fff3b0\" stroke=\"#e0b000\"><title>conflict window: events {}..{}</title></rect>",
         x(w0), TOP - 14.0, (x(w1) - x(w0)).max(2.0), rows.len() as f64 * ROW + 14.0, w0, w1
     );
-    let _ = write!(svg, "<text x=\"{LEFT}\" y=\"16\">events {v0}..{v1} (time axis: event order)</text>");
+    let _ = write!(
+        svg,
+        "<text x=\"{LEFT}\" y=\"16\">events {v0}..{v1} (time axis: event order)</text>"
+    );
     for (p, r) in &rows {
         let y = TOP + *r as f64 * ROW;
-        let _ = write!(svg, "<text x=\"4\" y=\"{:.1}\">process {p}</text>", y + 12.0);
-        let _ = write!(svg, "<line x1=\"{LEFT}\" x2=\"{WIDTH}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#eee\"/>", y + 18.0);
+        let _ = write!(
+            svg,
+            "<text x=\"4\" y=\"{:.1}\">process {p}</text>",
+            y + 12.0
+        );
+        let _ = write!(
+            svg,
+            "<line x1=\"{LEFT}\" x2=\"{WIDTH}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#eee\"/>",
+            y + 18.0
+        );
     }
     for &i in &shown {
         let o = &ops[i];

@@ -23,6 +23,8 @@
 //! assert_eq!(report.verdict, Verdict::NotLinearizable);
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod brute;
 pub mod cache;
 pub mod driver;
@@ -91,8 +93,12 @@ pub fn check_with(
     opts: &CheckOptions,
 ) -> Result<Report, CheckError> {
     let result = match kind {
-        ModelKind::Register => check_operations(&mut models::register::Register::plain(init), ops, opts),
-        ModelKind::CasRegister => check_operations(&mut models::register::Register::cas(init), ops, opts),
+        ModelKind::Register => {
+            check_operations(&mut models::register::Register::plain(init), ops, opts)
+        }
+        ModelKind::CasRegister => {
+            check_operations(&mut models::register::Register::cas(init), ops, opts)
+        }
         ModelKind::Kv => check_operations(&mut models::kv::Kv::new(), ops, opts),
         ModelKind::Zk => check_operations(&mut models::zk::Zk::new(), ops, opts),
         ModelKind::Log => check_operations(&mut models::log::Log::new(), ops, opts),

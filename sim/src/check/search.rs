@@ -240,7 +240,11 @@ impl<'a, M: Model> Search<'a, M> {
                 self.entry = e;
                 return None;
             }
-            let entry = if e == NIL { None } else { Some(self.list.e[e as usize]) };
+            let entry = if e == NIL {
+                None
+            } else {
+                Some(self.list.e[e as usize])
+            };
             match entry {
                 Some(en) if en.call => {
                     let k = en.op as usize;
@@ -248,8 +252,12 @@ impl<'a, M: Model> Search<'a, M> {
                         self.bits[k >> 6] |= 1 << (k & 63);
                         self.zob ^= self.keys[k];
                         let h = self.zob ^ fx_hash(&next);
-                        if self.cache.insert(h, &self.bits, &next, model.state_bytes(&next)) {
-                            self.stack.push((e, std::mem::replace(&mut self.state, next)));
+                        if self
+                            .cache
+                            .insert(h, &self.bits, &next, model.state_bytes(&next))
+                        {
+                            self.stack
+                                .push((e, std::mem::replace(&mut self.state, next)));
                             self.list.lift(e);
                             if en.partner != NIL {
                                 self.remaining -= 1;
@@ -267,11 +275,13 @@ impl<'a, M: Model> Search<'a, M> {
                 }
                 _ => {
                     // A return (or the end): the prefix on the stack is stuck.
-                    if e != NIL && (self.stack.len() > self.best.len() || self.best_blocked == NIL) {
+                    if e != NIL && (self.stack.len() > self.best.len() || self.best_blocked == NIL)
+                    {
                         let lw = self.low_water;
                         self.best.truncate(lw);
                         let list = &self.list;
-                        self.best.extend(self.stack[lw..].iter().map(|(c, _)| list.e[*c as usize].op));
+                        self.best
+                            .extend(self.stack[lw..].iter().map(|(c, _)| list.e[*c as usize].op));
                         self.best_blocked = self.list.e[e as usize].op;
                         self.low_water = self.stack.len();
                     }

@@ -71,9 +71,8 @@ impl Model for Kv {
             "put" | "write" => KvOp::Put(text(&op.input).print),
             "append" => KvOp::Append(text(&op.input)),
             "cas" => {
-                let (a, b) = pair(&op.input).ok_or_else(|| {
-                    format!("cas needs [expected, new], got {}", show(&op.input))
-                })?;
+                let (a, b) = pair(&op.input)
+                    .ok_or_else(|| format!("cas needs [expected, new], got {}", show(&op.input)))?;
                 let (a, b) = (text(a).print, text(b).print);
                 if unknown(op) {
                     KvOp::CasUnknown(a, b)

@@ -137,7 +137,9 @@ impl Model for Log {
                 };
                 Ok(Some(LogOp::Read(from, to, records)))
             }
-            f => Err(format!("log has no operation `{f}` (expected append, read)")),
+            f => Err(format!(
+                "log has no operation `{f}` (expected append, read)"
+            )),
         }
     }
 
@@ -206,7 +208,14 @@ mod tests {
         assert!(apply(&mut m, &s, "read", json!(0), json!(["a"])).is_some());
         assert!(apply(&mut m, &s, "read", json!(0), json!(["b"])).is_none());
         assert!(apply(&mut m, &s, "read", json!(7), json!([])).is_some());
-        assert!(apply(&mut m, &s, "read", json!({"from": 0}), json!(["a", "b", "c"])).is_none());
+        assert!(apply(
+            &mut m,
+            &s,
+            "read",
+            json!({"from": 0}),
+            json!(["a", "b", "c"])
+        )
+        .is_none());
     }
 
     #[test]

@@ -128,20 +128,35 @@ mod tests {
     #[test]
     fn nil_is_absent_and_the_default() {
         let mut m = Register::cas(&Value::Null);
-        let r = m.encode(&op("read", json!(null), json!(null))).unwrap().unwrap();
+        let r = m
+            .encode(&op("read", json!(null), json!(null)))
+            .unwrap()
+            .unwrap();
         assert_eq!(m.step(&m.init(), &r), Some(0));
-        let r1 = m.encode(&op("read", json!(null), json!(1))).unwrap().unwrap();
+        let r1 = m
+            .encode(&op("read", json!(null), json!(1)))
+            .unwrap()
+            .unwrap();
         assert_eq!(m.step(&m.init(), &r1), None);
     }
 
     #[test]
     fn configurable_initial_value() {
         let mut m = Register::cas(&json!(0));
-        let r = m.encode(&op("read", json!(null), json!(0))).unwrap().unwrap();
+        let r = m
+            .encode(&op("read", json!(null), json!(0)))
+            .unwrap()
+            .unwrap();
         assert!(m.step(&m.init(), &r).is_some());
-        let c = m.encode(&op("cas", json!([0, 5]), json!(null))).unwrap().unwrap();
+        let c = m
+            .encode(&op("cas", json!([0, 5]), json!(null)))
+            .unwrap()
+            .unwrap();
         let s = m.step(&m.init(), &c).unwrap();
-        let r5 = m.encode(&op("read", json!(null), json!(5))).unwrap().unwrap();
+        let r5 = m
+            .encode(&op("read", json!(null), json!(5)))
+            .unwrap()
+            .unwrap();
         assert!(m.step(&s, &r5).is_some());
         // A cas on the wrong value is illegal when it claims success.
         assert_eq!(m.step(&s, &c), None);
@@ -174,8 +189,14 @@ mod tests {
     #[test]
     fn numbers_and_strings_differ() {
         let mut m = Register::plain(&Value::Null);
-        let w = m.encode(&op("write", json!(1), json!(null))).unwrap().unwrap();
-        let r = m.encode(&op("read", json!(null), json!("1"))).unwrap().unwrap();
+        let w = m
+            .encode(&op("write", json!(1), json!(null)))
+            .unwrap()
+            .unwrap();
+        let r = m
+            .encode(&op("read", json!(null), json!("1")))
+            .unwrap()
+            .unwrap();
         let s = m.step(&0, &w).unwrap();
         assert_eq!(m.step(&s, &r), None);
     }

@@ -97,7 +97,11 @@ pub struct Reader<'a> {
 }
 
 fn is_delim(c: u8) -> bool {
-    c.is_ascii_whitespace() || matches!(c, b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+    c.is_ascii_whitespace()
+        || matches!(
+            c,
+            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';'
+        )
 }
 
 impl<'a> Reader<'a> {
@@ -241,7 +245,10 @@ impl<'a> Reader<'a> {
                 None => {
                     return Err(EdnError {
                         line: opened,
-                        message: format!("missing `{}` to close the collection opened here", close as char),
+                        message: format!(
+                            "missing `{}` to close the collection opened here",
+                            close as char
+                        ),
                     })
                 }
                 Some(c) if c == close => {

@@ -142,7 +142,11 @@ impl Zk {
                 if path == "/" {
                     return Err("cannot delete /".into());
                 }
-                let v = if arg.is_object() { field(arg, "version") } else { Some(arg) };
+                let v = if arg.is_object() {
+                    field(arg, "version")
+                } else {
+                    Some(arg)
+                };
                 Write::Delete {
                     path,
                     version: version_arg(v)?,
@@ -173,7 +177,13 @@ impl Zk {
         }
     }
 
-    fn read(&mut self, f: &str, path: String, op: &Operation, code: Option<Code>) -> Result<Read, String> {
+    fn read(
+        &mut self,
+        f: &str,
+        path: String,
+        op: &Operation,
+        code: Option<Code>,
+    ) -> Result<Read, String> {
         let out = &op.output;
         let bad_code = |c: Code| format!("{f} cannot fail with {c:?}");
         Ok(match f {
@@ -182,8 +192,14 @@ impl Zk {
                     Some(Code::NoNode) => Err(Code::NoNode),
                     Some(c) => return Err(bad_code(c)),
                     None => {
-                        let d = if out.is_object() { field(out, "data").unwrap_or(&Value::Null) } else { out };
-                        let version = field(out, "version").and_then(Value::as_u64).map(|v| v as u32);
+                        let d = if out.is_object() {
+                            field(out, "data").unwrap_or(&Value::Null)
+                        } else {
+                            out
+                        };
+                        let version = field(out, "version")
+                            .and_then(Value::as_u64)
+                            .map(|v| v as u32);
                         Ok((self.data.id(d), version))
                     }
                 };
@@ -193,7 +209,11 @@ impl Zk {
                 let r = match (code, out) {
                     (Some(Code::NoNode), _) | (None, Value::Null | Value::Bool(false)) => None,
                     (Some(c), _) => return Err(bad_code(c)),
-                    (None, v) => Some(field(v, "version").and_then(Value::as_u64).map(|v| v as u32)),
+                    (None, v) => Some(
+                        field(v, "version")
+                            .and_then(Value::as_u64)
+                            .map(|v| v as u32),
+                    ),
                 };
                 Read::Exists(path, r)
             }
@@ -202,10 +222,13 @@ impl Zk {
                     Some(Code::NoNode) => Err(Code::NoNode),
                     Some(c) => return Err(bad_code(c)),
                     None => {
-                        let arr = out.as_array().ok_or("getChildren needs an array of names")?;
+                        let arr = out
+                            .as_array()
+                            .ok_or("getChildren needs an array of names")?;
                         let mut names = Vec::with_capacity(arr.len());
                         for n in arr {
-                            names.push(n.as_str().ok_or("child names must be strings")?.to_string());
+                            names
+                                .push(n.as_str().ok_or("child names must be strings")?.to_string());
                         }
                         names.sort();
                         Ok(names)
@@ -234,7 +257,11 @@ impl Model for Zk {
         let f = fname(op);
         let code = match op.outcome {
             Outcome::Fail => {
-                let named = op.error.as_deref().or(op.output.as_str()).and_then(Code::parse);
+                let named = op
+                    .error
+                    .as_deref()
+                    .or(op.output.as_str())
+                    .and_then(Code::parse);
                 match named {
                     Some(c) => Some(c),
                     None => return Ok(None),
@@ -271,20 +298,33 @@ impl Model for Zk {
         let path = || path_arg(op.key.as_ref().or(field(&op.input, "path")));
         match f {
             "multi" => {
-                let subs = op.input.as_array().ok_or("multi needs an array of operations")?;
+                let subs = op
+                    .input
+                    .as_array()
+                    .ok_or("multi needs an array of operations")?;
                 let mut writes = Vec::with_capacity(subs.len());
                 for s in subs {
-                    let sf = field(s, "f").and_then(Value::as_str).ok_or("multi op needs \"f\"")?;
+                    let sf = field(s, "f")
+                        .and_then(Value::as_str)
+                        .ok_or("multi op needs \"f\"")?;
                     writes.push(self.write(sf, path_arg(field(s, "path"))?, s)?);
                 }
                 let seen = seen(&writes);
-                Ok(Some(ZkOp::Write { writes, session: op.process, seen }))
+                Ok(Some(ZkOp::Write {
+                    writes,
+                    session: op.process,
+                    seen,
+                }))
             }
             "create" | "delete" | "setData" | "set_data" | "set" => {
                 let w = self.write(f, path()?, &op.input)?;
                 let writes = vec![w];
                 let seen = seen(&writes);
-                Ok(Some(ZkOp::Write { writes, session: op.process, seen }))
+                Ok(Some(ZkOp::Write {
+                    writes,
+                    session: op.process,
+                    seen,
+                }))
             }
             _ => {
                 if unknown(op) {
@@ -304,7 +344,11 @@ impl Model for Zk {
     fn step(&self, state: &Arc<Tree>, op: &ZkOp) -> Option<Arc<Tree>> {
         match op {
             ZkOp::Close(session) => Some(Arc::new(state.close(*session))),
-            ZkOp::Write { writes, session, seen } => match (state.apply(writes, *session), seen) {
+            ZkOp::Write {
+                writes,
+                session,
+                seen,
+            } => match (state.apply(writes, *session), seen) {
                 (Ok((t, _)), WriteSeen::Unknown) => Some(Arc::new(t)),
                 (Err(_), WriteSeen::Unknown) => Some(state.clone()),
                 (Err(c), WriteSeen::Err(e)) => (c == *e).then(|| state.clone()),

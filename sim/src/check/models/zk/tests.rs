@@ -33,8 +33,18 @@ fn run(ops: &[Operation]) -> Option<Arc<Tree>> {
 fn create_get_set_delete() {
     let ok = [
         zop("create", "/a", json!({"data": "x"}), json!("/a")),
-        zop("getData", "/a", Value::Null, json!({"data": "x", "version": 0})),
-        zop("setData", "/a", json!({"data": "y", "version": 0}), json!({"version": 1})),
+        zop(
+            "getData",
+            "/a",
+            Value::Null,
+            json!({"data": "x", "version": 0}),
+        ),
+        zop(
+            "setData",
+            "/a",
+            json!({"data": "y", "version": 0}),
+            json!({"version": 1}),
+        ),
         zop("exists", "/a", Value::Null, json!({"version": 1})),
         zop("getChildren", "/", Value::Null, json!(["a"])),
         zop("delete", "/a", json!({"version": 1}), Value::Null),
@@ -57,10 +67,20 @@ fn error_codes_are_observations() {
     let ops = [
         zop("create", "/a", json!("x"), Value::Null),
         failed("create", "/a", json!("x"), "NodeExists"),
-        failed("setData", "/a", json!({"data": "z", "version": 3}), "BadVersion"),
+        failed(
+            "setData",
+            "/a",
+            json!({"data": "z", "version": 3}),
+            "BadVersion",
+        ),
         zop("create", "/a/b", json!("x"), Value::Null),
         failed("delete", "/a", Value::Null, "NotEmpty"),
-        zop("getData", "/a", Value::Null, json!({"data": "x", "version": 0})),
+        zop(
+            "getData",
+            "/a",
+            Value::Null,
+            json!({"data": "x", "version": 0}),
+        ),
     ];
     assert!(run(&ops).is_some());
     // An error that the state contradicts is illegal.
@@ -71,7 +91,12 @@ fn error_codes_are_observations() {
 
 #[test]
 fn ephemerals_and_sessions() {
-    let mut eph = zop("create", "/e", json!({"data": 1, "ephemeral": true}), Value::Null);
+    let mut eph = zop(
+        "create",
+        "/e",
+        json!({"data": 1, "ephemeral": true}),
+        Value::Null,
+    );
     eph.process = 7;
     let mut close = zop("close", "/", Value::Null, Value::Null);
     close.process = 7;
@@ -95,14 +120,34 @@ fn ephemerals_and_sessions() {
 fn sequential_create_and_multi() {
     let ops = [
         zop("create", "/q", json!(null), Value::Null),
-        zop("create", "/q/n-", json!({"sequential": true}), json!("/q/n-0000000000")),
-        zop("create", "/q/n-", json!({"sequential": true}), json!("/q/n-0000000001")),
-        zop("getChildren", "/q", Value::Null, json!(["n-0000000001", "n-0000000000"])),
+        zop(
+            "create",
+            "/q/n-",
+            json!({"sequential": true}),
+            json!("/q/n-0000000000"),
+        ),
+        zop(
+            "create",
+            "/q/n-",
+            json!({"sequential": true}),
+            json!("/q/n-0000000001"),
+        ),
+        zop(
+            "getChildren",
+            "/q",
+            Value::Null,
+            json!(["n-0000000001", "n-0000000000"]),
+        ),
     ];
     assert!(run(&ops).is_some());
     let wrong = [
         zop("create", "/q", json!(null), Value::Null),
-        zop("create", "/q/n-", json!({"sequential": true}), json!("/q/n-0000000001")),
+        zop(
+            "create",
+            "/q/n-",
+            json!({"sequential": true}),
+            json!("/q/n-0000000001"),
+        ),
     ];
     assert!(run(&wrong).is_none());
     let multi = json!([
@@ -112,7 +157,15 @@ fn sequential_create_and_multi() {
     ]);
     let mut m = zop("multi", "/", multi.clone(), json!(["/m", null, 1]));
     m.key = None;
-    let ops = [m.clone(), zop("getData", "/m", Value::Null, json!({"data": "2", "version": 1}))];
+    let ops = [
+        m.clone(),
+        zop(
+            "getData",
+            "/m",
+            Value::Null,
+            json!({"data": "2", "version": 1}),
+        ),
+    ];
     assert!(run(&ops).is_some());
     let mut bad = m.clone();
     bad.outcome = Outcome::Fail;

@@ -142,8 +142,7 @@ pub fn parent(path: &str) -> &str {
 
 /// Whether `path` is a valid absolute znode path.
 pub fn valid_path(path: &str) -> bool {
-    path == "/"
-        || (path.starts_with('/') && !path.ends_with('/') && !path.contains("//"))
+    path == "/" || (path.starts_with('/') && !path.ends_with('/') && !path.contains("//"))
 }
 
 impl Tree {
@@ -319,9 +318,15 @@ mod tests {
     #[test]
     fn create_rules_and_codes() {
         let t = Tree::new();
-        assert_eq!(t.apply(&[create("/a/b", false, false)], 1).unwrap_err(), Code::NoNode);
+        assert_eq!(
+            t.apply(&[create("/a/b", false, false)], 1).unwrap_err(),
+            Code::NoNode
+        );
         let (t, _) = t.apply(&[create("/a", true, false)], 1).unwrap();
-        assert_eq!(t.apply(&[create("/a", false, false)], 1).unwrap_err(), Code::NodeExists);
+        assert_eq!(
+            t.apply(&[create("/a", false, false)], 1).unwrap_err(),
+            Code::NodeExists
+        );
         assert_eq!(
             t.apply(&[create("/a/b", false, false)], 1).unwrap_err(),
             Code::NoChildrenForEphemerals
@@ -329,17 +334,47 @@ mod tests {
         assert_eq!(t.children("/"), vec!["a".to_string()]);
         let t = t.close(1);
         assert!(t.get("/a").is_none());
-        assert_eq!(t, Tree::new().apply(&[create("/x", false, false)], 1).unwrap().0.apply(&[Write::Delete { path: "/x".into(), version: -1 }], 1).unwrap().0);
+        assert_eq!(
+            t,
+            Tree::new()
+                .apply(&[create("/x", false, false)], 1)
+                .unwrap()
+                .0
+                .apply(
+                    &[Write::Delete {
+                        path: "/x".into(),
+                        version: -1
+                    }],
+                    1
+                )
+                .unwrap()
+                .0
+        );
     }
 
     #[test]
     fn sequential_names_use_the_parent_cversion() {
         let (t, r) = Tree::new()
-            .apply(&[create("/q", false, false), create("/q/n-", false, true), create("/q/n-", false, true)], 1)
+            .apply(
+                &[
+                    create("/q", false, false),
+                    create("/q/n-", false, true),
+                    create("/q/n-", false, true),
+                ],
+                1,
+            )
             .unwrap();
         assert_eq!(r[1], Written::Created("/q/n-0000000000".into()));
         assert_eq!(r[2], Written::Created("/q/n-0000000001".into()));
-        let (t, _) = t.apply(&[Write::Delete { path: "/q/n-0000000000".into(), version: 0 }], 1).unwrap();
+        let (t, _) = t
+            .apply(
+                &[Write::Delete {
+                    path: "/q/n-0000000000".into(),
+                    version: 0,
+                }],
+                1,
+            )
+            .unwrap();
         let (_, r) = t.apply(&[create("/q/n-", false, true)], 1).unwrap();
         assert_eq!(r[0], Written::Created("/q/n-0000000003".into()));
     }
@@ -347,25 +382,54 @@ mod tests {
     #[test]
     fn versions_and_multi_atomicity() {
         let (t, _) = Tree::new().apply(&[create("/a", false, false)], 1).unwrap();
-        let set = |v| Write::SetData { path: "/a".into(), data: 2, version: v };
+        let set = |v| Write::SetData {
+            path: "/a".into(),
+            data: 2,
+            version: v,
+        };
         assert_eq!(t.apply(&[set(1)], 1).unwrap_err(), Code::BadVersion);
         let (t, r) = t.apply(&[set(0)], 1).unwrap();
         assert_eq!(r[0], Written::Version(1));
         assert_eq!(t.get("/a").unwrap().data, 2);
         let (t2, _) = t.apply(&[create("/a/c", false, false)], 1).unwrap();
-        let del = Write::Delete { path: "/a".into(), version: -1 };
-        assert_eq!(t2.apply(&[del.clone()], 1).unwrap_err(), Code::NotEmpty);
+        let del = Write::Delete {
+            path: "/a".into(),
+            version: -1,
+        };
+        assert_eq!(
+            t2.apply(std::slice::from_ref(&del), 1).unwrap_err(),
+            Code::NotEmpty
+        );
         // A failing multi changes nothing.
-        let multi = [create("/b", false, false), Write::Check { path: "/a".into(), version: 7 }];
+        let multi = [
+            create("/b", false, false),
+            Write::Check {
+                path: "/a".into(),
+                version: 7,
+            },
+        ];
         assert_eq!(t.apply(&multi, 1).unwrap_err(), Code::BadVersion);
         assert!(t.get("/b").is_none());
-        assert_eq!(t.apply(&[Write::Delete { path: "/zz".into(), version: -1 }], 1).unwrap_err(), Code::NoNode);
+        assert_eq!(
+            t.apply(
+                &[Write::Delete {
+                    path: "/zz".into(),
+                    version: -1
+                }],
+                1
+            )
+            .unwrap_err(),
+            Code::NoNode
+        );
     }
 
     #[test]
     fn codes_parse_loosely() {
         assert_eq!(Code::parse("NONODE"), Some(Code::NoNode));
-        assert_eq!(Code::parse("no_children_for_ephemerals"), Some(Code::NoChildrenForEphemerals));
+        assert_eq!(
+            Code::parse("no_children_for_ephemerals"),
+            Some(Code::NoChildrenForEphemerals)
+        );
         assert_eq!(Code::parse("ConnectionLoss"), None);
         assert_eq!(parent("/a/b"), "/a");
         assert_eq!(parent("/a"), "/");
