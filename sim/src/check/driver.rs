@@ -136,7 +136,7 @@ pub fn check_operations<M: Model>(
 ) -> Result<Report, BadOp> {
     let start = Instant::now();
     let limits = Limits {
-        deadline: opts.timeout.map(|t| start + t),
+        deadline: opts.timeout.and_then(|t| start.checked_add(t)),
         budget: Budget::new(opts.cache_bytes),
     };
     let parts = partitions(ops, model.split_by_key());

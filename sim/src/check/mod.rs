@@ -38,6 +38,8 @@ pub mod parse;
 pub mod search;
 #[cfg(test)]
 pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 
