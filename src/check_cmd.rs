@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 /// Arguments of `kzsim check`.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Sequential model: register, cas-register, kv, zk, log.
+    /// Sequential model: register, cas-register, kv, zk (ZooKeeper's promise:
+    /// session-consistent reads unless after sync), zk-strict, log.
     #[arg(long)]
     pub model: String,
     /// Input format: jsonl, porcupine-etcd, porcupine-kv, edn (default:

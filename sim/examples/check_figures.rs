@@ -149,6 +149,6 @@ fn main() {
         let lines: Vec<usize> = (1..=h.events.len()).collect();
         let hist = (ops, lines);
         let (ms, v) = best(3, || verdict(ModelKind::CasRegister, &hist));
-        println!("kzsim generated {n} ops over 100 keys: {v:?} {ms:.1} ms");
+        println!("kzsim generated {n} ops over 100 keys, {processes} processes: {v:?} {ms:.1} ms");
     }
 }

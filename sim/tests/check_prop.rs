@@ -47,7 +47,8 @@ fn invoke(flavor: Flavor, sel: u8, a: u8, b: u8) -> (String, Option<Value>, Valu
         }
         Flavor::Zk => {
             let path = Some(json!(["/a", "/a/b"][(b % 2) as usize]));
-            match sel % 4 {
+            match sel % 5 {
+                4 => ("sync".into(), None, Value::Null),
                 0 => ("exists".into(), path, Value::Null),
                 1 => ("create".into(), path, json!({"data": a % 2})),
                 2 => ("delete".into(), path, json!({"version": -1})),
@@ -95,7 +96,7 @@ fn history(flavor: Flavor, script: &[Step]) -> History {
                         (EventType::Ok, v, e)
                     }
                     10..=12 if matches!(flavor, Flavor::Zk) => {
-                        let code = if f == "exists" {
+                        let code = if f == "exists" || f == "sync" {
                             "NoNode"
                         } else {
                             ["NoNode", "NodeExists", "BadVersion", "NotEmpty"][(a % 4) as usize]
@@ -152,6 +153,7 @@ proptest! {
     #[test]
     fn zk_agrees_with_brute_force(s in script()) {
         agree(Zk::new, &history(Flavor::Zk, &s))?;
+        agree(Zk::strict, &history(Flavor::Zk, &s))?;
     }
 }
 

@@ -31,7 +31,7 @@ fn place<M: Model>(
         // was called.
         let blocked = (0..ops.len())
             .any(|j| j != i && pending(j, placed) && ops[j].ret.is_some_and(|r| r < ops[i].call));
-        if blocked {
+        if blocked || ops[i].after.is_some_and(|a| !placed[a]) {
             continue;
         }
         if let Some(next) = model.step(state, &ops[i].op) {

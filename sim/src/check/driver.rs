@@ -90,30 +90,48 @@ pub fn partitions(ops: &[Operation], split: bool) -> BTreeMap<String, Vec<usize>
     parts
 }
 
-/// Encodes the operations `ids` of one partition for the search.
+/// Encodes the operations `ids` of one partition for the search. With a
+/// session-ordered model, each operation must follow its process's previous
+/// operation of known outcome, and stale reads may take effect as early as
+/// that operation.
 pub fn encode<M: Model>(
     model: &mut M,
     ops: &[Operation],
     ids: &[usize],
 ) -> Result<Vec<SearchOp<M::Op>>, BadOp> {
-    let mut out = Vec::with_capacity(ids.len());
+    let sessions = model.session_ordered();
+    let mut last: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut out: Vec<SearchOp<M::Op>> = Vec::with_capacity(ids.len());
     for &i in ids {
         let op = &ops[i];
         let encoded = model
             .encode(op)
             .map_err(|message| BadOp { op: i, message })?;
-        if let Some(e) = encoded {
-            let ret = match op.outcome {
-                Outcome::Info => None,
-                _ => op.complete_index.map(|c| c as u64),
-            };
-            out.push(SearchOp {
-                id: i,
-                call: op.invoke_index as u64,
-                ret,
-                op: e,
-            });
+        let Some(e) = encoded else { continue };
+        let ret = match op.outcome {
+            Outcome::Info => None,
+            _ => op.complete_index.map(|c| c as u64),
+        };
+        let after = if sessions {
+            last.get(&op.process).copied()
+        } else {
+            None
+        };
+        let call = if sessions && model.stale_read(&e) {
+            after.map_or(0, |a| out[a].call)
+        } else {
+            op.invoke_index as u64
+        };
+        if sessions && ret.is_some() {
+            last.insert(op.process, out.len());
         }
+        out.push(SearchOp {
+            id: i,
+            call,
+            ret,
+            after,
+            op: e,
+        });
     }
     Ok(out)
 }

@@ -121,7 +121,10 @@ pub fn render(title: &str, ops: &[Operation], ex: &Explanation, lines: Option<&[
         } else {
             ""
         };
-        let label = format!("{} {}", o.f.trim_start_matches(':'), short(&o.input));
+        let mut label = o.f.trim_start_matches(':').to_string();
+        if !o.input.is_null() {
+            label = format!("{label} {}", short(&o.input));
+        }
         let label = match o.outcome {
             Outcome::Ok => format!("{label} → {}", short(&o.output)),
             _ => format!("{label} → ?"),

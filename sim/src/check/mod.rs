@@ -62,8 +62,11 @@ pub enum ModelKind {
     CasRegister,
     /// [`models::kv::Kv`].
     Kv,
-    /// [`models::zk::Zk`].
+    /// [`models::zk::Zk::new`]: ZooKeeper's promise (linearizable writes,
+    /// session-consistent reads unless after `sync`).
     Zk,
+    /// [`models::zk::Zk::strict`]: every operation linearizable.
+    ZkStrict,
     /// [`models::log::Log`].
     Log,
 }
@@ -76,9 +79,10 @@ impl FromStr for ModelKind {
             "cas-register" => Ok(ModelKind::CasRegister),
             "kv" => Ok(ModelKind::Kv),
             "zk" => Ok(ModelKind::Zk),
+            "zk-strict" => Ok(ModelKind::ZkStrict),
             "log" => Ok(ModelKind::Log),
             other => Err(CheckError::Usage(format!(
-                "unknown model `{other}` (expected register, cas-register, kv, zk, log)"
+                "unknown model `{other}` (expected register, cas-register, kv, zk, zk-strict, log)"
             ))),
         }
     }
@@ -103,6 +107,7 @@ pub fn check_with(
         }
         ModelKind::Kv => check_operations(&mut models::kv::Kv::new(), ops, opts),
         ModelKind::Zk => check_operations(&mut models::zk::Zk::new(), ops, opts),
+        ModelKind::ZkStrict => check_operations(&mut models::zk::Zk::strict(), ops, opts),
         ModelKind::Log => check_operations(&mut models::log::Log::new(), ops, opts),
     };
     result.map_err(|bad| {

@@ -33,6 +33,9 @@ pub struct SearchOp<O> {
     pub call: u64,
     /// Time of the return, or `None` when the outcome is unknown.
     pub ret: Option<u64>,
+    /// An operation (index into the same slice) that must be linearized
+    /// before this one, e.g. the previous operation of the same session.
+    pub after: Option<usize>,
     /// The encoded operation.
     pub op: O,
 }
@@ -86,7 +89,8 @@ impl List {
                 events.push((r, k as u32, false));
             }
         }
-        // Ties cannot happen with event indices; if they do, calls first.
+        // Ties only happen for relaxed calls placed at another call's time:
+        // calls first, then by operation index.
         events.sort_by_key(|&(t, k, call)| (t, !call, k));
         let mut e = Vec::with_capacity(events.len() + 1);
         e.push(Entry {
@@ -165,6 +169,7 @@ pub struct Search<'a, M: Model> {
     list: List,
     bits: Vec<u64>,
     keys: Vec<u64>,
+    after: Vec<u32>,
     zob: u64,
     cache: Cache<M::State>,
     state: M::State,
@@ -190,6 +195,10 @@ impl<'a, M: Model> Search<'a, M> {
             list,
             bits: vec![0u64; stride],
             keys: (0..ops.len()).map(zobrist).collect(),
+            after: ops
+                .iter()
+                .map(|o| o.after.map_or(NIL, |a| a as u32))
+                .collect(),
             zob: 0,
             cache: Cache::new(stride, limits.budget.clone()),
             state: model.init(),
@@ -248,6 +257,12 @@ impl<'a, M: Model> Search<'a, M> {
             match entry {
                 Some(en) if en.call => {
                     let k = en.op as usize;
+                    let a = self.after[k];
+                    let ready = a == NIL || self.bits[(a >> 6) as usize] & (1 << (a & 63)) != 0;
+                    if !ready {
+                        e = en.next;
+                        continue;
+                    }
                     if let Some(next) = model.step(&self.state, &ops[k].op) {
                         self.bits[k >> 6] |= 1 << (k & 63);
                         self.zob ^= self.keys[k];

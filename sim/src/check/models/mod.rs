@@ -39,6 +39,22 @@ pub trait Model {
         true
     }
 
+    /// Whether each process's operations must take effect in the order the
+    /// process issued them, beyond real-time order (a session, as in
+    /// ZooKeeper). Needed by [`Model::stale_read`].
+    fn session_ordered(&self) -> bool {
+        false
+    }
+
+    /// Whether `op` is a read that may return a stale state: it must take
+    /// effect after its process's previous operation and before it
+    /// returns, but not necessarily after it was invoked (ZooKeeper reads
+    /// served by a follower). Only consulted when
+    /// [`Model::session_ordered`] holds.
+    fn stale_read(&self, _op: &Self::Op) -> bool {
+        false
+    }
+
     /// Encodes one operation. `Ok(None)` drops it: it cannot affect any
     /// verdict (e.g. a failed write, or a read whose result is unknown).
     /// `Err` explains why the operation makes no sense for this model.

@@ -1,6 +1,15 @@
 //! ZooKeeper data tree model (`zk`). The whole tree is one object, so the
 //! history is not split per key.
 //!
+//! It models ZooKeeper's promise, not plain linearizability: writes are
+//! linearizable; reads are sequentially consistent per session, i.e. a read
+//! takes effect after its session's previous operation and before it
+//! returns, but may see a state older than its invocation (a lagging
+//! follower) unless a `sync` of the same session precedes it, in which case
+//! it sees at least the state as of that `sync`. A stale read without
+//! `sync` is thus no violation, and a stale read after `sync` is one.
+//! [`Zk::strict`] instead treats reads as linearizable too (`zk-strict`).
+//!
 //! # Operations (kzsim JSON lines; `key` is the path)
 //!
 //! | `f` | invoke `value` | `ok` `value` (each part optional) |
@@ -69,12 +78,16 @@ pub enum ZkOp {
     Read(Read),
     /// The session closes.
     Close(u64),
+    /// A `sync`: no effect, but later reads of the session see at least
+    /// the state as of this point.
+    Sync,
 }
 
 /// The ZooKeeper data-tree model.
 #[derive(Debug)]
 pub struct Zk {
     data: Interner,
+    sessions: bool,
 }
 
 impl Default for Zk {
@@ -110,10 +123,20 @@ fn flag(v: &Value, name: &str) -> bool {
 }
 
 impl Zk {
-    /// A new model; the tree starts with only `/`.
+    /// ZooKeeper's promise (see the module docs); the tree starts with
+    /// only `/`.
     pub fn new() -> Zk {
         Zk {
             data: Interner::new(),
+            sessions: true,
+        }
+    }
+
+    /// Every operation linearizable, reads included.
+    pub fn strict() -> Zk {
+        Zk {
+            data: Interner::new(),
+            sessions: false,
         }
     }
 
@@ -246,11 +269,23 @@ impl Model for Zk {
     type State = Arc<Tree>;
 
     fn name(&self) -> &'static str {
-        "zk"
+        if self.sessions {
+            "zk"
+        } else {
+            "zk-strict"
+        }
     }
 
     fn split_by_key(&self) -> bool {
         false
+    }
+
+    fn session_ordered(&self) -> bool {
+        self.sessions
+    }
+
+    fn stale_read(&self, op: &ZkOp) -> bool {
+        matches!(op, ZkOp::Read(_))
     }
 
     fn encode(&mut self, op: &Operation) -> Result<Option<ZkOp>, String> {
@@ -270,7 +305,10 @@ impl Model for Zk {
             _ => None,
         };
         match f {
-            "sync" => return Ok(None),
+            "sync" => {
+                let keep = self.sessions && op.outcome == Outcome::Ok;
+                return Ok(keep.then_some(ZkOp::Sync));
+            }
             "close" | "closeSession" | "close_session" => {
                 return Ok((op.outcome != Outcome::Fail).then_some(ZkOp::Close(op.process)))
             }
@@ -343,6 +381,7 @@ impl Model for Zk {
 
     fn step(&self, state: &Arc<Tree>, op: &ZkOp) -> Option<Arc<Tree>> {
         match op {
+            ZkOp::Sync => Some(state.clone()),
             ZkOp::Close(session) => Some(Arc::new(state.close(*session))),
             ZkOp::Write {
                 writes,

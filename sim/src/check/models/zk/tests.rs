@@ -194,3 +194,65 @@ fn unknown_outcomes_and_bad_ops() {
         assert!(Zk::new().encode(&bad).is_err(), "{bad:?}");
     }
 }
+
+mod sessions {
+    use crate::check::models::zk::Zk;
+    use crate::check::{check_operations, CheckOptions, Verdict};
+    use crate::history::{EventType, History};
+    use serde_json::{json, Value};
+
+    /// Runs `(process, f, path, input, output)` ops one after the other
+    /// (no overlap) and returns the verdicts of `zk` and `zk-strict`.
+    fn verdicts(steps: &[(u64, &str, &str, Value, Value)]) -> (Verdict, Verdict) {
+        let mut h = History::new();
+        for (t, (p, f, path, input, output)) in steps.iter().enumerate() {
+            let key = (!path.is_empty()).then(|| json!(path));
+            h.invoke(*p, f, key.clone(), input.clone(), 2 * t as u64, None);
+            let t = 2 * t as u64 + 1;
+            h.complete(*p, EventType::Ok, f, key, output.clone(), t, None, None);
+        }
+        let ops = h.operations().unwrap();
+        let o = CheckOptions::default();
+        (
+            check_operations(&mut Zk::new(), &ops, &o).unwrap().verdict,
+            check_operations(&mut Zk::strict(), &ops, &o)
+                .unwrap()
+                .verdict,
+        )
+    }
+
+    fn create(p: u64) -> (u64, &'static str, &'static str, Value, Value) {
+        (p, "create", "/a", json!("x"), json!("/a"))
+    }
+
+    fn exists(p: u64, present: bool) -> (u64, &'static str, &'static str, Value, Value) {
+        (p, "exists", "/a", Value::Null, json!(present))
+    }
+
+    #[test]
+    fn stale_read_without_sync_is_allowed() {
+        let v = verdicts(&[create(0), exists(1, false)]);
+        assert_eq!(v, (Verdict::Linearizable, Verdict::NotLinearizable));
+    }
+
+    #[test]
+    fn stale_read_after_sync_is_a_violation() {
+        let sync = (1, "sync", "", Value::Null, Value::Null);
+        let v = verdicts(&[create(0), sync, exists(1, false)]);
+        assert_eq!(v, (Verdict::NotLinearizable, Verdict::NotLinearizable));
+        // A sync before the write does not oblige the read to see it.
+        let sync = (1, "sync", "", Value::Null, Value::Null);
+        let v = verdicts(&[sync, create(0), exists(1, false)]);
+        assert_eq!(v.0, Verdict::Linearizable);
+    }
+
+    #[test]
+    fn sessions_read_their_writes_and_never_go_back() {
+        let v = verdicts(&[create(1), exists(1, false)]);
+        assert_eq!(v.0, Verdict::NotLinearizable);
+        let v = verdicts(&[create(0), exists(1, true), exists(1, false)]);
+        assert_eq!(v.0, Verdict::NotLinearizable);
+        let v = verdicts(&[create(0), exists(1, false), exists(1, true)]);
+        assert_eq!(v.0, Verdict::Linearizable);
+    }
+}
