@@ -108,6 +108,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Some(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
     };
     anyhow::ensure!(
+        args.init.is_none() || matches!(model, ModelKind::Register | ModelKind::CasRegister),
+        "--init applies to the register and cas-register models only"
+    );
+    anyhow::ensure!(
         args.timeout.is_finite() && args.timeout > 0.0,
         "--timeout must be a positive number of seconds"
     );

@@ -144,6 +144,14 @@ fn usage_errors_exit_2() {
         2
     );
     assert_eq!(run(&["--model", "kv"]).0, 2);
+    assert_eq!(
+        run(&["--model", "kv", "--init", "3", g.to_str().unwrap()]).0,
+        2
+    );
+    assert_eq!(
+        run(&["--model", "kv", "--timeout", "-1", g.to_str().unwrap()]).0,
+        2
+    );
 }
 
 #[test]

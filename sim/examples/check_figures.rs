@@ -138,11 +138,11 @@ fn main() {
         println!("shared histories absent: only generated figures");
     }
 
-    for n in [10_000, 100_000] {
+    for (n, processes) in [(10_000, 30), (100_000, 30), (100_000, 300)] {
         let h = cas_register_history(GenSpec {
             ops: n,
             keys: 100,
-            processes: 30,
+            processes,
             seed: 1,
         });
         let ops = h.operations().expect("pairs");
