@@ -129,13 +129,14 @@ pub fn render(title: &str, ops: &[Operation], ex: &Explanation, lines: Option<&[
             Outcome::Ok => format!("{label} → {}", short(&o.output)),
             _ => format!("{label} → ?"),
         };
+        // The label is clipped to its bar by a nested <svg>; the tooltip
+        // has the full text.
+        let width = (b - a).max(3.0);
         let _ = write!(
             svg,
-            "<g><title>{}</title><rect x=\"{a:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"16\" rx=\"3\" fill=\"{fill}\" stroke=\"#333\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
+            "<g><title>{}</title><rect x=\"{a:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"16\" rx=\"3\" fill=\"{fill}\" stroke=\"#333\"{dash}/>\
+             <svg x=\"{a:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"16\"><text x=\"3\" y=\"12\">{}</text></svg></g>",
             escape(&describe(ops, i, lines)),
-            (b - a).max(3.0),
-            a + 3.0,
-            y + 12.0,
             escape(&label)
         );
     }
