@@ -190,6 +190,7 @@ impl History {
                         invoke_index: i,
                         complete_index: None,
                         node: e.node,
+                        error: None,
                     });
                 }
                 kind => {
@@ -211,6 +212,7 @@ impl History {
                     op.output = e.value.clone();
                     op.complete_time = Some(e.time);
                     op.complete_index = Some(i);
+                    op.error = e.error.clone();
                 }
             }
         }
@@ -255,6 +257,8 @@ pub struct Operation {
     pub complete_index: Option<usize>,
     /// Client node.
     pub node: Option<u32>,
+    /// The completion's error or reason (e.g. a ZooKeeper error code).
+    pub error: Option<String>,
 }
 
 /// A malformed history.

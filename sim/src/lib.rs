@@ -6,6 +6,7 @@
 //! the `history`; `system` says how a scenario's cluster becomes nodes and
 //! checks; `runner` turns a seed into an outcome and sweeps seeds.
 
+pub mod check;
 pub mod clock;
 pub mod disk;
 pub mod engine;

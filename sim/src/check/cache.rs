@@ -1,0 +1,178 @@
+//! The visited-configuration cache of the search: a set of
+//! (linearized-operations bitset, model state) pairs.
+//!
+//! Open addressing over `u32` slots; bitsets live in one flat arena with a
+//! fixed stride, states in a vector, so an insertion allocates nothing but
+//! amortised growth. Once the memory budget is spent the cache stops
+//! remembering (the search stays sound and complete, only slower; the
+//! deadline bounds it).
+
+use std::cell::Cell;
+use std::hash::Hash;
+use std::rc::Rc;
+
+/// A memory budget in bytes, shared by the caches of concurrent searches;
+/// a cache gives its bytes back when dropped.
+#[derive(Clone, Debug)]
+pub struct Budget(Rc<Cell<usize>>);
+
+impl Budget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Budget {
+        Budget(Rc::new(Cell::new(bytes)))
+    }
+
+    /// Bytes still available.
+    pub fn available(&self) -> usize {
+        self.0.get()
+    }
+
+    fn take(&self, bytes: usize) -> bool {
+        let left = self.0.get();
+        if bytes > left {
+            return false;
+        }
+        self.0.set(left - bytes);
+        true
+    }
+
+    fn give(&self, bytes: usize) {
+        self.0.set(self.0.get() + bytes);
+    }
+}
+
+/// A set of (bitset, state) configurations.
+pub struct Cache<S> {
+    slots: Vec<u32>,
+    hashes: Vec<u64>,
+    bits: Vec<u64>,
+    states: Vec<S>,
+    stride: usize,
+    bytes: usize,
+    budget: Budget,
+    full: bool,
+}
+
+impl<S> Drop for Cache<S> {
+    fn drop(&mut self) {
+        self.budget.give(self.bytes);
+    }
+}
+
+impl<S: Eq + Hash + Clone> Cache<S> {
+    /// An empty cache for bitsets of `stride` words, drawing on `budget`.
+    pub fn new(stride: usize, budget: Budget) -> Cache<S> {
+        Cache {
+            slots: vec![0; 1024],
+            hashes: Vec::new(),
+            bits: Vec::new(),
+            states: Vec::new(),
+            stride,
+            bytes: 0,
+            budget,
+            full: false,
+        }
+    }
+
+    /// Number of remembered configurations.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Whether the memory budget was reached.
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// Inserts the configuration; returns `false` if it was already there.
+    /// `hash` must be a function of `bits` and `state` only; `state_bytes`
+    /// is the state's size for the budget.
+    #[inline]
+    pub fn insert(&mut self, hash: u64, bits: &[u64], state: &S, state_bytes: usize) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut i = (hash as usize) & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                break;
+            }
+            let k = (slot - 1) as usize;
+            if self.hashes[k] == hash
+                && self.bits[k * self.stride..(k + 1) * self.stride] == *bits
+                && self.states[k] == *state
+            {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+        if self.full {
+            return true;
+        }
+        // Entry, hash, bitset, state, and the slots it will need.
+        let cost = 8 + 8 + 8 + self.stride * 8 + state_bytes;
+        if self.states.len() >= (u32::MAX / 4) as usize || !self.budget.take(cost) {
+            self.full = true;
+            return true;
+        }
+        self.bytes += cost;
+        self.slots[i] = self.states.len() as u32 + 1;
+        self.hashes.push(hash);
+        self.bits.extend_from_slice(bits);
+        self.states.push(state.clone());
+        if self.states.len() * 2 > self.slots.len() {
+            self.grow();
+        }
+        true
+    }
+
+    fn grow(&mut self) {
+        let cap = self.slots.len() * 2;
+        self.slots = vec![0; cap];
+        let mask = cap - 1;
+        for (k, &h) in self.hashes.iter().enumerate() {
+            let mut i = (h as usize) & mask;
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = k as u32 + 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_and_grows() {
+        let mut c: Cache<u32> = Cache::new(1, Budget::new(1 << 30));
+        for i in 0..5000u64 {
+            assert!(c.insert(i % 7, &[i], &(i as u32), 4));
+        }
+        for i in 0..5000u64 {
+            assert!(!c.insert(i % 7, &[i], &(i as u32), 4));
+            assert!(c.insert(i % 7, &[i], &(i as u32 + 1), 4));
+        }
+        assert!(!c.is_full());
+    }
+
+    #[test]
+    fn stops_remembering_at_the_budget() {
+        let budget = Budget::new(100);
+        let mut c: Cache<u32> = Cache::new(1, budget.clone());
+        for i in 0..10u64 {
+            assert!(c.insert(i, &[i], &0, 4));
+        }
+        assert!(c.is_full());
+        assert!(c.len() < 10);
+        // Forgotten configurations count as new, which is sound.
+        assert!(c.insert(9, &[9], &0, 4));
+        drop(c);
+        assert_eq!(budget.available(), 100);
+    }
+}
