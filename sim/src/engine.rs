@@ -141,6 +141,8 @@ pub struct Engine {
     req_thread: BTreeMap<ReqId, usize>,
     next_req: ReqId,
     think_us: f64,
+    /// No new operation starts from this time on.
+    settle_from_us: u64,
     pub(crate) history: History,
     pub(crate) trace: Trace,
     pub(crate) schedule: Vec<Action>,
@@ -223,6 +225,7 @@ impl Engine {
             req_thread: BTreeMap::new(),
             next_req: 1,
             think_us: spec.workload.think_ms * 1000.0,
+            settle_from_us: (spec.duration_ms - spec.faults.quiet_ms / 4) * 1000,
             history: History::new(),
             trace: Trace::new(),
             schedule,
@@ -653,7 +656,9 @@ impl Engine {
     }
 
     fn invoke(&mut self, t: usize) {
-        if self.threads[t].in_flight.is_some() {
+        // The last stretch of the run issues nothing new, so the system is
+        // quiescent when the end-of-run checks read its final state.
+        if self.threads[t].in_flight.is_some() || self.now >= self.settle_from_us {
             return;
         }
         let process = self.threads[t].process;
@@ -689,19 +694,20 @@ impl Engine {
         };
         self.trace
             .record(self.now, tag::REPLY, client, &(req, &reply));
-        let done = self.workload.complete(&call, &reply);
         let process = self.threads[t].process;
-        self.history.complete(
+        let done = self.workload.complete(process, &call, &reply);
+        self.history.push(crate::history::Event {
             process,
-            done.kind,
-            call.f,
-            call.key.clone(),
-            done.value,
-            self.now,
-            Some(client),
-            done.error,
-        );
-        if done.kind == EventType::Info {
+            kind: done.kind,
+            f: call.f.to_string(),
+            key: call.key.clone(),
+            value: done.value,
+            time: self.now,
+            node: Some(client),
+            error: done.error,
+            meta: done.meta,
+        });
+        if done.kind == EventType::Info || done.new_process {
             // As in Jepsen: the process may still be running the operation,
             // so the thread continues as a new process.
             self.threads[t].process += self.threads.len() as u64;

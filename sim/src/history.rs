@@ -26,6 +26,8 @@
 //! - `time` (integer): simulated time in microseconds.
 //! - `node` (integer, optional): the client node that carried the operation.
 //! - `error` (string, optional): why a `fail` or `info` ended so.
+//! - `meta` (any JSON value, optional): system-specific facts about a
+//!   completion (for ZooKeeper: `{"zxid", "session", "server", "events"}`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -70,6 +72,11 @@ pub struct Event {
     /// Error or reason for a fail / info.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// System-specific facts about a completion that checkers other than
+    /// the linearizability checker use (e.g. ZooKeeper's zxid, session and
+    /// watch events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
 }
 
 /// A whole history, in real-time order.
@@ -110,6 +117,7 @@ impl History {
             time,
             node,
             error: None,
+            meta: None,
         });
     }
 
@@ -135,6 +143,7 @@ impl History {
             time,
             node,
             error,
+            meta: None,
         });
     }
 

@@ -66,6 +66,8 @@ pub struct ScenarioSpec {
 pub enum SystemKind {
     /// The demo primary-backup register (engine tests only).
     Demo,
+    /// A ZooKeeper ensemble (ZAB) and its clients.
+    Zk,
 }
 
 /// Which system, how many nodes, and its configuration.

@@ -19,7 +19,7 @@ impl Workload for NoWorkload {
         panic!("NoWorkload has no operations: set workload.processes = 0")
     }
 
-    fn complete(&mut self, _call: &OpCall, _reply: &ClientReply) -> OpDone {
+    fn complete(&mut self, _process: u64, _call: &OpCall, _reply: &ClientReply) -> OpDone {
         panic!("NoWorkload has no operations")
     }
 }

@@ -676,6 +676,14 @@ impl Node for ZkServer {
         }
     }
 
+    fn is_leader(&self) -> bool {
+        ZkServer::is_leader(self)
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn role(&self) -> String {
         let r = match &self.role {
             Role::Down => "down".to_string(),

@@ -5,6 +5,7 @@
 //! has a home server: in a partition it stays on its home server's side.
 
 pub mod demo;
+pub mod zk;
 
 use kzsim_model::{BugSet, Node, NodeId};
 
@@ -71,5 +72,6 @@ pub trait System: Send {
 pub fn build(scenario: &Scenario, bugs: &BugSet) -> Result<Box<dyn System>, String> {
     match scenario.spec.cluster.system {
         SystemKind::Demo => Ok(Box::new(demo::DemoSystem::new(scenario, bugs)?)),
+        SystemKind::Zk => Ok(Box::new(zk::ZkSystem::new(scenario, bugs)?)),
     }
 }

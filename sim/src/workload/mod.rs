@@ -6,6 +6,7 @@
 //! in Jepsen); a [`Workload`] only decides the operations and reads replies.
 
 pub mod register;
+pub mod zk;
 
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -37,12 +38,30 @@ pub struct OpDone {
     pub value: Value,
     /// Why it failed or is unknown.
     pub error: Option<String>,
+    /// System-specific facts for the history event's `meta`.
+    pub meta: Option<Value>,
+    /// The client's session changed: continue as a new logical process
+    /// (histories treat a process as one session).
+    pub new_process: bool,
+}
+
+impl OpDone {
+    /// A completion without meta that keeps the process.
+    pub fn new(kind: EventType, value: Value, error: Option<String>) -> OpDone {
+        OpDone {
+            kind,
+            value,
+            error,
+            meta: None,
+            new_process: false,
+        }
+    }
 }
 
 /// A workload generator.
 pub trait Workload {
     /// The next operation of `process`.
     fn invoke(&mut self, process: u64, rng: &mut ChaCha8Rng) -> OpCall;
-    /// Turns the client's reply to `call` into a completion.
-    fn complete(&mut self, call: &OpCall, reply: &ClientReply) -> OpDone;
+    /// Turns the client's reply to `process`'s `call` into a completion.
+    fn complete(&mut self, process: u64, call: &OpCall, reply: &ClientReply) -> OpDone;
 }

@@ -47,13 +47,13 @@ impl Workload for RegisterWorkload {
         }
     }
 
-    fn complete(&mut self, call: &OpCall, reply: &ClientReply) -> OpDone {
+    fn complete(&mut self, _process: u64, call: &OpCall, reply: &ClientReply) -> OpDone {
         let ClientReply::Demo(r) = reply else {
-            return OpDone {
-                kind: EventType::Info,
-                value: call.value.clone(),
-                error: Some(format!("not a demo reply: {reply:?}")),
-            };
+            return OpDone::new(
+                EventType::Info,
+                call.value.clone(),
+                Some(format!("not a demo reply: {reply:?}")),
+            );
         };
         let (kind, value, error) = match r {
             DemoReply::WriteOk => (EventType::Ok, call.value.clone(), None),
@@ -61,6 +61,6 @@ impl Workload for RegisterWorkload {
             DemoReply::Fail(e) => (EventType::Fail, call.value.clone(), Some(e.clone())),
             DemoReply::Unknown(e) => (EventType::Info, call.value.clone(), Some(e.clone())),
         };
-        OpDone { kind, value, error }
+        OpDone::new(kind, value, error)
     }
 }

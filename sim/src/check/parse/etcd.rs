@@ -56,6 +56,7 @@ pub fn parse(text: &str) -> Result<Parsed, CheckError> {
                 time: 0,
                 node: None,
                 error,
+                meta: None,
             },
             i + 1,
         );

@@ -123,6 +123,7 @@ fn event(map: &Edn, strict_kv: bool) -> Result<Option<Event>, String> {
         time,
         node: None,
         error,
+        meta: None,
     }))
 }
 

@@ -1,0 +1,174 @@
+//! The ZooKeeper system: an ensemble of ZAB servers and client nodes, the
+//! ZooKeeper workloads, and the checks that hold the ensemble to the promise
+//! ZooKeeper makes (see `checks`).
+//!
+//! `[cluster.config]` keys (all optional): `tick_ms`, `init_limit`,
+//! `sync_limit`, `snap_count`, `session_timeout_ms` (what clients ask for),
+//! `min_session_timeout_ms`, `max_session_timeout_ms`, `check_timeout_s`
+//! (the linearizability checker's deadline per seed). `workload.kind` is
+//! `cas-register` (default) or `counter`.
+
+mod checks;
+mod final_state;
+
+use kzsim_model::zk::{ZkClient, ZkConfig, ZkServer};
+use kzsim_model::{BugSet, Node, NodeId};
+
+use crate::history::History;
+use crate::outcome::Violation;
+use crate::scenario::Scenario;
+use crate::system::{Layout, System};
+use crate::workload::zk::{ZkWorkload, ZkWorkloadKind};
+use crate::workload::Workload;
+
+/// Anomalies the ZooKeeper checks report.
+pub const ANOMALIES: &[&str] = &[
+    "nonlinearizable",
+    "check-unknown",
+    "session-order",
+    "sequential-order",
+    "watch-order",
+    "divergent-trees",
+    "lost-commit",
+    "ephemeral-leak",
+    "ephemeral-lost",
+    "not-recovered",
+    "malformed-history",
+];
+
+/// The ZooKeeper system of one scenario.
+pub struct ZkSystem {
+    layout: Layout,
+    config: ZkConfig,
+    bugs: BugSet,
+    session_timeout_ms: u64,
+    check_timeout_s: u64,
+    workload: ZkWorkloadKind,
+    keys: u32,
+    read_fraction: f64,
+}
+
+fn int(v: &toml::Value, key: &str) -> Result<u64, String> {
+    v.as_integer()
+        .filter(|i| *i >= 0)
+        .map(|i| i as u64)
+        .ok_or_else(|| format!("cluster.config.{key} must be a non-negative integer"))
+}
+
+impl ZkSystem {
+    /// Builds the system from a scenario.
+    pub fn new(scenario: &Scenario, bugs: &BugSet) -> Result<ZkSystem, String> {
+        let c = &scenario.spec.cluster;
+        if !(1..=9).contains(&c.servers) {
+            return Err(format!(
+                "a ZooKeeper ensemble has 1 to 9 servers, not {}",
+                c.servers
+            ));
+        }
+        let mut config = ZkConfig::default();
+        let mut session_timeout_ms = 1_000;
+        let mut check_timeout_s = 30;
+        for (key, v) in &c.config {
+            match key.as_str() {
+                "tick_ms" => config.tick_ms = int(v, key)?,
+                "init_limit" => config.init_limit = int(v, key)?,
+                "sync_limit" => config.sync_limit = int(v, key)?,
+                "snap_count" => config.snap_count = int(v, key)?,
+                "min_session_timeout_ms" => config.min_session_timeout_ms = int(v, key)?,
+                "max_session_timeout_ms" => config.max_session_timeout_ms = int(v, key)?,
+                "session_timeout_ms" => session_timeout_ms = int(v, key)?,
+                "check_timeout_s" => check_timeout_s = int(v, key)?,
+                other => {
+                    return Err(format!(
+                        "unknown ZooKeeper setting `cluster.config.{other}` (known: tick_ms, init_limit, sync_limit, snap_count, session_timeout_ms, min_session_timeout_ms, max_session_timeout_ms, check_timeout_s)"
+                    ))
+                }
+            }
+        }
+        let w = &scenario.spec.workload;
+        let workload = match w.kind.as_str() {
+            "" | "cas-register" => ZkWorkloadKind::CasRegister,
+            "counter" => ZkWorkloadKind::Counter,
+            other => {
+                return Err(format!(
+                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter)"
+                ))
+            }
+        };
+        Ok(ZkSystem {
+            layout: Layout::new(c.servers, c.clients.max(1)),
+            config,
+            bugs: bugs.clone(),
+            session_timeout_ms,
+            check_timeout_s,
+            workload,
+            keys: w.keys,
+            read_fraction: w.read_fraction,
+        })
+    }
+
+    fn servers<'a>(&self, nodes: &'a [Option<&'a dyn Node>]) -> Vec<Option<&'a ZkServer>> {
+        self.layout
+            .servers
+            .iter()
+            .map(|&s| {
+                nodes
+                    .get(s as usize)
+                    .copied()
+                    .flatten()
+                    .and_then(|n| n.as_any())
+                    .and_then(|a| a.downcast_ref::<ZkServer>())
+            })
+            .collect()
+    }
+}
+
+impl System for ZkSystem {
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn build(&self, id: NodeId) -> Box<dyn Node> {
+        if self.layout.is_server(id) {
+            Box::new(ZkServer::new(
+                id,
+                self.layout.servers.clone(),
+                self.config.clone(),
+                &self.bugs,
+            ))
+        } else {
+            let first = self.layout.home(id) as usize;
+            Box::new(ZkClient::new(
+                self.layout.servers.clone(),
+                self.session_timeout_ms,
+                first,
+            ))
+        }
+    }
+
+    fn workload(&self) -> Box<dyn Workload> {
+        Box::new(ZkWorkload::new(
+            self.workload,
+            self.keys,
+            self.read_fraction,
+        ))
+    }
+
+    fn check(&self, history: &History, nodes: &[Option<&dyn Node>]) -> Vec<Violation> {
+        let ops = match history.operations() {
+            Ok(ops) => ops,
+            Err(e) => return vec![Violation::new("malformed-history", e.to_string(), vec![])],
+        };
+        let mut out = Vec::new();
+        out.extend(checks::linearizable(&ops, self.check_timeout_s));
+        out.extend(checks::session_order(history));
+        out.extend(checks::sequential_names(history, &ops));
+        out.extend(checks::watch_order(history, &ops));
+        out.extend(final_state::check(history, &ops, &self.servers(nodes)));
+        out
+    }
+
+    fn anomalies(&self) -> &'static [&'static str] {
+        ANOMALIES
+    }
+}
