@@ -33,6 +33,7 @@ pub mod explain;
 pub mod gen;
 pub mod hash;
 pub mod html;
+pub mod kafka;
 pub mod models;
 pub mod parse;
 pub mod search;
