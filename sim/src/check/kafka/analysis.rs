@@ -51,6 +51,15 @@ fn anomaly(
     }
 }
 
+/// `offset 3`, `offsets [3, 5]` or `offset unknown`.
+fn at_offsets(offsets: &[i64]) -> String {
+    match offsets {
+        [] => "offset unknown".into(),
+        [o] => format!("offset {o}"),
+        os => format!("offsets {os:?}"),
+    }
+}
+
 impl<'a> Analysis<'a> {
     fn new(ops: &'a [KOp]) -> Result<Analysis<'a>, (usize, String)> {
         let mut a = Analysis {
@@ -242,8 +251,9 @@ impl<'a> Analysis<'a> {
                 lost_set.insert((k, v));
                 let offsets = self.offsets_of(k, v);
                 let detail = format!(
-                    "value {v} (offset {offsets:?}) was acknowledged but never read, \
-                     though offset {bound_offset} was read"
+                    "value {v} ({}) was acknowledged but never read, \
+                     though offset {bound_offset} was read",
+                    at_offsets(&offsets)
                 );
                 let events =
                     std::iter::once(self.event(w)).chain(max_reader.map(|r| self.event(r)));

@@ -11,7 +11,10 @@
 //! process's poll and send tracking of the key. Skips and reorderings are
 //! measured in the partition's version order with offset gaps removed
 //! (see [`analysis`]). Unlike Jepsen, a lost write is not also reported as
-//! `unseen`.
+//! `unseen`, and reads (sends) within one op are compared with each other
+//! as well as with the process's previous op, under the same categories
+//! (Jepsen's `int-poll-skip` and `int-nonmonotonic-poll` fold into
+//! `poll-skip` and `nonmonotonic-poll`).
 //!
 //! # History shapes
 //!

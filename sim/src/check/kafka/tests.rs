@@ -154,7 +154,8 @@ fn poll_skip_and_assign_reset() {
     assert!(h.check().is_valid());
     // An assign that drops the key resets tracking: no skip.
     let mut h = three();
-    h.poll(1, "p", &[(0, 1), (1, 2), (2, 3)]).poll(2, "p", &[(1, 2)]);
+    h.poll(1, "p", &[(0, 1), (1, 2), (2, 3)])
+        .poll(2, "p", &[(1, 2)]);
     h.poll(2, "p", &[(0, 1)]);
     assert_eq!(kinds(&h.check()), ["nonmonotonic-poll"]);
     let mut h = three();
