@@ -8,6 +8,10 @@ use kzsim_sim::check::Format;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+/// One consumer step: a poll's `(offset, value)` pairs, or (`None`) an
+/// assign that drops the key then takes it back.
+type Poll = (u64, Option<Vec<(i64, i64)>>);
+
 /// A generated history: the log, the sends, and the polls of consumers.
 #[derive(Clone, Debug)]
 struct Script {
@@ -18,7 +22,7 @@ struct Script {
     sends: Vec<(u64, bool)>,
     /// `(process, pairs read)` in history order; a `None` entry is an
     /// assign that drops the key then takes it back (tracking reset).
-    polls: Vec<(u64, Option<Vec<(i64, i64)>>)>,
+    polls: Vec<Poll>,
 }
 
 fn script() -> impl Strategy<Value = Script> {
