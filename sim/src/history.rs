@@ -26,6 +26,10 @@
 //! - `time` (integer): simulated time in microseconds.
 //! - `node` (integer, optional): the client node that carried the operation.
 //! - `error` (string, optional): why a `fail` or `info` ended so.
+//!
+//! Kafka queue operations (`send`, `poll`, `txn`, `assign`, `subscribe`)
+//! carry their partition inside `value`; their shapes are documented in
+//! [`crate::check::kafka`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
