@@ -1,4 +1,5 @@
-//! `kzsim check`: judge recorded histories for linearizability.
+//! `kzsim check`: judge recorded histories for linearizability (the kafka
+//! model is handled by [`crate::check_kafka`]).
 //!
 //! Prints one verdict line per file (or one JSON object per line with
 //! `--json`). Exit code: 0 when every file is linearizable, 1 when some file
@@ -20,7 +21,8 @@ use serde_json::{json, Value};
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// Sequential model: register, cas-register, kv, zk (ZooKeeper's promise:
-    /// session-consistent reads unless after sync), zk-strict, log.
+    /// session-consistent reads unless after sync), zk-strict, log; or kafka
+    /// (Jepsen's queue anomalies, not linearizability; jsonl or edn only).
     #[arg(long)]
     pub model: String,
     /// Input format: jsonl, porcupine-etcd, porcupine-kv, edn (default:
@@ -101,6 +103,9 @@ fn write_explanation(
 
 /// Runs the command; returns the exit code.
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    if args.model == "kafka" {
+        return crate::check_kafka::run(&args);
+    }
     let model: ModelKind = args.model.parse()?;
     let format: Option<Format> = args.format.as_deref().map(str::parse).transpose()?;
     let init = match &args.init {

@@ -4,6 +4,7 @@
 //! `scenarios/` over a small seed range, printing a summary.
 
 mod check_cmd;
+mod check_kafka;
 mod list_cmd;
 mod replay_cmd;
 mod run_cmd;
@@ -29,7 +30,8 @@ enum Command {
     Replay(replay_cmd::ReplayArgs),
     /// List scenarios, planted bugs and fault kinds.
     List(list_cmd::ListArgs),
-    /// Check histories for linearizability (or a system's invariants).
+    /// Check histories for linearizability, or Kafka queue histories for
+    /// Jepsen's no-loss anomalies (`--model kafka`).
     Check(check_cmd::CheckArgs),
 }
 

@@ -28,6 +28,10 @@
 //! - `error` (string, optional): why a `fail` or `info` ended so.
 //! - `meta` (any JSON value, optional): system-specific facts about a
 //!   completion (for ZooKeeper: `{"zxid", "session", "server", "events"}`).
+//!
+//! Kafka queue operations (`send`, `poll`, `txn`, `assign`, `subscribe`)
+//! carry their partition inside `value`; their shapes are documented in
+//! [`crate::check::kafka`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

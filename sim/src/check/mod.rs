@@ -11,6 +11,9 @@
 //! [`cache`] on each part; a non-linearizable verdict comes with an
 //! [`explain::Explanation`], which [`html`] can draw.
 //!
+//! Queue histories are judged differently: [`kafka`] looks for the anomaly
+//! categories of Jepsen's Kafka workload (lost writes, duplicates, skips).
+//!
 //! ```
 //! use kzsim_sim::check::{check_text, CheckOptions, Format, ModelKind, Verdict};
 //! let log = "INFO jepsen.util - 0 :invoke :write 1\n\
@@ -33,6 +36,7 @@ pub mod explain;
 pub mod gen;
 pub mod hash;
 pub mod html;
+pub mod kafka;
 pub mod models;
 pub mod parse;
 pub mod search;
