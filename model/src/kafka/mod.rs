@@ -35,10 +35,10 @@
 
 pub mod broker;
 mod controller;
-// pub mod consumer;
+pub mod consumer;
 pub mod epoch;
 pub mod log;
-// pub mod producer;
+pub mod producer;
 mod replica;
 pub mod types;
 pub mod zkdata;
@@ -49,9 +49,9 @@ pub mod zkdata;
 // mod testkit;
 
 pub use broker::{KafkaBroker, ReplicaView};
-// pub use consumer::{ConsumerConfig, KafkaConsumer};
+pub use consumer::{ConsumerConfig, KafkaConsumer};
 pub use log::LogConfig;
-// pub use producer::{KafkaProducer, ProducerConfig};
+pub use producer::{KafkaProducer, ProducerConfig};
 pub use types::*;
 
 use crate::bugs::{BugInfo, BugSet};
