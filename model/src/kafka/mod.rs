@@ -44,9 +44,9 @@ pub mod types;
 pub mod zkdata;
 
 #[cfg(test)]
-// mod cluster_tests;
+mod cluster_tests;
 #[cfg(test)]
-// mod testkit;
+mod testkit;
 
 pub use broker::{KafkaBroker, ReplicaView};
 pub use consumer::{ConsumerConfig, KafkaConsumer};

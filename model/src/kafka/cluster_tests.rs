@@ -1,0 +1,155 @@
+//! End-to-end tests: a ZooKeeper ensemble, three brokers, a producer and a
+//! consumer in the in-crate test world.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::bugs::BugSet;
+use crate::kafka::testkit::{Cluster, BROKERS, CONSUMER, PRODUCER};
+use crate::kafka::{KafkaReply, KafkaRequest, ProducerConfig, Tp};
+use crate::msg::{ClientReply, ClientRequest};
+use crate::node::NodeId;
+
+fn send(c: &mut Cluster, tp: &Tp, v: &str) -> KafkaReply {
+    let r = c.call(
+        PRODUCER,
+        ClientRequest::Kafka(KafkaRequest::Send {
+            tp: tp.clone(),
+            value: v.as_bytes().to_vec(),
+        }),
+    );
+    match r {
+        ClientReply::Kafka(k) => k,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Polls until `n` records were read in total (or 5 s pass).
+fn read_all(c: &mut Cluster, n: usize) -> Vec<(u64, String)> {
+    let mut got = Vec::new();
+    for _ in 0..500 {
+        if got.len() >= n {
+            break;
+        }
+        match c.call(CONSUMER, ClientRequest::Kafka(KafkaRequest::Poll)) {
+            ClientReply::Kafka(KafkaReply::Polled { records, truncated }) => {
+                assert!(truncated.is_empty(), "unexpected truncation {truncated:?}");
+                for (_, off, v) in records {
+                    got.push((off, String::from_utf8(v).unwrap()));
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        c.run_ms(10);
+    }
+    got
+}
+
+fn setup(bugs: BugSet) -> (Cluster, Tp) {
+    let mut c = Cluster::new(bugs, ProducerConfig::default());
+    assert!(
+        c.run_until(5_000, |c| c.controllers().len() == 1
+            && BROKERS
+                .iter()
+                .all(|&b| c.broker(b).is_some_and(|x| x.is_registered()))),
+        "no controller"
+    );
+    c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
+    let tp = Tp::new("t", 0);
+    assert!(
+        c.run_until(3_000, |c| c.leaders(&tp).len() == 1),
+        "no leader for {tp}"
+    );
+    (c, tp)
+}
+
+#[test]
+fn controller_topic_acks_all_and_read_back() {
+    let (mut c, tp) = setup(BugSet::none());
+    let ctl = c.controllers()[0];
+    let epoch = c.broker(ctl).unwrap().controller_epoch();
+    assert!(epoch >= 1);
+    for i in 0..20 {
+        match send(&mut c, &tp, &format!("v{i}")) {
+            KafkaReply::Sent { offset } => assert_eq!(offset, Some(i)),
+            other => panic!("send {i}: {other:?}"),
+        }
+    }
+    c.call(CONSUMER, ClientRequest::Kafka(KafkaRequest::Assign(vec![tp.clone()])));
+    let got = read_all(&mut c, 20);
+    let want: Vec<(u64, String)> = (0..20).map(|i| (i, format!("v{i}"))).collect();
+    assert_eq!(got, want);
+    // Every replica holds the committed records and agrees on the HW.
+    c.run_ms(200);
+    let views: Vec<_> = BROKERS
+        .iter()
+        .map(|&b| c.broker(b).unwrap().replica_view(&tp).unwrap())
+        .collect();
+    for v in &views {
+        assert_eq!(v.log_end, 20);
+        assert_eq!(v.high_watermark, 20);
+        assert_eq!(v.batches, views[0].batches);
+    }
+    assert_eq!(views.iter().filter(|v| v.leader).count(), 1);
+}
+
+#[test]
+fn leader_crash_moves_leadership_within_isr_without_loss() {
+    let (mut c, tp) = setup(BugSet::none());
+    let mut acked: BTreeMap<u64, String> = BTreeMap::new();
+    for i in 0..15 {
+        let v = format!("a{i}");
+        if let KafkaReply::Sent { offset: Some(o) } = send(&mut c, &tp, &v) {
+            acked.insert(o, v);
+        }
+    }
+    assert_eq!(acked.len(), 15);
+    let old = c.leaders(&tp)[0];
+    let before = c.broker(old).unwrap().replica_view(&tp).unwrap();
+    let old_epoch = before.leader_epoch.unwrap();
+    let isr: BTreeSet<NodeId> = before.isr.iter().copied().collect();
+    c.crash(old);
+    // The controller notices the expired session and elects within the ISR.
+    assert!(
+        c.run_until(5_000, |c| {
+            let l = c.leaders(&tp);
+            l.len() == 1 && l[0] != old
+        }),
+        "no new leader"
+    );
+    let new = c.leaders(&tp)[0];
+    assert!(isr.contains(&new), "new leader {new} not from ISR {isr:?}");
+    let v = c.broker(new).unwrap().replica_view(&tp).unwrap();
+    assert!(v.leader_epoch.unwrap() > old_epoch);
+    for i in 0..15 {
+        let v = format!("b{i}");
+        match send(&mut c, &tp, &v) {
+            KafkaReply::Sent { offset: Some(o) } => {
+                acked.insert(o, v);
+            }
+            other => panic!("send after fail-over: {other:?}"),
+        }
+    }
+    // The old leader comes back, truncates by epoch and rejoins the ISR.
+    c.restart(old);
+    assert!(
+        c.run_until(5_000, |c| {
+            c.broker(new)
+                .and_then(|b| b.replica_view(&tp))
+                .is_some_and(|v| v.isr.contains(&old))
+        }),
+        "old leader never rejoined the ISR"
+    );
+    c.call(CONSUMER, ClientRequest::Kafka(KafkaRequest::Assign(vec![tp.clone()])));
+    let got: BTreeMap<u64, String> = read_all(&mut c, 30).into_iter().collect();
+    for (o, v) in &acked {
+        assert_eq!(got.get(o), Some(v), "acked write at {o} lost");
+    }
+    c.run_ms(300);
+    let views: Vec<_> = BROKERS
+        .iter()
+        .map(|&b| c.broker(b).unwrap().replica_view(&tp).unwrap())
+        .collect();
+    for v in &views {
+        assert_eq!(v.batches, views[0].batches, "replicas diverge");
+    }
+}
