@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::bugs::BugSet;
 use crate::kafka::testkit::{Cluster, BROKERS, CONSUMER, PRODUCER};
-use crate::kafka::{KafkaReply, KafkaRequest, ProducerConfig, Tp};
+use crate::kafka::{KafkaError, KafkaReply, KafkaRequest, ProducerConfig, Tp};
 use crate::msg::{ClientReply, ClientRequest};
 use crate::node::NodeId;
 
@@ -151,5 +151,131 @@ fn leader_crash_moves_leadership_within_isr_without_loss() {
         .collect();
     for v in &views {
         assert_eq!(v.batches, views[0].batches, "replicas diverge");
+    }
+}
+
+fn leader_view(c: &Cluster, tp: &Tp) -> (NodeId, crate::kafka::ReplicaView) {
+    let l = c.leaders(tp)[0];
+    (l, c.broker(l).unwrap().replica_view(tp).unwrap())
+}
+
+#[test]
+fn isr_shrinks_for_a_cut_off_follower_and_expands_after() {
+    let (mut c, tp) = setup(BugSet::none());
+    send(&mut c, &tp, "x");
+    let (l, v) = leader_view(&c, &tp);
+    assert_eq!(v.isr.len(), 3);
+    let f = *BROKERS.iter().find(|&&b| b != l).unwrap();
+    c.block(l, f, true);
+    // Writes keep flowing (min.insync.replicas = 2) once f is out.
+    for i in 0..5 {
+        match send(&mut c, &tp, &format!("s{i}")) {
+            KafkaReply::Sent { offset: Some(_) } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let (_, v) = leader_view(&c, &tp);
+    assert!(!v.isr.contains(&f), "isr {:?}", v.isr);
+    assert_eq!(v.isr.len(), 2);
+    c.block(l, f, false);
+    assert!(
+        c.run_until(3_000, |c| leader_view(c, &tp).1.isr.contains(&f)),
+        "follower never rejoined"
+    );
+    let fv = c.broker(f).unwrap().replica_view(&tp).unwrap();
+    assert_eq!(fv.batches, leader_view(&c, &tp).1.batches);
+}
+
+#[test]
+fn min_insync_replicas_refuses_acks_all() {
+    for bug in [false, true] {
+        let mut bugs = BugSet::none();
+        if bug {
+            bugs.enable("kafka_ignore_min_isr");
+        }
+        let (mut c, tp) = setup(bugs);
+        send(&mut c, &tp, "x");
+        let (l, _) = leader_view(&c, &tp);
+        for b in BROKERS.iter().filter(|&&b| b != l) {
+            c.block(l, *b, true);
+        }
+        match send(&mut c, &tp, "lonely") {
+            KafkaReply::Error { error, .. } if !bug => assert!(
+                matches!(
+                    error,
+                    KafkaError::NotEnoughReplicas | KafkaError::NotEnoughReplicasAfterAppend
+                ),
+                "{error:?}"
+            ),
+            KafkaReply::Sent { offset: Some(_) } if bug => {}
+            other => panic!("bug={bug}: {other:?}"),
+        }
+        let (_, v) = leader_view(&c, &tp);
+        assert_eq!(v.isr, vec![l]);
+    }
+}
+
+#[test]
+fn acks_one_divergent_suffix_is_truncated_by_epoch() {
+    let pcfg = ProducerConfig {
+        acks: crate::kafka::Acks::Leader,
+        ..ProducerConfig::default()
+    };
+    let mut c = Cluster::with(BugSet::none(), pcfg, |k| {
+        // Keep the cut-off leader's followers in the ISR, and make its
+        // divergent records durable.
+        k.replica_lag_time_max_ms = 60_000;
+        k.log.flush_messages = Some(1);
+    });
+    assert!(c.run_until(5_000, |c| c.controllers().len() == 1));
+    c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
+    let tp = Tp::new("t", 0);
+    assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
+    for i in 0..3 {
+        send(&mut c, &tp, &format!("c{i}"));
+    }
+    c.run_ms(100);
+    let (l, _) = leader_view(&c, &tp);
+    for b in BROKERS.iter().filter(|&&b| b != l) {
+        c.block(l, *b, true);
+    }
+    for i in 0..3 {
+        // Acked by the leader alone: these will be lost (acks=1).
+        send(&mut c, &tp, &format!("lost{i}"));
+    }
+    c.crash(l);
+    assert!(c.run_until(5_000, |c| c.leaders(&tp).iter().any(|&x| x != l)));
+    for b in BROKERS.iter().filter(|&&b| b != l) {
+        c.block(l, *b, false);
+    }
+    for i in 0..5 {
+        send(&mut c, &tp, &format!("new{i}"));
+    }
+    c.restart(l);
+    c.run_ms(2_000);
+    let (nl, v) = leader_view(&c, &tp);
+    assert_ne!(nl, l);
+    let old = c.broker(l).unwrap().replica_view(&tp).unwrap();
+    assert_eq!(old.batches, v.batches, "divergent suffix survived");
+    assert!(v.batches.iter().all(|b| !b.values.iter().any(|x| x.starts_with(b"lost"))));
+}
+
+#[test]
+fn controller_failover_bumps_epoch_and_keeps_serving() {
+    let (mut c, tp) = setup(BugSet::none());
+    send(&mut c, &tp, "x");
+    let ctl = c.controllers()[0];
+    let e = c.broker(ctl).unwrap().controller_epoch();
+    c.crash(ctl);
+    assert!(
+        c.run_until(5_000, |c| c.controllers().len() == 1 && c.controllers()[0] != ctl),
+        "no new controller"
+    );
+    let n = c.controllers()[0];
+    assert!(c.broker(n).unwrap().controller_epoch() > e);
+    assert!(c.run_until(5_000, |c| c.leaders(&tp).len() == 1));
+    match send(&mut c, &tp, "after") {
+        KafkaReply::Sent { offset: Some(1) } => {}
+        other => panic!("{other:?}"),
     }
 }

@@ -77,6 +77,8 @@ pub(crate) struct Cluster {
     boots: BTreeMap<NodeId, u64>,
     pub(crate) replies: BTreeMap<ReqId, ClientReply>,
     next_req: ReqId,
+    /// Messages delivered to ids without a node (test probes), in order.
+    pub(crate) probes: Vec<(NodeId, NodeId, Msg)>,
 }
 
 fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
@@ -87,11 +89,21 @@ impl Cluster {
     /// 3 ZooKeeper servers, 3 brokers, an admin ZooKeeper client, a
     /// producer and a consumer.
     pub(crate) fn new(bugs: BugSet, pcfg: ProducerConfig) -> Cluster {
-        let kcfg = KafkaConfig {
+        Cluster::with(bugs, pcfg, |_| {})
+    }
+
+    /// As [`Cluster::new`], with the broker config adjusted by `tune`.
+    pub(crate) fn with(
+        bugs: BugSet,
+        pcfg: ProducerConfig,
+        tune: impl FnOnce(&mut KafkaConfig),
+    ) -> Cluster {
+        let mut kcfg = KafkaConfig {
             zk_servers: ZK.to_vec(),
             min_insync_replicas: 2,
             ..KafkaConfig::default()
         };
+        tune(&mut kcfg);
         let mut c = Cluster {
             now: 0,
             seq: 0,
@@ -110,6 +122,7 @@ impl Cluster {
             boots: BTreeMap::new(),
             replies: BTreeMap::new(),
             next_req: 1,
+            probes: Vec::new(),
         };
         for id in ZK.into_iter().chain(BROKERS) {
             c.start(id);
@@ -308,6 +321,9 @@ impl Cluster {
         let rng = self.rngs.get_mut(&to).expect("rng");
         let mut cx = Ctx::new(SimTime(self.now), to, rng, &mut effects);
         let Some(n) = self.nodes.get_mut(&to) else {
+            if let Input::Message { from, msg } = input {
+                self.probes.push((from, to, msg));
+            }
             return;
         };
         n.step(input, &mut cx);
@@ -396,6 +412,19 @@ impl Cluster {
             }
         }
         true
+    }
+
+    /// Delivers `msg` to `to` as if sent by `from` (a probe id without a
+    /// node: its answers land in `probes`).
+    pub(crate) fn inject(&mut self, from: NodeId, to: NodeId, msg: Msg) {
+        self.push(
+            self.now + LATENCY_US,
+            Ev::Input {
+                to,
+                input: Input::Message { from, msg },
+                conn: None,
+            },
+        );
     }
 
     /// Runs for `ms` milliseconds of simulated time.
