@@ -201,7 +201,9 @@ impl KafkaBroker {
         let mut replies = Vec::new();
         for e in effects {
             match e {
-                Effect::SetTimer { timer, after_us } => cx.set_timer_us(timer + TIMER_ZK_BASE, after_us),
+                Effect::SetTimer { timer, after_us } => {
+                    cx.set_timer_us(timer + TIMER_ZK_BASE, after_us)
+                }
                 Effect::CancelTimer { timer } => cx.cancel_timer(timer + TIMER_ZK_BASE),
                 Effect::Reply {
                     id,
@@ -231,7 +233,14 @@ impl KafkaBroker {
         );
     }
 
-    fn create(&mut self, path: &str, data: Vec<u8>, mode: CreateMode, p: ZkPurpose, cx: &mut Ctx<'_>) {
+    fn create(
+        &mut self,
+        path: &str,
+        data: Vec<u8>,
+        mode: CreateMode,
+        p: ZkPurpose,
+        cx: &mut Ctx<'_>,
+    ) {
         let op = ZkOp::Create {
             path: path.to_string(),
             data,
@@ -282,7 +291,8 @@ impl KafkaBroker {
             &mut out,
         );
         self.disk_all(out, cx);
-        self.replicas.insert(tp.clone(), Replica::new(tp.clone(), log));
+        self.replicas
+            .insert(tp.clone(), Replica::new(tp.clone(), log));
     }
 
     fn start_registration(&mut self, cx: &mut Ctx<'_>) {
@@ -519,7 +529,10 @@ impl KafkaBroker {
                     self.next_pid += 1;
                     Ok((self.reg_zxid << 16) | self.next_pid)
                 };
-                cx.send(from, Msg::Kafka(KafkaMsg::InitProducerIdResp { corr, result }));
+                cx.send(
+                    from,
+                    Msg::Kafka(KafkaMsg::InitProducerIdResp { corr, result }),
+                );
             }
             KafkaMsg::Produce {
                 corr,
@@ -617,7 +630,11 @@ impl Node for KafkaBroker {
             .join(",");
         format!(
             "{}ce={} leads=[{leads}]",
-            if self.controller.is_some() { "controller " } else { "" },
+            if self.controller.is_some() {
+                "controller "
+            } else {
+                ""
+            },
             self.controller_epoch
         )
     }

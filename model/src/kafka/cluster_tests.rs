@@ -74,7 +74,10 @@ fn controller_topic_acks_all_and_read_back() {
             other => panic!("send {i}: {other:?}"),
         }
     }
-    c.call(CONSUMER, ClientRequest::Kafka(KafkaRequest::Assign(vec![tp.clone()])));
+    c.call(
+        CONSUMER,
+        ClientRequest::Kafka(KafkaRequest::Assign(vec![tp.clone()])),
+    );
     let got = read_all(&mut c, 20);
     let want: Vec<(u64, String)> = (0..20).map(|i| (i, format!("v{i}"))).collect();
     assert_eq!(got, want);
@@ -139,7 +142,10 @@ fn leader_crash_moves_leadership_within_isr_without_loss() {
         }),
         "old leader never rejoined the ISR"
     );
-    c.call(CONSUMER, ClientRequest::Kafka(KafkaRequest::Assign(vec![tp.clone()])));
+    c.call(
+        CONSUMER,
+        ClientRequest::Kafka(KafkaRequest::Assign(vec![tp.clone()])),
+    );
     let got: BTreeMap<u64, String> = read_all(&mut c, 30).into_iter().collect();
     for (o, v) in &acked {
         assert_eq!(got.get(o), Some(v), "acked write at {o} lost");
@@ -257,7 +263,10 @@ fn acks_one_divergent_suffix_is_truncated_by_epoch() {
     assert_ne!(nl, l);
     let old = c.broker(l).unwrap().replica_view(&tp).unwrap();
     assert_eq!(old.batches, v.batches, "divergent suffix survived");
-    assert!(v.batches.iter().all(|b| !b.values.iter().any(|x| x.starts_with(b"lost"))));
+    assert!(v
+        .batches
+        .iter()
+        .all(|b| !b.values.iter().any(|x| x.starts_with(b"lost"))));
 }
 
 #[test]
@@ -268,7 +277,8 @@ fn controller_failover_bumps_epoch_and_keeps_serving() {
     let e = c.broker(ctl).unwrap().controller_epoch();
     c.crash(ctl);
     assert!(
-        c.run_until(5_000, |c| c.controllers().len() == 1 && c.controllers()[0] != ctl),
+        c.run_until(5_000, |c| c.controllers().len() == 1
+            && c.controllers()[0] != ctl),
         "no new controller"
     );
     let n = c.controllers()[0];

@@ -157,7 +157,8 @@ impl KafkaConsumer {
                             offset: pos.offset,
                         }),
                     );
-                    poll.waiting.insert(corr, (leader, Pending::Fetch(tp, pos.offset)));
+                    poll.waiting
+                        .insert(corr, (leader, Pending::Fetch(tp, pos.offset)));
                 }
             }
         }

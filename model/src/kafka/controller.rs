@@ -130,7 +130,11 @@ impl KafkaBroker {
         c.cycle_ok = true;
         c.live.clear();
         let parts = c.partitions();
-        self.ctl_call(Self::get(zkdata::CONTROLLER_EPOCH), CtlPurpose::EpochCheck, cx);
+        self.ctl_call(
+            Self::get(zkdata::CONTROLLER_EPOCH),
+            CtlPurpose::EpochCheck,
+            cx,
+        );
         self.ctl_call(
             ZkOp::GetChildren {
                 path: zkdata::BROKER_IDS.into(),
@@ -264,8 +268,11 @@ impl KafkaBroker {
             let replicas = c.replicas_of(&tp);
             let next = match c.states.get(&tp) {
                 None => {
-                    let isr: Vec<NodeId> =
-                        replicas.iter().copied().filter(|r| alive.contains(r)).collect();
+                    let isr: Vec<NodeId> = replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| alive.contains(r))
+                        .collect();
                     isr.first().copied().map(|l| {
                         (
                             PartitionState {
@@ -279,8 +286,12 @@ impl KafkaBroker {
                     })
                 }
                 Some((st, v)) => {
-                    let isr_alive: Vec<NodeId> =
-                        st.isr.iter().copied().filter(|r| alive.contains(r)).collect();
+                    let isr_alive: Vec<NodeId> = st
+                        .isr
+                        .iter()
+                        .copied()
+                        .filter(|r| alive.contains(r))
+                        .collect();
                     let leader_ok = st.leader.is_some_and(|l| alive.contains(&l));
                     let mut n = st.clone();
                     n.leader_epoch += 1;

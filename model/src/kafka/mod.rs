@@ -34,8 +34,8 @@
 //!   leader epoch) and `KafkaBroker::is_controller()`.
 
 pub mod broker;
-mod controller;
 pub mod consumer;
+mod controller;
 pub mod epoch;
 pub mod log;
 pub mod producer;
@@ -45,6 +45,8 @@ pub mod zkdata;
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod protocol_tests;
 #[cfg(test)]
 mod testkit;
 

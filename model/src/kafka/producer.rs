@@ -132,7 +132,9 @@ impl KafkaProducer {
 
     fn refresh_metadata(&mut self, cx: &mut Ctx<'_>) {
         if self.meta_req.is_some()
-            || (self.meta_at.is_some_and(|t| cx.now.ms_since(t) < self.cfg.retry_backoff_ms))
+            || (self
+                .meta_at
+                .is_some_and(|t| cx.now.ms_since(t) < self.cfg.retry_backoff_ms))
         {
             return;
         }
@@ -274,7 +276,10 @@ impl KafkaProducer {
         f.last_error = e;
         if e.retriable() {
             f.retry_at = cx.now.plus_ms(backoff);
-            if !matches!(e, KafkaError::NotEnoughReplicas | KafkaError::RequestTimedOut) {
+            if !matches!(
+                e,
+                KafkaError::NotEnoughReplicas | KafkaError::RequestTimedOut
+            ) {
                 self.meta.remove(tp);
                 self.refresh_metadata(cx);
             }
@@ -368,7 +373,8 @@ impl KafkaProducer {
         self.ticking = false;
         let now = cx.now;
         let timeout = self.cfg.request_timeout_ms;
-        let late = |s: Option<(u64, NodeId, SimTime)>| s.is_some_and(|s| now.ms_since(s.2) > timeout);
+        let late =
+            |s: Option<(u64, NodeId, SimTime)>| s.is_some_and(|s| now.ms_since(s.2) > timeout);
         if late(self.meta_req) {
             self.meta_req = None;
         }

@@ -95,14 +95,21 @@ impl Replica {
     }
 
     fn epoch(&self) -> LeaderEpoch {
-        self.info.as_ref().map(|i| i.state.leader_epoch).unwrap_or(0)
+        self.info
+            .as_ref()
+            .map(|i| i.state.leader_epoch)
+            .unwrap_or(0)
     }
 
     pub(crate) fn view(&self) -> ReplicaView {
         ReplicaView {
             leader: self.is_leader(),
             leader_epoch: self.info.as_ref().map(|i| i.state.leader_epoch),
-            isr: self.info.as_ref().map(|i| i.state.isr.clone()).unwrap_or_default(),
+            isr: self
+                .info
+                .as_ref()
+                .map(|i| i.state.isr.clone())
+                .unwrap_or_default(),
             high_watermark: self.log.hw(),
             log_end: self.log.leo(),
             batches: self.log.batches().to_vec(),
@@ -136,7 +143,10 @@ impl KafkaBroker {
         let me = self.id;
         let tp = p.tp.clone();
         let r = self.replicas.get_mut(&tp).expect("opened");
-        if r.info.as_ref().is_some_and(|i| p.state.leader_epoch <= i.state.leader_epoch) {
+        if r.info
+            .as_ref()
+            .is_some_and(|i| p.state.leader_epoch <= i.state.leader_epoch)
+        {
             return;
         }
         if let Role::Leader(ls) = std::mem::replace(&mut r.role, Role::None) {
@@ -287,13 +297,15 @@ impl KafkaBroker {
 
     /// The follower whose request `corr` to `from` is outstanding.
     fn follower_of(&mut self, from: NodeId, corr: u64) -> Option<Tp> {
-        self.replicas.iter_mut().find_map(|(tp, r)| match &mut r.role {
-            Role::Follower(fs) if fs.leader == from && fs.inflight == Some(corr) => {
-                fs.inflight = None;
-                Some(tp.clone())
-            }
-            _ => None,
-        })
+        self.replicas
+            .iter_mut()
+            .find_map(|(tp, r)| match &mut r.role {
+                Role::Follower(fs) if fs.leader == from && fs.inflight == Some(corr) => {
+                    fs.inflight = None;
+                    Some(tp.clone())
+                }
+                _ => None,
+            })
     }
 
     pub(crate) fn on_offsets_for_epoch(
@@ -483,13 +495,7 @@ impl KafkaBroker {
         let Some(p) = ls.progress.get(&follower) else {
             return;
         };
-        let epoch_start = r
-            .log
-            .epochs()
-            .entries()
-            .last()
-            .map(|e| e.1)
-            .unwrap_or(0);
+        let epoch_start = r.log.epochs().entries().last().map(|e| e.1).unwrap_or(0);
         if p.leo >= r.log.hw() && p.leo >= epoch_start {
             let mut isr = info.state.isr.clone();
             isr.push(follower);
@@ -669,7 +675,9 @@ impl KafkaBroker {
             return reply(cx, Err(KafkaError::NotEnoughReplicas));
         }
         let n = batch.values.len() as u64;
-        let check = r.log.check_sequence(batch.producer_id, batch.base_seq, batch.values.len());
+        let check = r
+            .log
+            .check_sequence(batch.producer_id, batch.base_seq, batch.values.len());
         let base = match check {
             SeqCheck::OutOfOrder => return reply(cx, Err(KafkaError::OutOfOrderSequence)),
             SeqCheck::Duplicate(off) if !bugs.no_idempotent_dedup => off,

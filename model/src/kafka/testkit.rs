@@ -13,8 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::bugs::BugSet;
 use crate::disk::{DiskReply, DiskRequest};
 use crate::kafka::{
-    zkdata, ConsumerConfig, KafkaBroker, KafkaConfig, KafkaConsumer, KafkaProducer,
-    ProducerConfig, Tp,
+    zkdata, ConsumerConfig, KafkaBroker, KafkaConfig, KafkaConsumer, KafkaProducer, ProducerConfig,
+    Tp,
 };
 use crate::msg::{ClientReply, ClientRequest, Msg};
 use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId, TimerId};
@@ -149,7 +149,12 @@ impl Cluster {
 
     fn start(&mut self, id: NodeId) {
         let n: Box<dyn Node> = if ZK.contains(&id) {
-            Box::new(ZkServer::new(id, ZK.to_vec(), ZkConfig::default(), &self.bugs))
+            Box::new(ZkServer::new(
+                id,
+                ZK.to_vec(),
+                ZkConfig::default(),
+                &self.bugs,
+            ))
         } else {
             Box::new(KafkaBroker::new(id, self.kcfg.clone(), &self.bugs))
         };
@@ -317,15 +322,15 @@ impl Cluster {
         if self.down.contains(&to) {
             return;
         }
-        let mut effects = Vec::new();
-        let rng = self.rngs.get_mut(&to).expect("rng");
-        let mut cx = Ctx::new(SimTime(self.now), to, rng, &mut effects);
         let Some(n) = self.nodes.get_mut(&to) else {
             if let Input::Message { from, msg } = input {
                 self.probes.push((from, to, msg));
             }
             return;
         };
+        let mut effects = Vec::new();
+        let rng = self.rngs.get_mut(&to).expect("rng");
+        let mut cx = Ctx::new(SimTime(self.now), to, rng, &mut effects);
         n.step(input, &mut cx);
         for e in effects {
             match e {

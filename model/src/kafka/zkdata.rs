@@ -49,7 +49,10 @@ pub fn state_paths(tp: &Tp) -> [String; 3] {
 }
 
 fn ids(v: &[NodeId]) -> String {
-    v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn parse_ids(s: &str) -> Option<Vec<NodeId>> {
@@ -139,6 +142,9 @@ mod tests {
         assert_eq!(decode_state(&encode_state(&off)), Some(off));
         let a = BTreeMap::from([(0, vec![1, 2, 3]), (1, vec![2, 3, 1])]);
         assert_eq!(decode_assignment(&encode_assignment(&a)), Some(a));
-        assert_eq!(state_paths(&Tp::new("t", 1))[2], "/brokers/topics/t/partitions/1/state");
+        assert_eq!(
+            state_paths(&Tp::new("t", 1))[2],
+            "/brokers/topics/t/partitions/1/state"
+        );
     }
 }
