@@ -289,3 +289,26 @@ fn controller_failover_bumps_epoch_and_keeps_serving() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn no_live_isr_member_leaves_the_partition_offline_unless_unclean() {
+    for bug in [false, true] {
+        let mut bugs = BugSet::none();
+        if bug {
+            bugs.enable("kafka_unclean_election");
+        }
+        let (mut c, tp) = setup(bugs);
+        send(&mut c, &tp, "x");
+        let (l, _) = leader_view(&c, &tp);
+        for b in BROKERS.iter().filter(|&&b| b != l) {
+            c.block(l, *b, true);
+        }
+        assert!(
+            c.run_until(3_000, |c| leader_view(c, &tp).1.isr == vec![l]),
+            "ISR never shrank"
+        );
+        c.crash(l);
+        let moved = c.run_until(3_000, |c| !c.leaders(&tp).is_empty());
+        assert_eq!(moved, bug, "bug={bug}: leaders {:?}", c.leaders(&tp));
+    }
+}

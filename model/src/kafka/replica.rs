@@ -133,6 +133,30 @@ impl Replica {
     }
 }
 
+/// The leader's high watermark: the smallest log end offset among the ISR
+/// (the leader's own for `me`, a follower's last fetch offset for the
+/// others, 0 if it has not fetched yet), never below the current one.
+pub(crate) fn high_watermark(
+    me: NodeId,
+    leader_leo: u64,
+    isr: &[NodeId],
+    follower_leos: &BTreeMap<NodeId, u64>,
+    current: u64,
+) -> u64 {
+    let min = isr
+        .iter()
+        .map(|x| {
+            if *x == me {
+                leader_leo
+            } else {
+                follower_leos.get(x).copied().unwrap_or(0)
+            }
+        })
+        .min()
+        .unwrap_or(leader_leo);
+    min.max(current).min(leader_leo)
+}
+
 fn produce_resp(cx: &mut Ctx<'_>, to: NodeId, corr: u64, result: Result<u64, KafkaError>) {
     cx.send(to, Msg::Kafka(KafkaMsg::ProduceResp { corr, result }));
 }
@@ -611,23 +635,10 @@ impl KafkaBroker {
             return;
         };
         let leo = r.log.leo();
-        let min_leo = info
-            .state
-            .isr
-            .iter()
-            .map(|&x| {
-                if x == me {
-                    leo
-                } else {
-                    ls.progress.get(&x).map(|p| p.leo).unwrap_or(0)
-                }
-            })
-            .min()
-            .unwrap_or(leo);
-        if min_leo > r.log.hw() {
-            r.log.set_hw(min_leo);
-        }
-        let hw = r.log.hw();
+        let follower_leos: BTreeMap<NodeId, u64> =
+            ls.progress.iter().map(|(id, p)| (*id, p.leo)).collect();
+        let hw = high_watermark(me, leo, &info.state.isr, &follower_leos, r.log.hw());
+        r.log.set_hw(hw);
         let isr_len = info.state.isr.len();
         let (done, left): (Vec<Waiting>, Vec<Waiting>) =
             ls.waiting.drain(..).partition(|w| w.required <= hw);
@@ -750,5 +761,25 @@ impl KafkaBroker {
         for (tp, isr) in shrink {
             self.propose_isr(&tp, isr, cx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn high_watermark_is_the_isr_minimum_and_never_goes_back() {
+        let leos = BTreeMap::from([(2, 7), (3, 4)]);
+        assert_eq!(high_watermark(1, 9, &[1, 2, 3], &leos, 0), 4);
+        // A follower outside the ISR does not hold it back.
+        assert_eq!(high_watermark(1, 9, &[1, 2], &leos, 0), 7);
+        // A single-member ISR commits at the leader's log end.
+        assert_eq!(high_watermark(1, 9, &[1], &leos, 0), 9);
+        // An ISR member that has not fetched yet holds it at the current.
+        assert_eq!(high_watermark(1, 9, &[1, 4], &leos, 5), 5);
+        // Never backwards, never past the leader's log end.
+        assert_eq!(high_watermark(1, 9, &[1, 2, 3], &leos, 6), 6);
+        assert_eq!(high_watermark(1, 3, &[1], &leos, 3), 3);
     }
 }
