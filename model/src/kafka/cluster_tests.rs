@@ -312,3 +312,49 @@ fn no_live_isr_member_leaves_the_partition_offline_unless_unclean() {
         assert_eq!(moved, bug, "bug={bug}: leaders {:?}", c.leaders(&tp));
     }
 }
+
+#[test]
+fn consumer_detects_truncation_after_an_unclean_election() {
+    let mut bugs = BugSet::none();
+    bugs.enable("kafka_unclean_election");
+    let mut c = Cluster::with(bugs, ProducerConfig::default(), |k| {
+        k.min_insync_replicas = 1;
+    });
+    assert!(c.run_until(5_000, |c| c.controllers().len() == 1));
+    c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
+    let tp = Tp::new("t", 0);
+    assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
+    send(&mut c, &tp, "x");
+    c.run_ms(100);
+    let (l, _) = leader_view(&c, &tp);
+    for b in BROKERS.iter().filter(|&&b| b != l) {
+        c.block(l, *b, true);
+    }
+    assert!(c.run_until(3_000, |c| leader_view(c, &tp).1.isr == vec![l]));
+    for i in 0..5 {
+        assert!(matches!(
+            send(&mut c, &tp, &format!("m{i}")),
+            KafkaReply::Sent { offset: Some(_) }
+        ));
+    }
+    c.call(
+        CONSUMER,
+        ClientRequest::Kafka(KafkaRequest::Assign(vec![tp.clone()])),
+    );
+    assert_eq!(read_all(&mut c, 6).len(), 6);
+    c.crash(l);
+    assert!(c.run_until(5_000, |c| c.leaders(&tp).iter().any(|&x| x != l)));
+    let mut truncated = Vec::new();
+    for _ in 0..100 {
+        if let ClientReply::Kafka(KafkaReply::Polled { truncated: t, .. }) =
+            c.call(CONSUMER, ClientRequest::Kafka(KafkaRequest::Poll))
+        {
+            truncated.extend(t);
+        }
+        if !truncated.is_empty() {
+            break;
+        }
+        c.run_ms(20);
+    }
+    assert_eq!(truncated, vec![(tp, 1)]);
+}
