@@ -590,7 +590,10 @@ impl Node for KafkaBroker {
             {
                 self.drive_zk(input, cx)
             }
-            Input::ConnLost { peer } => self.on_conn_lost(peer, cx),
+            Input::ConnLost { peer } => {
+                self.controller_conn_lost(peer);
+                self.on_conn_lost(peer, cx)
+            }
             Input::ConnUp { .. } => {}
             Input::Timer { timer } => match timer {
                 TIMER_TICK => self.on_tick(cx),

@@ -56,6 +56,8 @@ pub(crate) struct Controller {
     known: BTreeMap<NodeId, u64>,
     /// Brokers currently considered alive.
     alive: BTreeSet<NodeId>,
+    /// Brokers whose connection broke: send them everything again.
+    resend: BTreeSet<NodeId>,
     topics: BTreeMap<String, BTreeMap<u32, Vec<NodeId>>>,
     states: BTreeMap<Tp, (PartitionState, i32)>,
     announced: BTreeMap<Tp, i32>,
@@ -72,6 +74,7 @@ impl Controller {
             live: BTreeMap::new(),
             known: BTreeMap::new(),
             alive: BTreeSet::new(),
+            resend: BTreeSet::new(),
             topics: BTreeMap::new(),
             states: BTreeMap::new(),
             announced: BTreeMap::new(),
@@ -210,6 +213,13 @@ impl KafkaBroker {
             }
             (CtlPurpose::TopicData(t), Ok(ZkResponse::Data(d, _))) => {
                 if let Some(a) = zkdata::decode_assignment(&d) {
+                    // Read the new topic's partition states in this cycle,
+                    // so the reconcile sees them.
+                    for p in a.keys() {
+                        let tp = Tp::new(&t, *p);
+                        let path = zkdata::state_paths(&tp)[2].clone();
+                        follow.push((Self::get(&path), CtlPurpose::State(tp)));
+                    }
                     c.topics.insert(t, a);
                 }
             }
@@ -253,8 +263,9 @@ impl KafkaBroker {
         let newly: Vec<NodeId> = alive
             .iter()
             .copied()
-            .filter(|id| !c.known.contains_key(id))
+            .filter(|id| !c.known.contains_key(id) || c.resend.contains(id))
             .collect();
+        c.resend.clear();
         c.known = c
             .live
             .iter()
@@ -412,6 +423,15 @@ impl KafkaBroker {
                 write,
             ]);
             self.zk_call(op, ZkPurpose::Ctl(CtlPurpose::Write { tp, state }), cx);
+        }
+    }
+
+    /// The connection with `peer` broke: requests to it may be lost, so
+    /// the controller will send it everything again (as Kafka's controller
+    /// channel re-sends its queue after reconnecting).
+    pub(crate) fn controller_conn_lost(&mut self, peer: NodeId) {
+        if let Some(c) = self.controller.as_mut() {
+            c.resend.insert(peer);
         }
     }
 

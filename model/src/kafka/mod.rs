@@ -46,6 +46,8 @@ pub mod zkdata;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod protocol_tests;
 #[cfg(test)]
 mod testkit;
