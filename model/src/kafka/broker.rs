@@ -438,6 +438,7 @@ impl KafkaBroker {
                 match version {
                     Some(v) if r.session == self.registered_session => {
                         self.controller_busy = false;
+                        self.controller_epoch = self.controller_epoch.max(e);
                         self.controller = Some(Controller::new(e, v));
                         self.controller_tick(cx);
                     }

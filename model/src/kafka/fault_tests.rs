@@ -1,5 +1,6 @@
 //! Seeded fault runs: acks=all writes under random broker crashes,
-//! restarts and partitions between brokers (one broker down at most, logs
+//! restarts, partitions between brokers and brokers cut off from
+//! ZooKeeper (one broker down at most, logs
 //! flushed on every append so a crash is not a power loss of acknowledged
 //! data); after healing, every acknowledged write is read back at its
 //! offset, no offset holds two values, and the replicas agree.
@@ -15,9 +16,10 @@ use crate::kafka::{KafkaReply, KafkaRequest, ProducerConfig, Tp};
 use crate::msg::{ClientReply, ClientRequest};
 use crate::node::NodeId;
 
-fn run_seed(seed: u64) {
+/// One seeded run; `Err` describes the first anomaly found.
+fn run_seed(seed: u64, bugs: &BugSet) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut c = Cluster::with(BugSet::none(), ProducerConfig::default(), |k| {
+    let mut c = Cluster::with(bugs.clone(), ProducerConfig::default(), |k| {
         k.log.flush_messages = Some(1);
     });
     assert!(c.run_until(5_000, |c| c.controllers().len() == 1));
@@ -56,7 +58,21 @@ fn run_seed(seed: u64) {
                     cuts.insert((a, b));
                 }
             }
+            4 => {
+                // Cut a broker off from ZooKeeper (not from clients).
+                let a = BROKERS[rng.gen_range(0..3)];
+                if std::env::var("KAFKA_DEBUG").is_ok() {
+                    eprintln!("step {step}: cut {a} from zk");
+                }
+                for z in crate::kafka::testkit::ZK {
+                    c.block(a, z, true);
+                    cuts.insert((a, z));
+                }
+            }
             3 => {
+                if std::env::var("KAFKA_DEBUG").is_ok() {
+                    eprintln!("step {step}: heal");
+                }
                 for (a, b) in std::mem::take(&mut cuts) {
                     c.block(a, b, false);
                 }
@@ -71,9 +87,12 @@ fn run_seed(seed: u64) {
                 value: v.clone().into_bytes(),
             }),
         );
+        if std::env::var("KAFKA_DEBUG").is_ok() {
+            eprintln!("step {step}: {r:?} at {}ms", c.now / 1000);
+        }
         if let ClientReply::Kafka(KafkaReply::Sent { offset: Some(o) }) = r {
             if let Some(old) = acked.insert(o, v.clone()) {
-                panic!("seed {seed}: offset {o} acked for {old} and {v}");
+                return Err(format!("offset {o} acked for {old} and {v}"));
             }
         }
     }
@@ -94,11 +113,13 @@ fn run_seed(seed: u64) {
         if let ClientReply::Kafka(KafkaReply::Polled { records, truncated }) =
             c.call(CONSUMER, ClientRequest::Kafka(KafkaRequest::Poll))
         {
-            assert!(truncated.is_empty(), "seed {seed}: truncated {truncated:?}");
+            if !truncated.is_empty() {
+                return Err(format!("consumer saw truncation {truncated:?}"));
+            }
             for (_, o, v) in records {
                 let v = String::from_utf8(v).unwrap();
                 if let Some(old) = got.insert(o, v.clone()) {
-                    panic!("seed {seed}: offset {o} read twice: {old} / {v}");
+                    return Err(format!("offset {o} read twice: {old} / {v}"));
                 }
             }
         }
@@ -128,32 +149,57 @@ fn run_seed(seed: u64) {
         }
     }
     for (o, v) in &acked {
-        assert_eq!(got.get(o), Some(v), "seed {seed}: acked {v} at {o} lost");
+        if got.get(o) != Some(v) {
+            return Err(format!("acked {v} at {o} lost (read {:?})", got.get(o)));
+        }
     }
-    assert!(acked.len() > 10, "seed {seed}: only {} acked", acked.len());
+    // Liveness is not promised under these faults (the partition may be
+    // offline, or short of min.insync.replicas, for long stretches).
+    assert!(!acked.is_empty(), "seed {seed}: nothing acked");
     let views: Vec<_> = BROKERS
         .iter()
         .filter_map(|&b| c.broker(b).and_then(|x| x.replica_view(&tp)))
         .collect();
-    let leader = views.iter().find(|v| v.leader).expect("a leader");
+    let Some(leader) = views.iter().find(|v| v.leader) else {
+        return Err("no leader after healing".into());
+    };
     for v in &views {
         let n = leader.high_watermark.min(v.log_end) as usize;
         let flat = |vv: &crate::kafka::ReplicaView| -> Vec<Vec<u8>> {
             vv.batches.iter().flat_map(|b| b.values.clone()).collect()
         };
-        if leader.isr.len() == 3 {
-            assert_eq!(
-                flat(v)[..n],
-                flat(leader)[..n],
-                "seed {seed}: replicas diverge"
-            );
+        if leader.isr.len() == 3 && flat(v)[..n] != flat(leader)[..n] {
+            return Err("replicas diverge below the high watermark".into());
         }
     }
+    Ok(())
 }
 
 #[test]
 fn acked_writes_survive_random_broker_faults() {
-    for seed in 0..40 {
-        run_seed(seed);
+    // 300 seeds pass too (about 7 s); 100 keep the suite quick.
+    for seed in 0..100 {
+        if let Err(e) = run_seed(seed, &BugSet::none()) {
+            panic!("seed {seed}: {e}");
+        }
+    }
+}
+
+/// The first seed (below 300) at which `bug` shows an anomaly.
+fn hunt(bug: &str) -> Option<(u64, String)> {
+    let mut bugs = BugSet::none();
+    bugs.enable(bug);
+    (0..300).find_map(|seed| run_seed(seed, &bugs).err().map(|e| (seed, e)))
+}
+
+#[test]
+fn replication_bugs_lose_acked_writes_under_faults() {
+    for bug in [
+        "kafka_unclean_election",
+        "kafka_no_epoch_truncation",
+        "kafka_truncate_to_hw_on_restart",
+    ] {
+        let found = hunt(bug);
+        assert!(found.is_some(), "{bug} not found in 300 seeds");
     }
 }
