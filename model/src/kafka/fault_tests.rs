@@ -137,7 +137,7 @@ fn run_seed(seed: u64, bugs: &BugSet) -> Result<(), String> {
         for b in BROKERS {
             eprintln!(
                 "  {b}: {:?} {:?}",
-                c.broker(b).map(|x| crate::node::Node::role(x)),
+                c.broker(b).map(crate::node::Node::role),
                 c.broker(b).and_then(|x| x.replica_view(&tp)).map(|v| (
                     v.leader,
                     v.leader_epoch,
