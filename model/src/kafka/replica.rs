@@ -408,6 +408,12 @@ impl KafkaBroker {
                 let mut out = Vec::new();
                 let mut appended = false;
                 for b in data.batches {
+                    if b.base_offset < r.log.leo() && b.next_offset() > r.log.leo() {
+                        // Our last batch ends inside one of the leader's
+                        // (we truncated to a point that is not one of its
+                        // batch boundaries): take the leader's whole batch.
+                        r.log.truncate_to(b.base_offset, &mut out);
+                    }
                     if b.base_offset == r.log.leo() {
                         r.log.append(b, now, &mut out);
                         appended = true;

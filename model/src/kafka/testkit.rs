@@ -77,6 +77,8 @@ pub(crate) struct Cluster {
     boots: BTreeMap<NodeId, u64>,
     pub(crate) replies: BTreeMap<ReqId, ClientReply>,
     next_req: ReqId,
+    /// Paused nodes and when they resume (their events wait until then).
+    paused: BTreeMap<NodeId, u64>,
     /// Messages delivered to ids without a node (test probes), in order.
     pub(crate) probes: Vec<(NodeId, NodeId, Msg)>,
 }
@@ -123,6 +125,7 @@ impl Cluster {
             replies: BTreeMap::new(),
             next_req: 1,
             probes: Vec::new(),
+            paused: BTreeMap::new(),
         };
         for id in ZK.into_iter().chain(BROKERS) {
             c.start(id);
@@ -202,6 +205,12 @@ impl Cluster {
         for p in broken {
             self.break_conn(p);
         }
+    }
+
+    /// Pauses a node for `ms` (a GC pause or SIGSTOP): it keeps its state
+    /// and connections but handles nothing until then.
+    pub(crate) fn pause(&mut self, id: NodeId, ms: u64) {
+        self.paused.insert(id, self.now + ms * 1000);
     }
 
     /// Restarts a crashed server or broker from its durable files.
@@ -379,6 +388,18 @@ impl Cluster {
             return false;
         };
         self.now = self.now.max(at);
+        let target = match &ev {
+            Ev::Input { to, .. } | Ev::Timer { to, .. } | Ev::DiskDone { to, .. } => *to,
+        };
+        if let Some(&until) = self.paused.get(&target) {
+            if until > self.now {
+                // A paused process sees nothing until it resumes, then
+                // everything in the original order.
+                self.push(until, ev);
+                return true;
+            }
+            self.paused.remove(&target);
+        }
         match ev {
             Ev::Input { to, input, conn } => {
                 if let Some((peer, g)) = conn {
