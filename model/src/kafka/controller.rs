@@ -61,6 +61,8 @@ pub(crate) struct Controller {
     topics: BTreeMap<String, BTreeMap<u32, Vec<NodeId>>>,
     states: BTreeMap<Tp, (PartitionState, i32)>,
     announced: BTreeMap<Tp, i32>,
+    /// The leader epoch last sent in LeaderAndIsr, per partition.
+    sent_lai: BTreeMap<Tp, u32>,
 }
 
 impl Controller {
@@ -78,6 +80,7 @@ impl Controller {
             topics: BTreeMap::new(),
             states: BTreeMap::new(),
             announced: BTreeMap::new(),
+            sent_lai: BTreeMap::new(),
         }
     }
 
@@ -367,6 +370,17 @@ impl KafkaBroker {
                 )
             })
             .collect();
+        // States whose leader epoch the replicas were not told about (a
+        // write whose reply was lost, or a new controller): tell them.
+        let lai_due: Vec<PartitionInfo> = c
+            .states
+            .iter()
+            .filter(|(tp, (s, _))| c.sent_lai.get(*tp) != Some(&s.leader_epoch))
+            .filter_map(|(tp, _)| c.info(tp))
+            .collect();
+        for i in &lai_due {
+            c.sent_lai.insert(i.tp.clone(), i.state.leader_epoch);
+        }
         let live: Vec<NodeId> = alive.iter().copied().collect();
         if !stale.is_empty() {
             for &b in &live {
@@ -378,13 +392,14 @@ impl KafkaBroker {
         for (b, parts) in for_new {
             self.send_update_metadata(b, epoch, &live, all.clone(), cx);
             if !parts.is_empty() {
-                cx.send(
-                    b,
-                    Msg::Kafka(KafkaMsg::LeaderAndIsr {
-                        controller_epoch: epoch,
-                        partitions: parts,
-                    }),
-                );
+                self.send_leader_and_isr(b, epoch, parts, cx);
+            }
+        }
+        for i in lai_due {
+            for &b in &i.replicas {
+                if alive.contains(&b) && !newly.contains(&b) {
+                    self.send_leader_and_isr(b, epoch, vec![i.clone()], cx);
+                }
             }
         }
         for (tp, state, version) in writes {
@@ -435,6 +450,24 @@ impl KafkaBroker {
         }
     }
 
+    fn send_leader_and_isr(
+        &mut self,
+        to: NodeId,
+        epoch: u32,
+        partitions: Vec<PartitionInfo>,
+        cx: &mut Ctx<'_>,
+    ) {
+        let msg = KafkaMsg::LeaderAndIsr {
+            controller_epoch: epoch,
+            partitions,
+        };
+        if to == self.id {
+            self.on_kafka_local(msg, cx);
+        } else {
+            cx.send(to, Msg::Kafka(msg));
+        }
+    }
+
     fn send_update_metadata(
         &mut self,
         to: NodeId,
@@ -473,18 +506,10 @@ impl KafkaBroker {
         let epoch = c.epoch;
         let info = c.info(&tp).expect("state");
         let live: Vec<NodeId> = c.alive.iter().copied().collect();
+        c.sent_lai.insert(tp.clone(), info.state.leader_epoch);
         for &b in &info.replicas {
-            if !live.contains(&b) {
-                continue;
-            }
-            let msg = KafkaMsg::LeaderAndIsr {
-                controller_epoch: epoch,
-                partitions: vec![info.clone()],
-            };
-            if b == self.id {
-                self.on_kafka_local(msg, cx);
-            } else {
-                cx.send(b, Msg::Kafka(msg));
+            if live.contains(&b) {
+                self.send_leader_and_isr(b, epoch, vec![info.clone()], cx);
             }
         }
         for &b in &live {
