@@ -358,3 +358,65 @@ fn consumer_detects_truncation_after_an_unclean_election() {
     }
     assert_eq!(truncated, vec![(tp, 1)]);
 }
+
+#[test]
+fn whole_cluster_power_loss_loses_acked_writes_only_without_flush() {
+    for flush in [true, false] {
+        let mut c = Cluster::with(BugSet::none(), ProducerConfig::default(), |k| {
+            if flush {
+                k.log.flush_messages = Some(1);
+            }
+        });
+        assert!(c.run_until(5_000, |c| c.controllers().len() == 1));
+        c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
+        let tp = Tp::new("t", 0);
+        assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
+        for i in 0..10 {
+            assert!(matches!(
+                send(&mut c, &tp, &format!("p{i}")),
+                KafkaReply::Sent { offset: Some(_) }
+            ));
+        }
+        for b in BROKERS {
+            c.crash(b);
+        }
+        for b in BROKERS {
+            c.restart(b);
+        }
+        assert!(
+            c.run_until(5_000, |c| c.leaders(&tp).len() == 1),
+            "flush={flush}: no leader after power loss"
+        );
+        c.run_ms(500);
+        let (_, v) = leader_view(&c, &tp);
+        if flush {
+            assert_eq!(v.log_end, 10, "flushed records lost");
+        } else {
+            // Kafka's default: acknowledged writes lived in page caches
+            // only (the trade-off the power-loss scenarios show).
+            assert_eq!(v.log_end, 0);
+        }
+    }
+}
+
+#[test]
+fn acks_zero_gets_no_offset_and_still_lands() {
+    let pcfg = ProducerConfig {
+        acks: crate::kafka::Acks::None,
+        ..ProducerConfig::default()
+    };
+    let mut c = Cluster::new(BugSet::none(), pcfg);
+    assert!(c.run_until(5_000, |c| c.controllers().len() == 1));
+    c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
+    let tp = Tp::new("t", 0);
+    assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
+    c.run_ms(200);
+    for i in 0..3 {
+        assert_eq!(
+            send(&mut c, &tp, &format!("z{i}")),
+            KafkaReply::Sent { offset: None }
+        );
+    }
+    c.run_ms(200);
+    assert_eq!(leader_view(&c, &tp).1.log_end, 3);
+}
