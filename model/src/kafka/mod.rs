@@ -32,6 +32,22 @@
 //!   `Polled { records: [(tp, offset, value)], truncated }`.
 //! - Checks after a run: `KafkaBroker::replica_view(tp)` (log, HW, role,
 //!   leader epoch) and `KafkaBroker::is_controller()`.
+//!
+//! # Simplifications (deliberate, for now)
+//!
+//! - ZooKeeper watches are replaced by polling: the controller re-reads
+//!   the registrations, topics and partition states every `tick_ms`, and
+//!   non-controllers poll `/controller`. Decisions are the same; they come
+//!   up to one tick later.
+//! - A follower fetches each partition with its own request, and the
+//!   leader answers an empty fetch at once (no long poll); the follower
+//!   waits `replica_fetch_wait_ms` before the next one.
+//! - The producer keeps one batch in flight per partition (as with
+//!   `max.in.flight.requests.per.connection = 1`), so it never reorders.
+//! - Producer ids are unique without a `/latest_producer_id_block` znode:
+//!   the broker's registration zxid in the high bits, a counter below.
+//! - No retention, compaction, transactions, or consumer groups; the log
+//!   starts at offset 0. `flush.ms` is checked on the tick.
 
 pub mod broker;
 pub mod consumer;
