@@ -420,3 +420,38 @@ fn acks_zero_gets_no_offset_and_still_lands() {
     c.run_ms(200);
     assert_eq!(leader_view(&c, &tp).1.log_end, 3);
 }
+
+#[test]
+fn paused_controller_is_replaced_and_resigns_as_a_zombie() {
+    let (mut c, tp) = setup(BugSet::none());
+    send(&mut c, &tp, "x");
+    let old = c.controllers()[0];
+    let e = c.broker(old).unwrap().controller_epoch();
+    // Longer than the ZooKeeper session timeout: the session expires.
+    c.pause(old, 2_000);
+    assert!(
+        c.run_until(1_900, |c| c.controllers().iter().any(|&x| x != old)),
+        "no new controller while the old one is paused"
+    );
+    let new = *c.controllers().iter().find(|&&x| x != old).unwrap();
+    assert!(c.broker(new).unwrap().controller_epoch() > e);
+    // The zombie resumes, finds its session gone, and resigns.
+    assert!(
+        c.run_until(3_000, |c| c.controllers() == vec![new]),
+        "zombie controller never resigned: {:?}",
+        c.controllers()
+    );
+    assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
+    match send(&mut c, &tp, "after") {
+        KafkaReply::Sent { offset: Some(1) } => {}
+        other => panic!("{other:?}"),
+    }
+    // Every broker obeys the new controller's epoch.
+    c.run_ms(500);
+    for b in BROKERS {
+        assert_eq!(
+            c.broker(b).unwrap().controller_epoch(),
+            c.broker(new).unwrap().controller_epoch()
+        );
+    }
+}

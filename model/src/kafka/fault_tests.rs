@@ -5,7 +5,7 @@
 //! brokers (zombie leaders or controllers when they resume). After
 //! healing, every acknowledged write is read back at its offset, no offset
 //! holds two values, no value is read at two offsets, and the replicas
-//! agree below the high watermark.
+//! agree below the high watermark; throughout, one leader per leader epoch.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +29,7 @@ fn run_seed(seed: u64, bugs: &BugSet) -> Result<(), String> {
     let tp = Tp::new("t", 0);
     assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
     let mut acked: BTreeMap<u64, String> = BTreeMap::new();
+    let mut leaders: BTreeMap<u32, NodeId> = BTreeMap::new();
     let mut down: Option<NodeId> = None;
     let mut cuts: BTreeSet<(NodeId, NodeId)> = BTreeSet::new();
     for step in 0..60 {
@@ -100,6 +101,16 @@ fn run_seed(seed: u64, bugs: &BugSet) -> Result<(), String> {
         );
         if std::env::var("KAFKA_DEBUG").is_ok() {
             eprintln!("step {step}: {r:?} at {}ms", c.now / 1000);
+        }
+        // One leader per partition per leader epoch.
+        for b in BROKERS {
+            if let Some(v) = c.broker(b).and_then(|x| x.replica_view(&tp)) {
+                if let (true, Some(e)) = (v.leader, v.leader_epoch) {
+                    if let Some(other) = leaders.insert(e, b).filter(|&o| o != b) {
+                        return Err(format!("epoch {e} led by {other} and {b}"));
+                    }
+                }
+            }
         }
         if let ClientReply::Kafka(KafkaReply::Sent { offset: Some(o) }) = r {
             if let Some(old) = acked.insert(o, v.clone()) {
