@@ -227,6 +227,7 @@ fn replication_bugs_lose_acked_writes_under_faults() {
         "kafka_no_epoch_truncation",
         "kafka_truncate_to_hw_on_restart",
         "kafka_no_idempotent_dedup",
+        "kafka_ignore_min_isr",
     ] {
         let Some((seed, what)) = hunt(bug) else {
             panic!("{bug} not found in 300 seeds");
