@@ -644,6 +644,7 @@ impl Node for KafkaBroker {
     }
 
     fn is_leader(&self) -> bool {
+        // For faults that target "the leader": the controller.
         self.controller.is_some()
     }
 
