@@ -23,6 +23,7 @@ pub fn all_bugs() -> Vec<BugInfo> {
     let mut v = Vec::new();
     v.extend_from_slice(crate::demo::BUGS);
     v.extend_from_slice(crate::zk::BUGS);
+    v.extend_from_slice(crate::kafka::BUGS);
     v
 }
 

@@ -10,6 +10,7 @@ pub mod bugs;
 pub mod codec;
 pub mod demo;
 pub mod disk;
+pub mod kafka;
 pub mod msg;
 pub mod node;
 pub mod time;

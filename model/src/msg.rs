@@ -5,6 +5,7 @@
 //! network and one trace.
 
 use crate::demo::{DemoMsg, DemoReply, DemoRequest};
+use crate::kafka::{KafkaMsg, KafkaReply, KafkaRequest};
 use crate::zk::{ZkMsg, ZkReply, ZkRequest};
 
 /// A message between nodes.
@@ -14,6 +15,8 @@ pub enum Msg {
     Demo(DemoMsg),
     /// The ZooKeeper ensemble (election, ZAB, client protocol).
     Zk(ZkMsg),
+    /// Kafka brokers and clients (replication, control, client protocol).
+    Kafka(KafkaMsg),
 }
 
 /// A request from the workload to a client node.
@@ -23,6 +26,8 @@ pub enum ClientRequest {
     Demo(DemoRequest),
     /// A ZooKeeper client operation (see [`crate::zk::ZkRequest`]).
     Zk(ZkRequest),
+    /// A Kafka producer or consumer operation (see [`crate::kafka::KafkaRequest`]).
+    Kafka(KafkaRequest),
 }
 
 /// A client node's answer to the workload.
@@ -32,4 +37,6 @@ pub enum ClientReply {
     Demo(DemoReply),
     /// A ZooKeeper client's answer (see [`crate::zk::ZkReply`]).
     Zk(ZkReply),
+    /// A Kafka client's answer (see [`crate::kafka::KafkaReply`]).
+    Kafka(KafkaReply),
 }

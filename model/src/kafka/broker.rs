@@ -1,0 +1,654 @@
+//! The Kafka broker node in ZooKeeper mode.
+//!
+//! A broker embeds a [`ZkClient`] as an inner state machine: it drives it
+//! with requests of its own (through the client's ordinary
+//! `Input::Client` door, capturing its replies), routes `Msg::Zk` from the
+//! ensemble and connection events with ZooKeeper servers to it, and
+//! forwards its sends and (renumbered) timers to the host. With that
+//! session the broker registers the ephemeral `/brokers/ids/<id>`, competes
+//! for the ephemeral `/controller` (bumping `/controller_epoch` when it
+//! wins), and the leaders among its replicas update ISRs in the
+//! partition-state znodes. Re-registers when its session changes (expiry).
+//!
+//! The replica logic (produce, fetch, ISR, high watermark, truncation) is
+//! in `replica`, the controller's duties in `controller`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::bugs::BugSet;
+use crate::disk::{DiskRequest, FileName};
+use crate::kafka::controller::Controller;
+use crate::kafka::log::PartitionLog;
+use crate::kafka::replica::Replica;
+use crate::kafka::types::{Batch, KafkaError, KafkaMsg, PartitionInfo, Tp};
+use crate::kafka::zkdata;
+use crate::kafka::{KafkaBugs, KafkaConfig};
+use crate::msg::{ClientReply, ClientRequest, Msg};
+use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId};
+use crate::time::SimTime;
+use crate::zk::{CreateMode, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse};
+
+/// The housekeeping tick.
+pub(crate) const TIMER_TICK: u64 = 1;
+/// The embedded ZooKeeper client's timers are shifted by this.
+const TIMER_ZK_BASE: u64 = 100;
+/// Follower fetch timers: this plus the partition's slot.
+pub(crate) const TIMER_FETCH_BASE: u64 = 1_000;
+
+/// Why the broker sent a ZooKeeper request (its reply is handled by that).
+#[derive(Clone, Debug)]
+pub(crate) enum ZkPurpose {
+    /// Create a persistent parent; any outcome is fine.
+    Ignore,
+    /// Create `/brokers/ids/<id>`.
+    Register,
+    /// Exists on our registration after a NodeExists or lost reply.
+    RegisterCheck,
+    /// Read `/controller`.
+    ControllerRead,
+    /// Create `/controller`.
+    ControllerCreate,
+    /// Read `/controller_epoch` after winning `/controller`.
+    EpochRead,
+    /// Write the bumped `/controller_epoch`.
+    EpochWrite(u32),
+    /// A leader's conditional ISR update.
+    IsrWrite {
+        /// The partition.
+        tp: Tp,
+        /// The leader epoch it was made in.
+        epoch: u32,
+        /// The proposed ISR.
+        isr: Vec<NodeId>,
+    },
+    /// Re-read of a partition state after a failed ISR update.
+    IsrReread(Tp),
+    /// A controller request (handled in `controller`).
+    Ctl(crate::kafka::controller::CtlPurpose),
+}
+
+/// A read-only view of one replica, for checks after a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaView {
+    /// Whether this broker leads the partition.
+    pub leader: bool,
+    /// The leader epoch it knows.
+    pub leader_epoch: Option<u32>,
+    /// The ISR it knows (the leader's is authoritative).
+    pub isr: Vec<NodeId>,
+    /// Its high watermark.
+    pub high_watermark: u64,
+    /// Its log end offset.
+    pub log_end: u64,
+    /// Its batches.
+    pub batches: Vec<Batch>,
+}
+
+/// A Kafka broker.
+pub struct KafkaBroker {
+    pub(crate) id: NodeId,
+    pub(crate) cfg: KafkaConfig,
+    pub(crate) bugs: KafkaBugs,
+    zk: ZkClient,
+    next_zk_req: ReqId,
+    zk_pending: BTreeMap<ReqId, ZkPurpose>,
+    started: bool,
+    pub(crate) files: BTreeMap<FileName, Vec<u8>>,
+    /// The ZooKeeper session our registration belongs to (0: unregistered).
+    pub(crate) registered_session: u64,
+    registering: bool,
+    /// The zxid of our registration: the high bits of producer ids.
+    reg_zxid: u64,
+    next_pid: u64,
+    /// The highest controller epoch obeyed.
+    pub(crate) controller_epoch: u32,
+    pub(crate) replicas: BTreeMap<Tp, Replica>,
+    fetch_slots: BTreeMap<Tp, u64>,
+    /// Metadata from the controller: live brokers and partitions.
+    pub(crate) meta_live: Vec<NodeId>,
+    pub(crate) meta: BTreeMap<Tp, PartitionInfo>,
+    pub(crate) controller: Option<Controller>,
+    controller_busy: bool,
+    next_op: u64,
+    pub(crate) next_corr: u64,
+    last_hw_checkpoint: SimTime,
+}
+
+impl KafkaBroker {
+    /// A broker with id `id` (not one of the ZooKeeper servers' ids).
+    pub fn new(id: NodeId, cfg: KafkaConfig, bugs: &BugSet) -> KafkaBroker {
+        assert!(!cfg.zk_servers.is_empty(), "zookeeper.connect is empty");
+        let zk = ZkClient::new(
+            cfg.zk_servers.clone(),
+            cfg.zk_session_timeout_ms,
+            id as usize,
+        );
+        KafkaBroker {
+            id,
+            bugs: KafkaBugs::from_set(bugs),
+            cfg,
+            zk,
+            next_zk_req: 1,
+            zk_pending: BTreeMap::new(),
+            started: false,
+            files: BTreeMap::new(),
+            registered_session: 0,
+            registering: false,
+            reg_zxid: 0,
+            next_pid: 0,
+            controller_epoch: 0,
+            replicas: BTreeMap::new(),
+            fetch_slots: BTreeMap::new(),
+            meta_live: Vec::new(),
+            meta: BTreeMap::new(),
+            controller: None,
+            controller_busy: false,
+            next_op: 1,
+            next_corr: 1,
+            last_hw_checkpoint: SimTime::ZERO,
+        }
+    }
+
+    /// Whether this broker is the controller (as it believes).
+    pub fn is_controller(&self) -> bool {
+        self.controller.is_some()
+    }
+
+    /// The controller epoch this broker obeys.
+    pub fn controller_epoch(&self) -> u32 {
+        self.controller_epoch
+    }
+
+    /// Whether the broker is registered in ZooKeeper.
+    pub fn is_registered(&self) -> bool {
+        self.registered_session != 0
+    }
+
+    /// A view of the replica of `tp`, if this broker hosts one.
+    pub fn replica_view(&self, tp: &Tp) -> Option<ReplicaView> {
+        self.replicas.get(tp).map(|r| r.view())
+    }
+
+    /// The partitions hosted here.
+    pub fn hosted(&self) -> Vec<Tp> {
+        self.replicas.keys().cloned().collect()
+    }
+
+    // ----- plumbing -----
+
+    /// Issues disk requests produced by a log.
+    pub(crate) fn disk_all(&mut self, reqs: Vec<DiskRequest>, cx: &mut Ctx<'_>) {
+        for r in reqs {
+            let op = self.next_op;
+            self.next_op += 1;
+            cx.disk(op, r);
+        }
+    }
+
+    /// The fetch timer of `tp`.
+    pub(crate) fn fetch_timer(&mut self, tp: &Tp) -> u64 {
+        let n = self.fetch_slots.len() as u64;
+        TIMER_FETCH_BASE + *self.fetch_slots.entry(tp.clone()).or_insert(n)
+    }
+
+    /// Steps the embedded ZooKeeper client and handles its replies.
+    fn drive_zk(&mut self, input: Input, cx: &mut Ctx<'_>) {
+        let mut effects = Vec::new();
+        {
+            let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
+            self.zk.step(input, &mut inner);
+        }
+        let mut replies = Vec::new();
+        for e in effects {
+            match e {
+                Effect::SetTimer { timer, after_us } => {
+                    cx.set_timer_us(timer + TIMER_ZK_BASE, after_us)
+                }
+                Effect::CancelTimer { timer } => cx.cancel_timer(timer + TIMER_ZK_BASE),
+                Effect::Reply {
+                    id,
+                    reply: ClientReply::Zk(r),
+                } => replies.push((id, r)),
+                other => cx.push(other),
+            }
+        }
+        for (id, r) in replies {
+            if let Some(p) = self.zk_pending.remove(&id) {
+                self.on_zk_reply(p, r, cx);
+            }
+        }
+    }
+
+    /// Sends a ZooKeeper operation on the broker's session.
+    pub(crate) fn zk_call(&mut self, op: ZkOp, purpose: ZkPurpose, cx: &mut Ctx<'_>) {
+        let id = self.next_zk_req;
+        self.next_zk_req += 1;
+        self.zk_pending.insert(id, purpose);
+        self.drive_zk(
+            Input::Client {
+                id,
+                req: ClientRequest::Zk(ZkRequest::Op(op)),
+            },
+            cx,
+        );
+    }
+
+    fn create(
+        &mut self,
+        path: &str,
+        data: Vec<u8>,
+        mode: CreateMode,
+        p: ZkPurpose,
+        cx: &mut Ctx<'_>,
+    ) {
+        let op = ZkOp::Create {
+            path: path.to_string(),
+            data,
+            mode,
+        };
+        self.zk_call(op, p, cx);
+    }
+
+    // ----- lifecycle -----
+
+    fn on_start(&mut self, files: BTreeMap<FileName, Vec<u8>>, cx: &mut Ctx<'_>) {
+        self.started = true;
+        self.files = files;
+        // Recover every log found on disk (Kafka opens all logs at startup).
+        let mut tps = BTreeSet::new();
+        for name in self.files.keys() {
+            let Some(rest) = name.strip_prefix("kafka/") else {
+                continue;
+            };
+            let Some((dir, _)) = rest.split_once('/') else {
+                continue;
+            };
+            if let Some((topic, p)) = dir.rsplit_once('-') {
+                if let Ok(p) = p.parse() {
+                    tps.insert(Tp::new(topic, p));
+                }
+            }
+        }
+        for tp in tps {
+            self.open_replica(&tp, cx);
+        }
+        self.last_hw_checkpoint = cx.now;
+        self.start_registration(cx);
+        cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
+    }
+
+    /// The replica of `tp`, recovering its log from the boot files if new.
+    pub(crate) fn open_replica(&mut self, tp: &Tp, cx: &mut Ctx<'_>) {
+        if self.replicas.contains_key(tp) {
+            return;
+        }
+        let mut out = Vec::new();
+        let (log, _rec) = PartitionLog::open(
+            tp,
+            &self.files,
+            self.cfg.log.clone(),
+            self.bugs.truncate_to_hw_on_restart,
+            &mut out,
+        );
+        self.disk_all(out, cx);
+        self.replicas
+            .insert(tp.clone(), Replica::new(tp.clone(), log));
+    }
+
+    fn start_registration(&mut self, cx: &mut Ctx<'_>) {
+        if self.registering {
+            return;
+        }
+        self.registering = true;
+        for p in zkdata::PARENTS {
+            self.create(p, Vec::new(), CreateMode::Persistent, ZkPurpose::Ignore, cx);
+        }
+        let me = zkdata::broker_path(self.id);
+        self.create(
+            &me,
+            zkdata::encode_u32(self.id),
+            CreateMode::Ephemeral,
+            ZkPurpose::Register,
+            cx,
+        );
+    }
+
+    fn on_tick(&mut self, cx: &mut Ctx<'_>) {
+        cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
+        // A changed session means ours expired: everything tied to it is gone.
+        if self.registered_session != 0 && self.zk.session() != self.registered_session {
+            self.registered_session = 0;
+            self.resign();
+        }
+        if self.registered_session == 0 {
+            self.start_registration(cx);
+        } else if self.controller.is_some() {
+            self.controller_tick(cx);
+        } else if !self.controller_busy {
+            self.controller_busy = true;
+            self.zk_call(
+                ZkOp::GetData {
+                    path: zkdata::CONTROLLER.into(),
+                    watch: false,
+                },
+                ZkPurpose::ControllerRead,
+                cx,
+            );
+        }
+        self.replica_tick(cx);
+        if cx.now.ms_since(self.last_hw_checkpoint) >= self.cfg.hw_checkpoint_ms {
+            self.last_hw_checkpoint = cx.now;
+            let mut out = Vec::new();
+            for r in self.replicas.values_mut() {
+                r.checkpoint_hw(&mut out);
+            }
+            self.disk_all(out, cx);
+        }
+    }
+
+    pub(crate) fn resign(&mut self) {
+        self.controller = None;
+        self.controller_busy = false;
+    }
+
+    // ----- ZooKeeper replies -----
+
+    fn on_zk_reply(&mut self, p: ZkPurpose, r: ZkReply, cx: &mut Ctx<'_>) {
+        match p {
+            ZkPurpose::Ignore => {}
+            ZkPurpose::Register => match r.result {
+                Ok(_) => self.registered(r.session, r.zxid),
+                Err(ZkError::NodeExists) | Err(ZkError::ConnectionLoss) => {
+                    self.zk_call(
+                        ZkOp::Exists {
+                            path: zkdata::broker_path(self.id),
+                            watch: false,
+                        },
+                        ZkPurpose::RegisterCheck,
+                        cx,
+                    );
+                }
+                Err(_) => self.registering = false,
+            },
+            ZkPurpose::RegisterCheck => match r.result {
+                Ok(ZkResponse::Exists(Some(st)))
+                    if st.ephemeral_owner == r.session && r.session != 0 =>
+                {
+                    self.registered(r.session, st.czxid)
+                }
+                // Not ours (an old session's, until it expires) or gone:
+                // try again on a later tick.
+                _ => self.registering = false,
+            },
+            ZkPurpose::ControllerRead => match r.result {
+                Err(ZkError::NoNode) if self.registered_session != 0 => {
+                    self.create(
+                        zkdata::CONTROLLER,
+                        zkdata::encode_u32(self.id),
+                        CreateMode::Ephemeral,
+                        ZkPurpose::ControllerCreate,
+                        cx,
+                    );
+                }
+                _ => self.controller_busy = false,
+            },
+            ZkPurpose::ControllerCreate => match r.result {
+                Ok(_) if r.session == self.registered_session => {
+                    self.zk_call(
+                        ZkOp::GetData {
+                            path: zkdata::CONTROLLER_EPOCH.into(),
+                            watch: false,
+                        },
+                        ZkPurpose::EpochRead,
+                        cx,
+                    );
+                }
+                _ => self.controller_busy = false,
+            },
+            ZkPurpose::EpochRead => match r.result {
+                Ok(ZkResponse::Data(d, st)) => {
+                    let e = zkdata::decode_u32(&d).unwrap_or(0) + 1;
+                    self.zk_call(
+                        ZkOp::SetData {
+                            path: zkdata::CONTROLLER_EPOCH.into(),
+                            data: zkdata::encode_u32(e),
+                            version: st.version,
+                        },
+                        ZkPurpose::EpochWrite(e),
+                        cx,
+                    );
+                }
+                Err(ZkError::NoNode) => {
+                    self.create(
+                        zkdata::CONTROLLER_EPOCH,
+                        zkdata::encode_u32(1),
+                        CreateMode::Persistent,
+                        ZkPurpose::EpochWrite(1),
+                        cx,
+                    );
+                }
+                _ => self.controller_busy = false,
+            },
+            ZkPurpose::EpochWrite(e) => {
+                let version = match r.result {
+                    Ok(ZkResponse::Stat(st)) => Some(st.version),
+                    Ok(ZkResponse::Created(_)) => Some(0),
+                    _ => None,
+                };
+                match version {
+                    Some(v) if r.session == self.registered_session => {
+                        self.controller_busy = false;
+                        self.controller_epoch = self.controller_epoch.max(e);
+                        self.controller = Some(Controller::new(e, v));
+                        self.controller_tick(cx);
+                    }
+                    // Lost the race or the reply: we hold /controller but
+                    // not the epoch; read and bump again on a later tick.
+                    _ if r.session == self.registered_session => {
+                        self.zk_call(
+                            ZkOp::GetData {
+                                path: zkdata::CONTROLLER_EPOCH.into(),
+                                watch: false,
+                            },
+                            ZkPurpose::EpochRead,
+                            cx,
+                        );
+                    }
+                    _ => self.controller_busy = false,
+                }
+            }
+            ZkPurpose::IsrWrite { tp, epoch, isr } => self.on_isr_written(tp, epoch, isr, r, cx),
+            ZkPurpose::IsrReread(tp) => self.on_isr_reread(tp, r, cx),
+            ZkPurpose::Ctl(c) => self.on_ctl_reply(c, r, cx),
+        }
+    }
+
+    fn registered(&mut self, session: u64, zxid: u64) {
+        self.registering = false;
+        self.registered_session = session;
+        self.reg_zxid = zxid;
+        self.next_pid = 0;
+    }
+
+    // ----- controller requests and client requests -----
+
+    fn stale_controller(&self, epoch: u32) -> bool {
+        epoch < self.controller_epoch && !self.bugs.no_controller_epoch_fencing
+    }
+
+    /// A controller request from this broker's own controller.
+    pub(crate) fn on_kafka_local(&mut self, m: KafkaMsg, cx: &mut Ctx<'_>) {
+        let me = self.id;
+        self.on_kafka(me, m, cx);
+    }
+
+    fn on_kafka(&mut self, from: NodeId, m: KafkaMsg, cx: &mut Ctx<'_>) {
+        match m {
+            KafkaMsg::LeaderAndIsr {
+                controller_epoch,
+                partitions,
+            } => {
+                if self.stale_controller(controller_epoch) {
+                    return;
+                }
+                self.controller_epoch = self.controller_epoch.max(controller_epoch);
+                for p in partitions {
+                    if p.replicas.contains(&self.id) {
+                        self.open_replica(&p.tp, cx);
+                        self.become_leader_or_follower(p, cx);
+                    }
+                }
+            }
+            KafkaMsg::UpdateMetadata {
+                controller_epoch,
+                live,
+                partitions,
+            } => {
+                if self.stale_controller(controller_epoch) {
+                    return;
+                }
+                self.controller_epoch = self.controller_epoch.max(controller_epoch);
+                self.meta_live = live;
+                for p in partitions {
+                    self.meta.insert(p.tp.clone(), p);
+                }
+            }
+            KafkaMsg::Metadata { corr } => cx.send(
+                from,
+                Msg::Kafka(KafkaMsg::MetadataResp {
+                    corr,
+                    live: self.meta_live.clone(),
+                    partitions: self.meta.values().cloned().collect(),
+                }),
+            ),
+            KafkaMsg::InitProducerId { corr } => {
+                let result = if self.registered_session == 0 || self.next_pid >= 0xFFFF {
+                    Err(KafkaError::BrokerNotAvailable)
+                } else {
+                    // Unique: the zxid of our registration is unique in the
+                    // cluster, and we hand out at most 2^16 ids per session.
+                    self.next_pid += 1;
+                    Ok((self.reg_zxid << 16) | self.next_pid)
+                };
+                cx.send(
+                    from,
+                    Msg::Kafka(KafkaMsg::InitProducerIdResp { corr, result }),
+                );
+            }
+            KafkaMsg::Produce {
+                corr,
+                tp,
+                acks,
+                timeout_ms,
+                batch,
+            } => self.on_produce(from, corr, tp, acks, timeout_ms, batch, cx),
+            KafkaMsg::Fetch {
+                corr,
+                replica,
+                tp,
+                current_leader_epoch,
+                offset,
+            } => self.on_fetch(from, corr, replica, tp, current_leader_epoch, offset, cx),
+            KafkaMsg::FetchResp { corr, result } => self.on_fetch_resp(from, corr, result, cx),
+            KafkaMsg::OffsetsForLeaderEpoch {
+                corr,
+                tp,
+                current_leader_epoch,
+                epoch,
+            } => self.on_offsets_for_epoch(from, corr, tp, current_leader_epoch, epoch, cx),
+            KafkaMsg::OffsetsForLeaderEpochResp { corr, result } => {
+                self.on_offsets_for_epoch_resp(from, corr, result, cx)
+            }
+            KafkaMsg::ProduceResp { .. }
+            | KafkaMsg::MetadataResp { .. }
+            | KafkaMsg::InitProducerIdResp { .. } => {}
+        }
+    }
+}
+
+impl Node for KafkaBroker {
+    fn step(&mut self, input: Input, cx: &mut Ctx<'_>) {
+        match input {
+            Input::Start { files } => self.on_start(files, cx),
+            _ if !self.started => {}
+            Input::Message {
+                from,
+                msg: Msg::Zk(m),
+            } => self.drive_zk(
+                Input::Message {
+                    from,
+                    msg: Msg::Zk(m),
+                },
+                cx,
+            ),
+            Input::Message {
+                from,
+                msg: Msg::Kafka(m),
+            } => self.on_kafka(from, m, cx),
+            Input::Message { .. } => {}
+            Input::ConnUp { peer } | Input::ConnLost { peer }
+                if self.cfg.zk_servers.contains(&peer) =>
+            {
+                self.drive_zk(input, cx)
+            }
+            Input::ConnLost { peer } => {
+                self.controller_conn_lost(peer);
+                self.on_conn_lost(peer, cx)
+            }
+            Input::ConnUp { .. } => {}
+            Input::Timer { timer } => match timer {
+                TIMER_TICK => self.on_tick(cx),
+                t if (TIMER_ZK_BASE..TIMER_FETCH_BASE).contains(&t) => self.drive_zk(
+                    Input::Timer {
+                        timer: t - TIMER_ZK_BASE,
+                    },
+                    cx,
+                ),
+                t => {
+                    let tp = self
+                        .fetch_slots
+                        .iter()
+                        .find(|(_, s)| **s == t - TIMER_FETCH_BASE)
+                        .map(|(tp, _)| tp.clone());
+                    if let Some(tp) = tp {
+                        self.on_fetch_timer(tp, cx);
+                    }
+                }
+            },
+            Input::Disk { result, .. } => {
+                if let Err(e) = result {
+                    cx.halt(format!("broker {}: log dir failed: {e}", self.id));
+                }
+            }
+            Input::Client { .. } => {}
+        }
+    }
+
+    fn role(&self) -> String {
+        let leads = self
+            .replicas
+            .values()
+            .filter(|r| r.is_leader())
+            .map(|r| r.tp.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        format!(
+            "{}ce={} leads=[{leads}]",
+            if self.controller.is_some() {
+                "controller "
+            } else {
+                ""
+            },
+            self.controller_epoch
+        )
+    }
+
+    fn is_leader(&self) -> bool {
+        // For faults that target "the leader": the controller.
+        self.controller.is_some()
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}

@@ -1,0 +1,336 @@
+//! The consumer client node the workload drives (assigned partitions, no
+//! group).
+//!
+//! It keeps a position per assigned partition and the leader epoch of the
+//! last record consumed. A `Poll` sends one fetch per partition to its
+//! leader, carrying the leader epoch from the consumer's metadata
+//! (KIP-320), and answers with what came back (or nothing, after
+//! `request_timeout_ms`). When the metadata shows a new leader epoch, the
+//! consumer first validates its position: it asks the new leader where the
+//! epoch of its last consumed record ends (OffsetsForLeaderEpoch) and, if
+//! that is below its position, the log was truncated under it: it resets
+//! to that offset and reports it in `truncated`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::bugs::BugSet;
+use crate::kafka::types::{
+    KafkaError, KafkaMsg, KafkaReply, KafkaRequest, LeaderEpoch, PartitionInfo, Tp,
+};
+use crate::msg::{ClientReply, ClientRequest, Msg};
+use crate::node::{Ctx, Input, Node, NodeId, ReqId};
+
+const TIMER_POLL: u64 = 1;
+
+/// Consumer settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    /// How long a poll waits for its fetches (`request.timeout.ms`).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            request_timeout_ms: 200,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Position {
+    offset: u64,
+    /// Epoch of the last consumed record.
+    last_epoch: Option<LeaderEpoch>,
+    /// The leader epoch the position was validated against.
+    validated: Option<LeaderEpoch>,
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Fetch(Tp, u64),
+    Validate(Tp),
+}
+
+struct Poll {
+    id: ReqId,
+    waiting: BTreeMap<u64, (NodeId, Pending)>,
+    records: Vec<(Tp, u64, Vec<u8>)>,
+    truncated: Vec<(Tp, u64)>,
+}
+
+/// A Kafka consumer node.
+pub struct KafkaConsumer {
+    brokers: Vec<NodeId>,
+    cfg: ConsumerConfig,
+    use_epoch: bool,
+    next_broker: usize,
+    next_corr: u64,
+    meta: BTreeMap<Tp, PartitionInfo>,
+    meta_corr: Option<u64>,
+    positions: BTreeMap<Tp, Position>,
+    poll: Option<Poll>,
+    queued: VecDeque<ReqId>,
+}
+
+impl KafkaConsumer {
+    /// A consumer bootstrapping from `brokers`. With the planted bug
+    /// `kafka_no_fetch_epoch_fencing` its fetches carry no leader epoch.
+    pub fn new(brokers: Vec<NodeId>, cfg: ConsumerConfig, bugs: &BugSet) -> KafkaConsumer {
+        assert!(!brokers.is_empty());
+        KafkaConsumer {
+            brokers,
+            cfg,
+            use_epoch: !bugs.on("kafka_no_fetch_epoch_fencing"),
+            next_broker: 0,
+            next_corr: 1,
+            meta: BTreeMap::new(),
+            meta_corr: None,
+            positions: BTreeMap::new(),
+            poll: None,
+            queued: VecDeque::new(),
+        }
+    }
+
+    /// The position in `tp`, if assigned.
+    pub fn position(&self, tp: &Tp) -> Option<u64> {
+        self.positions.get(tp).map(|p| p.offset)
+    }
+
+    fn corr(&mut self) -> u64 {
+        self.next_corr += 1;
+        self.next_corr
+    }
+
+    fn refresh_metadata(&mut self, cx: &mut Ctx<'_>) {
+        let corr = self.corr();
+        self.next_broker += 1;
+        let b = self.brokers[self.next_broker % self.brokers.len()];
+        self.meta_corr = Some(corr);
+        cx.send(b, Msg::Kafka(KafkaMsg::Metadata { corr }));
+    }
+
+    fn start_poll(&mut self, id: ReqId, cx: &mut Ctx<'_>) {
+        let mut poll = Poll {
+            id,
+            waiting: BTreeMap::new(),
+            records: Vec::new(),
+            truncated: Vec::new(),
+        };
+        let mut need_meta = self.meta_corr.is_none() && self.meta.is_empty();
+        let tps: Vec<Tp> = self.positions.keys().cloned().collect();
+        for tp in tps {
+            let Some(info) = self.meta.get(&tp).cloned() else {
+                need_meta = true;
+                continue;
+            };
+            let Some(leader) = info.state.leader else {
+                need_meta = true;
+                continue;
+            };
+            let epoch = info.state.leader_epoch;
+            let corr = self.corr();
+            let pos = self.positions.get_mut(&tp).expect("assigned");
+            let current = self.use_epoch.then_some(epoch);
+            match pos.last_epoch {
+                Some(last) if self.use_epoch && pos.validated != Some(epoch) => {
+                    cx.send(
+                        leader,
+                        Msg::Kafka(KafkaMsg::OffsetsForLeaderEpoch {
+                            corr,
+                            tp: tp.clone(),
+                            current_leader_epoch: current,
+                            epoch: last,
+                        }),
+                    );
+                    poll.waiting.insert(corr, (leader, Pending::Validate(tp)));
+                }
+                _ => {
+                    pos.validated = Some(epoch);
+                    cx.send(
+                        leader,
+                        Msg::Kafka(KafkaMsg::Fetch {
+                            corr,
+                            replica: None,
+                            tp: tp.clone(),
+                            current_leader_epoch: current,
+                            offset: pos.offset,
+                        }),
+                    );
+                    poll.waiting
+                        .insert(corr, (leader, Pending::Fetch(tp, pos.offset)));
+                }
+            }
+        }
+        if need_meta {
+            self.refresh_metadata(cx);
+        }
+        self.poll = Some(poll);
+        cx.set_timer_ms(TIMER_POLL, self.cfg.request_timeout_ms);
+        self.maybe_finish(cx);
+    }
+
+    fn maybe_finish(&mut self, cx: &mut Ctx<'_>) {
+        if self.poll.as_ref().is_some_and(|p| p.waiting.is_empty()) {
+            self.finish(cx);
+        }
+    }
+
+    fn finish(&mut self, cx: &mut Ctx<'_>) {
+        let Some(p) = self.poll.take() else {
+            return;
+        };
+        cx.cancel_timer(TIMER_POLL);
+        cx.reply(
+            p.id,
+            ClientReply::Kafka(KafkaReply::Polled {
+                records: p.records,
+                truncated: p.truncated,
+            }),
+        );
+        if let Some(id) = self.queued.pop_front() {
+            self.start_poll(id, cx);
+        }
+    }
+
+    fn on_error(&mut self, e: KafkaError, cx: &mut Ctx<'_>) {
+        let _ = e;
+        if self.meta_corr.is_none() {
+            self.refresh_metadata(cx);
+        }
+    }
+
+    fn take_pending(&mut self, from: NodeId, corr: u64) -> Option<Pending> {
+        let p = self.poll.as_mut()?;
+        match p.waiting.get(&corr) {
+            Some((b, _)) if *b == from => p.waiting.remove(&corr).map(|x| x.1),
+            _ => None,
+        }
+    }
+
+    fn on_msg(&mut self, from: NodeId, m: KafkaMsg, cx: &mut Ctx<'_>) {
+        match m {
+            KafkaMsg::MetadataResp {
+                corr, partitions, ..
+            } if self.meta_corr == Some(corr) => {
+                self.meta_corr = None;
+                for p in partitions {
+                    self.meta.insert(p.tp.clone(), p);
+                }
+            }
+            KafkaMsg::FetchResp { corr, result } => {
+                let Some(Pending::Fetch(tp, offset)) = self.take_pending(from, corr) else {
+                    return;
+                };
+                match result {
+                    Ok(data) => {
+                        let pos = self.positions.get_mut(&tp).expect("assigned");
+                        if pos.offset == offset {
+                            let poll = self.poll.as_mut().expect("poll");
+                            for b in data.batches {
+                                for (i, v) in b.values.into_iter().enumerate() {
+                                    let off = b.base_offset + i as u64;
+                                    if off == pos.offset {
+                                        poll.records.push((tp.clone(), off, v));
+                                        pos.offset += 1;
+                                        pos.last_epoch = Some(b.epoch);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(KafkaError::OffsetOutOfRange) => {
+                        // Validate against the leader before trusting it.
+                        if let Some(pos) = self.positions.get_mut(&tp) {
+                            pos.validated = None;
+                        }
+                        self.on_error(KafkaError::OffsetOutOfRange, cx);
+                    }
+                    Err(e) => self.on_error(e, cx),
+                }
+                self.maybe_finish(cx);
+            }
+            KafkaMsg::OffsetsForLeaderEpochResp { corr, result } => {
+                let Some(Pending::Validate(tp)) = self.take_pending(from, corr) else {
+                    return;
+                };
+                let epoch = self.meta.get(&tp).map(|i| i.state.leader_epoch);
+                match result {
+                    Ok(answer) => {
+                        let pos = self.positions.get_mut(&tp).expect("assigned");
+                        let end = answer.map(|a| a.1).unwrap_or(0);
+                        if end < pos.offset {
+                            pos.offset = end;
+                            pos.last_epoch = answer.map(|a| a.0);
+                            let poll = self.poll.as_mut().expect("poll");
+                            poll.truncated.push((tp.clone(), end));
+                        }
+                        pos.validated = epoch;
+                    }
+                    Err(e) => self.on_error(e, cx),
+                }
+                self.maybe_finish(cx);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Node for KafkaConsumer {
+    fn step(&mut self, input: Input, cx: &mut Ctx<'_>) {
+        match input {
+            Input::Client {
+                id,
+                req: ClientRequest::Kafka(KafkaRequest::Assign(tps)),
+            } => {
+                self.positions.retain(|tp, _| tps.contains(tp));
+                for tp in tps {
+                    self.positions.entry(tp).or_default();
+                }
+                cx.reply(id, ClientReply::Kafka(KafkaReply::Assigned));
+            }
+            Input::Client {
+                id,
+                req: ClientRequest::Kafka(KafkaRequest::Poll),
+            } => {
+                if self.poll.is_some() {
+                    self.queued.push_back(id);
+                } else {
+                    self.start_poll(id, cx);
+                }
+            }
+            Input::Client { id, .. } => cx.reply(
+                id,
+                ClientReply::Kafka(KafkaReply::Error {
+                    error: KafkaError::BrokerNotAvailable,
+                    definite: true,
+                }),
+            ),
+            Input::Message {
+                from,
+                msg: Msg::Kafka(m),
+            } => self.on_msg(from, m, cx),
+            Input::ConnLost { peer } => {
+                if let Some(p) = self.poll.as_mut() {
+                    p.waiting.retain(|_, (b, _)| *b != peer);
+                }
+                self.meta_corr = None;
+                self.on_error(KafkaError::Network, cx);
+                self.maybe_finish(cx);
+            }
+            Input::Timer { timer: TIMER_POLL } => {
+                // Whatever did not answer in time: refresh metadata.
+                if self.poll.as_ref().is_some_and(|p| !p.waiting.is_empty()) {
+                    self.meta_corr = None;
+                    self.on_error(KafkaError::RequestTimedOut, cx);
+                }
+                self.finish(cx);
+            }
+            _ => {}
+        }
+    }
+
+    fn role(&self) -> String {
+        format!("consumer {:?}", self.positions.keys().collect::<Vec<_>>())
+    }
+}

@@ -1,0 +1,151 @@
+//! The leader-epoch cache (KIP-101): for each leader epoch, the first offset
+//! its leader appended. It answers OffsetsForLeaderEpoch ("where does epoch
+//! e end in your log?") so a follower can truncate exactly where it diverged
+//! instead of at the high watermark. Persisted as the leader-epoch
+//! checkpoint file: an append-only sequence of checksummed snapshots, the
+//! last valid one wins.
+
+use crate::codec::{decode_records, encode_record, get_u64};
+use crate::kafka::types::LeaderEpoch;
+
+/// The epoch cache of one partition replica.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochCache {
+    /// `(epoch, start offset)`: epochs strictly increasing, start offsets
+    /// non-decreasing.
+    entries: Vec<(LeaderEpoch, u64)>,
+}
+
+impl EpochCache {
+    /// An empty cache.
+    pub fn new() -> EpochCache {
+        EpochCache::default()
+    }
+
+    /// The entries, oldest first.
+    pub fn entries(&self) -> &[(LeaderEpoch, u64)] {
+        &self.entries
+    }
+
+    /// The latest epoch, if any.
+    pub fn latest(&self) -> Option<LeaderEpoch> {
+        self.entries.last().map(|e| e.0)
+    }
+
+    /// Records that `epoch` starts at `start`. Ignored if `epoch` is not
+    /// newer than the latest; entries starting at or after `start` with
+    /// older epochs are dropped (they were overwritten). Returns whether
+    /// the cache changed.
+    pub fn assign(&mut self, epoch: LeaderEpoch, start: u64) -> bool {
+        if let Some(&(e, _)) = self.entries.last() {
+            if epoch <= e {
+                return false;
+            }
+        }
+        while matches!(self.entries.last(), Some(&(_, s)) if s > start) {
+            self.entries.pop();
+        }
+        self.entries.push((epoch, start));
+        true
+    }
+
+    /// Drops the entries whose epoch starts at or after `offset` (the log
+    /// was truncated to `offset`). Returns whether the cache changed.
+    pub fn truncate_from_end(&mut self, offset: u64) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|&(_, s)| s < offset);
+        before != self.entries.len()
+    }
+
+    /// OffsetsForLeaderEpoch: the largest known epoch `<= epoch` and the
+    /// offset where it ends (the start of the next epoch, or `log_end` for
+    /// the latest). `None` if `epoch` is older than every known epoch.
+    pub fn end_offset_for(&self, epoch: LeaderEpoch, log_end: u64) -> Option<(LeaderEpoch, u64)> {
+        let idx = self.entries.iter().rposition(|&(e, _)| e <= epoch)?;
+        let found = self.entries[idx].0;
+        let end = match self.entries.get(idx + 1) {
+            Some(&(_, start)) => start,
+            None => log_end,
+        };
+        Some((found, end))
+    }
+
+    /// One checksummed snapshot for the checkpoint file.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        for &(e, s) in &self.entries {
+            p.extend_from_slice(&(e as u64).to_le_bytes());
+            p.extend_from_slice(&s.to_le_bytes());
+        }
+        encode_record(&p)
+    }
+
+    /// The last valid snapshot in checkpoint-file bytes (empty if none).
+    pub fn decode(bytes: &[u8]) -> EpochCache {
+        let d = decode_records(bytes);
+        let Some(p) = d.records.last() else {
+            return EpochCache::new();
+        };
+        let n = get_u64(p, 0).unwrap_or(0) as usize;
+        let mut entries = Vec::new();
+        for i in 0..n {
+            match (get_u64(p, 8 + 16 * i), get_u64(p, 16 + 16 * i)) {
+                (Some(e), Some(s)) => entries.push((e as LeaderEpoch, s)),
+                _ => break,
+            }
+        }
+        EpochCache { entries }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_offsets_follow_kip_279() {
+        let mut c = EpochCache::new();
+        assert!(c.assign(1, 0));
+        assert!(c.assign(3, 10));
+        assert!(c.assign(4, 15));
+        assert!(!c.assign(2, 20));
+        assert_eq!(c.end_offset_for(4, 20), Some((4, 20)));
+        assert_eq!(c.end_offset_for(3, 20), Some((3, 15)));
+        // Epoch 2 was never seen here: answer with epoch 1, ending at 10.
+        assert_eq!(c.end_offset_for(2, 20), Some((1, 10)));
+        assert_eq!(c.end_offset_for(0, 20), None);
+        assert_eq!(c.latest(), Some(4));
+    }
+
+    #[test]
+    fn truncation_and_checkpoint_round_trip() {
+        let mut c = EpochCache::new();
+        c.assign(1, 0);
+        c.assign(2, 5);
+        c.assign(3, 9);
+        assert!(c.truncate_from_end(6));
+        assert_eq!(c.entries(), &[(1, 0), (2, 5)]);
+        let mut file = EpochCache::new().encode();
+        file.extend(c.encode());
+        assert_eq!(EpochCache::decode(&file), c);
+        // A torn last snapshot falls back to the previous one.
+        let mut torn = c.encode();
+        let mut c2 = c.clone();
+        c2.assign(7, 9);
+        let full = c2.encode();
+        torn.extend_from_slice(&full[..full.len() - 3]);
+        assert_eq!(EpochCache::decode(&torn), c);
+    }
+
+    #[test]
+    fn assign_drops_overwritten_entries() {
+        let mut c = EpochCache::new();
+        c.assign(1, 0);
+        c.assign(2, 10);
+        // A new leader at epoch 5 starting at 7: epoch 2's entry was
+        // truncated away by the log but not the cache.
+        c.assign(5, 7);
+        assert_eq!(c.entries(), &[(1, 0), (5, 7)]);
+    }
+}

@@ -1,0 +1,616 @@
+//! The log of one partition replica on the simulated disk.
+//!
+//! Files live under `kafka/<topic>-<partition>/`:
+//! - `<base offset, 20 digits>.log`: segments, each a sequence of
+//!   checksummed records (see [`crate::codec`]), one per record batch; a new
+//!   segment is rolled when the active one passes `segment_bytes`, and the
+//!   finished one is flushed (as Kafka does on roll);
+//! - `leader-epoch-checkpoint`: the [`EpochCache`] snapshots (fsynced);
+//! - `hw-checkpoint`: high-watermark snapshots (fsynced), written
+//!   periodically as Kafka's `replication-offset-checkpoint`.
+//!
+//! Writes go to the page cache and the in-memory view at once; fsync
+//! follows the flush policy (`flush.messages`, `flush.ms`; by default never,
+//! relying on replication, as Kafka does). Recovery scans the segments,
+//! truncates a torn or corrupt tail (and drops every later segment), and
+//! rebuilds the epoch cache and the idempotent-producer state from the log.
+
+use std::collections::BTreeMap;
+
+use crate::codec::{decode_records, encode_record, get_u64};
+use crate::disk::DiskRequest;
+use crate::kafka::epoch::EpochCache;
+use crate::kafka::types::{Batch, Tp};
+use crate::time::SimTime;
+
+/// How many recent batches per producer are remembered for duplicate
+/// detection (Kafka keeps 5).
+const PRODUCER_BATCHES: usize = 5;
+
+/// The log settings of a broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll a new segment once the active one holds this many bytes.
+    pub segment_bytes: u64,
+    /// fsync after this many appended records (`flush.messages`); `None`
+    /// never (the default).
+    pub flush_messages: Option<u64>,
+    /// fsync when the oldest unflushed record is this old (`flush.ms`);
+    /// `None` never (the default).
+    pub flush_ms: Option<u64>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 64 * 1024,
+            flush_messages: None,
+            flush_ms: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    base: u64,
+    file: String,
+    size: u64,
+}
+
+/// What an idempotent batch is, relative to its producer's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqCheck {
+    /// Next in sequence (or not idempotent): append it.
+    Append,
+    /// Already in the log at this base offset: acknowledge, do not append.
+    Duplicate(u64),
+    /// A gap or a reordering: reject with OUT_OF_ORDER_SEQUENCE.
+    OutOfOrder,
+}
+
+/// What recovery found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Bytes cut from torn or corrupt tails (including dropped segments).
+    pub truncated_bytes: u64,
+    /// Whether any tail was torn or corrupt.
+    pub dropped_tail: bool,
+}
+
+/// One partition replica's log.
+#[derive(Clone, Debug)]
+pub struct PartitionLog {
+    dir: String,
+    cfg: LogConfig,
+    batches: Vec<Batch>,
+    segments: Vec<Segment>,
+    epochs: EpochCache,
+    hw: u64,
+    unflushed: u64,
+    first_unflushed: Option<SimTime>,
+    /// producer id -> recent batches `(base_seq, last_seq, base_offset)`.
+    producers: BTreeMap<u64, Vec<(i64, i64, u64)>>,
+}
+
+fn seg_name(dir: &str, base: u64) -> String {
+    format!("{dir}/{base:020}.log")
+}
+
+impl PartitionLog {
+    /// The directory (file-name prefix) of a partition's files.
+    pub fn dir_of(tp: &Tp) -> String {
+        format!("kafka/{}-{}", tp.topic, tp.partition)
+    }
+
+    /// Opens (recovers) the log of `tp` from the durable `files`, pushing
+    /// the disk requests that repair it into `out`. With
+    /// `truncate_to_hw` (the pre-KIP-101 behaviour) the log is cut to the
+    /// checkpointed high watermark.
+    pub fn open(
+        tp: &Tp,
+        files: &BTreeMap<String, Vec<u8>>,
+        cfg: LogConfig,
+        truncate_to_hw: bool,
+        out: &mut Vec<DiskRequest>,
+    ) -> (PartitionLog, Recovery) {
+        let dir = PartitionLog::dir_of(tp);
+        let mut log = PartitionLog {
+            dir: dir.clone(),
+            cfg,
+            batches: Vec::new(),
+            segments: Vec::new(),
+            epochs: EpochCache::new(),
+            hw: 0,
+            unflushed: 0,
+            first_unflushed: None,
+            producers: BTreeMap::new(),
+        };
+        let mut rec = Recovery::default();
+        let prefix = format!("{dir}/");
+        let mut segs: Vec<(u64, &String, &Vec<u8>)> = files
+            .iter()
+            .filter_map(|(name, data)| {
+                let rest = name.strip_prefix(&prefix)?.strip_suffix(".log")?;
+                Some((rest.parse::<u64>().ok()?, name, data))
+            })
+            .collect();
+        segs.sort();
+        let mut broken = false;
+        for (base, name, data) in segs {
+            if broken || (base != log.leo() && !(log.segments.is_empty() && base == 0)) {
+                // Unreachable after an earlier cut (or a gap): drop it.
+                rec.truncated_bytes += data.len() as u64;
+                rec.dropped_tail = true;
+                broken = true;
+                out.push(DiskRequest::Delete { file: name.clone() });
+                continue;
+            }
+            let d = decode_records(data);
+            let mut pos = 0u64;
+            for r in &d.records {
+                match Batch::decode(r) {
+                    Some(b) if b.base_offset == log.leo() && !b.values.is_empty() => {
+                        pos += r.len() as u64 + 8;
+                        log.batches.push(b);
+                    }
+                    _ => break,
+                }
+            }
+            log.segments.push(Segment {
+                base,
+                file: name.clone(),
+                size: pos,
+            });
+            if pos < data.len() as u64 {
+                rec.truncated_bytes += data.len() as u64 - pos;
+                rec.dropped_tail = true;
+                broken = true;
+                out.push(DiskRequest::Truncate {
+                    file: name.clone(),
+                    len: pos,
+                });
+                out.push(DiskRequest::Fsync { file: name.clone() });
+            }
+        }
+        let ep_file = log.epoch_file();
+        log.epochs = files
+            .get(&ep_file)
+            .map(|b| EpochCache::decode(b))
+            .unwrap_or_default();
+        let leo = log.leo();
+        log.epochs.truncate_from_end(leo);
+        for i in 0..log.batches.len() {
+            let (e, s) = (log.batches[i].epoch, log.batches[i].base_offset);
+            log.epochs.assign(e, s);
+        }
+        log.hw = files
+            .get(&log.hw_file())
+            .and_then(|b| decode_records(b).records.last().and_then(|p| get_u64(p, 0)))
+            .unwrap_or(0)
+            .min(leo);
+        if truncate_to_hw {
+            let hw = log.hw;
+            log.truncate_to(hw, out);
+        }
+        log.rebuild_producers();
+        log.write_epochs(out);
+        (log, rec)
+    }
+
+    fn epoch_file(&self) -> String {
+        format!("{}/leader-epoch-checkpoint", self.dir)
+    }
+
+    fn hw_file(&self) -> String {
+        format!("{}/hw-checkpoint", self.dir)
+    }
+
+    /// The log end offset (next offset to be written).
+    pub fn leo(&self) -> u64 {
+        self.batches.last().map(|b| b.next_offset()).unwrap_or(0)
+    }
+
+    /// The high watermark this replica knows.
+    pub fn hw(&self) -> u64 {
+        self.hw
+    }
+
+    /// Sets the high watermark (clamped to the log end).
+    pub fn set_hw(&mut self, hw: u64) {
+        self.hw = hw.min(self.leo());
+    }
+
+    /// The epoch cache.
+    pub fn epochs(&self) -> &EpochCache {
+        &self.epochs
+    }
+
+    /// Every batch in the log.
+    pub fn batches(&self) -> &[Batch] {
+        &self.batches
+    }
+
+    /// The latest epoch of the log (from the cache).
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.epochs.latest()
+    }
+
+    fn write_epochs(&mut self, out: &mut Vec<DiskRequest>) {
+        let file = self.epoch_file();
+        out.push(DiskRequest::Append {
+            file: file.clone(),
+            data: self.epochs.encode(),
+        });
+        out.push(DiskRequest::Fsync { file });
+    }
+
+    /// A new leader epoch starts at the log end (the replica becomes its
+    /// leader); checkpointed.
+    pub fn start_epoch(&mut self, epoch: u32, out: &mut Vec<DiskRequest>) {
+        let leo = self.leo();
+        if self.epochs.assign(epoch, leo) {
+            self.write_epochs(out);
+        }
+    }
+
+    /// Writes a high-watermark checkpoint (fsynced).
+    pub fn checkpoint_hw(&mut self, out: &mut Vec<DiskRequest>) {
+        let file = self.hw_file();
+        out.push(DiskRequest::Append {
+            file: file.clone(),
+            data: encode_record(&self.hw.to_le_bytes()),
+        });
+        out.push(DiskRequest::Fsync { file });
+    }
+
+    /// Classifies an idempotent batch against the producer state.
+    pub fn check_sequence(&self, pid: u64, base_seq: i64, count: usize) -> SeqCheck {
+        if pid == 0 || base_seq < 0 {
+            return SeqCheck::Append;
+        }
+        let last_seq = base_seq + count as i64 - 1;
+        let Some(recent) = self.producers.get(&pid) else {
+            return if base_seq == 0 {
+                SeqCheck::Append
+            } else {
+                SeqCheck::OutOfOrder
+            };
+        };
+        if let Some(&(_, _, off)) = recent
+            .iter()
+            .find(|&&(b, l, _)| b == base_seq && l == last_seq)
+        {
+            return SeqCheck::Duplicate(off);
+        }
+        let last = recent.last().map(|r| r.1).unwrap_or(-1);
+        if base_seq == last + 1 {
+            SeqCheck::Append
+        } else {
+            SeqCheck::OutOfOrder
+        }
+    }
+
+    fn note_producer(&mut self, i: usize) {
+        let b = &self.batches[i];
+        if b.producer_id == 0 || b.base_seq < 0 {
+            return;
+        }
+        let entry = (b.base_seq, b.last_seq(), b.base_offset);
+        let recent = self.producers.entry(b.producer_id).or_default();
+        recent.push(entry);
+        if recent.len() > PRODUCER_BATCHES {
+            recent.remove(0);
+        }
+    }
+
+    fn rebuild_producers(&mut self) {
+        self.producers.clear();
+        for i in 0..self.batches.len() {
+            self.note_producer(i);
+        }
+    }
+
+    /// Appends `batch` at the log end (its `base_offset` is overwritten with
+    /// the log end); returns the base offset. `now` drives `flush.ms`.
+    pub fn append(&mut self, mut batch: Batch, now: SimTime, out: &mut Vec<DiskRequest>) -> u64 {
+        assert!(!batch.values.is_empty(), "empty batch");
+        let base = self.leo();
+        batch.base_offset = base;
+        if self.epochs.latest().is_none_or(|e| batch.epoch > e)
+            && self.epochs.assign(batch.epoch, base)
+        {
+            self.write_epochs(out);
+        }
+        let bytes = encode_record(&batch.encode());
+        let roll = match self.segments.last() {
+            None => true,
+            Some(s) => s.size > 0 && s.size + bytes.len() as u64 > self.cfg.segment_bytes,
+        };
+        if roll {
+            if let Some(s) = self.segments.last() {
+                // Kafka flushes a segment when it rolls past it.
+                out.push(DiskRequest::Fsync {
+                    file: s.file.clone(),
+                });
+            }
+            let file = seg_name(&self.dir, base);
+            self.segments.push(Segment {
+                base,
+                file,
+                size: 0,
+            });
+        }
+        let seg = self.segments.last_mut().expect("segment");
+        seg.size += bytes.len() as u64;
+        out.push(DiskRequest::Append {
+            file: seg.file.clone(),
+            data: bytes,
+        });
+        self.unflushed += batch.values.len() as u64;
+        self.first_unflushed.get_or_insert(now);
+        self.batches.push(batch);
+        self.note_producer(self.batches.len() - 1);
+        if self.cfg.flush_messages.is_some_and(|n| self.unflushed >= n) {
+            self.flush(out);
+        }
+        base
+    }
+
+    /// fsyncs the active segment if `flush.ms` has passed since the oldest
+    /// unflushed append.
+    pub fn maybe_flush(&mut self, now: SimTime, out: &mut Vec<DiskRequest>) {
+        if let (Some(ms), Some(t)) = (self.cfg.flush_ms, self.first_unflushed) {
+            if now.ms_since(t) >= ms {
+                self.flush(out);
+            }
+        }
+    }
+
+    /// fsyncs the active segment.
+    pub fn flush(&mut self, out: &mut Vec<DiskRequest>) {
+        if let Some(s) = self.segments.last() {
+            out.push(DiskRequest::Fsync {
+                file: s.file.clone(),
+            });
+        }
+        self.unflushed = 0;
+        self.first_unflushed = None;
+    }
+
+    /// Cuts the log to end at or below `offset` (a batch containing
+    /// `offset` goes entirely, as in Kafka), and the epoch cache with it.
+    pub fn truncate_to(&mut self, offset: u64, out: &mut Vec<DiskRequest>) {
+        if offset >= self.leo() {
+            return;
+        }
+        let keep = self
+            .batches
+            .iter()
+            .position(|b| b.next_offset() > offset)
+            .unwrap_or(self.batches.len());
+        self.batches.truncate(keep);
+        let new_leo = self.leo();
+        // Drop whole segments at or past the new end, then cut the last.
+        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.base >= new_leo) {
+            let s = self.segments.pop().expect("segment");
+            out.push(DiskRequest::Delete { file: s.file });
+        }
+        if let Some(seg) = self.segments.last_mut() {
+            let size: u64 = self
+                .batches
+                .iter()
+                .filter(|b| b.base_offset >= seg.base)
+                .map(|b| b.encode().len() as u64 + 8)
+                .sum();
+            if size != seg.size {
+                seg.size = size;
+                out.push(DiskRequest::Truncate {
+                    file: seg.file.clone(),
+                    len: size,
+                });
+            }
+        }
+        if self.epochs.truncate_from_end(new_leo) {
+            self.write_epochs(out);
+        }
+        self.hw = self.hw.min(new_leo);
+        self.rebuild_producers();
+    }
+
+    /// Up to `max` batches holding offsets `>= from` and `< until`.
+    pub fn read(&self, from: u64, until: u64, max: usize) -> Vec<Batch> {
+        let start = self.batches.partition_point(|b| b.next_offset() <= from);
+        self.batches[start..]
+            .iter()
+            .take_while(|b| b.base_offset < until)
+            .take(max)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(files: &mut BTreeMap<String, Vec<u8>>, out: Vec<DiskRequest>) {
+        for r in out {
+            match r {
+                DiskRequest::Append { file, data } => files.entry(file).or_default().extend(data),
+                DiskRequest::Truncate { file, len } => {
+                    files.entry(file).or_default().truncate(len as usize)
+                }
+                DiskRequest::Delete { file } => {
+                    files.remove(&file);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn batch(epoch: u32, vals: &[&str]) -> Batch {
+        Batch {
+            base_offset: 0,
+            epoch,
+            producer_id: 0,
+            base_seq: -1,
+            values: vals.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        }
+    }
+
+    fn small() -> LogConfig {
+        LogConfig {
+            segment_bytes: 120,
+            ..LogConfig::default()
+        }
+    }
+
+    fn build(n: usize) -> (BTreeMap<String, Vec<u8>>, PartitionLog) {
+        let tp = Tp::new("t", 0);
+        let mut files = BTreeMap::new();
+        let mut out = Vec::new();
+        let (mut log, _) = PartitionLog::open(&tp, &files, small(), false, &mut out);
+        for i in 0..n {
+            log.append(
+                batch(1 + i as u32 / 4, &["a", "bb"]),
+                SimTime::ZERO,
+                &mut out,
+            );
+        }
+        apply(&mut files, out);
+        (files, log)
+    }
+
+    #[test]
+    fn segments_roll_and_recover() {
+        let (files, log) = build(10);
+        assert_eq!(log.leo(), 20);
+        let segs = files.keys().filter(|f| f.ends_with(".log")).count();
+        assert!(segs > 2, "{files:?}");
+        let mut out = Vec::new();
+        let (back, rec) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        assert_eq!(rec, Recovery::default());
+        assert_eq!(back.batches(), log.batches());
+        assert_eq!(back.epochs(), log.epochs());
+        assert_eq!(back.read(5, 20, 100)[0].base_offset, 4);
+    }
+
+    #[test]
+    fn torn_tail_is_truncated() {
+        let (mut files, _) = build(10);
+        let last = files.keys().rfind(|f| f.ends_with(".log")).unwrap().clone();
+        let f = files.get_mut(&last).unwrap();
+        let n = f.len();
+        f.truncate(n - 3);
+        let mut out = Vec::new();
+        let (back, rec) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        assert!(rec.dropped_tail);
+        assert_eq!(back.leo(), 18);
+        apply(&mut files, out);
+        let mut out = Vec::new();
+        let (again, rec) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        assert_eq!(rec, Recovery::default());
+        assert_eq!(again.leo(), 18);
+    }
+
+    #[test]
+    fn corrupt_middle_segment_drops_the_rest() {
+        let (mut files, _) = build(10);
+        let segs: Vec<String> = files
+            .keys()
+            .filter(|f| f.ends_with(".log"))
+            .cloned()
+            .collect();
+        let f = files.get_mut(&segs[1]).unwrap();
+        let n = f.len();
+        f[n - 1] ^= 0x10;
+        let mut out = Vec::new();
+        let (back, rec) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        assert!(rec.dropped_tail);
+        assert!(back.leo() < 20);
+        // The epoch cache never points past the log end.
+        assert!(back.epochs().entries().iter().all(|&(_, s)| s < back.leo()));
+        apply(&mut files, out);
+        assert!(!files.contains_key(segs.last().unwrap()));
+    }
+
+    #[test]
+    fn truncate_cuts_log_and_epochs() {
+        let (mut files, mut log) = build(10);
+        let mut out = Vec::new();
+        log.truncate_to(9, &mut out);
+        assert_eq!(log.leo(), 8);
+        assert_eq!(log.epochs().latest(), Some(1));
+        apply(&mut files, out);
+        let mut out = Vec::new();
+        let (back, _) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        assert_eq!(back.batches(), log.batches());
+        assert_eq!(back.epochs(), log.epochs());
+    }
+
+    #[test]
+    fn recovery_to_hw_only_with_the_bug() {
+        let (mut files, mut log) = build(4);
+        log.set_hw(4);
+        let mut out = Vec::new();
+        log.checkpoint_hw(&mut out);
+        apply(&mut files, out);
+        let mut out = Vec::new();
+        let (ok, _) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        assert_eq!((ok.leo(), ok.hw()), (8, 4));
+        let (bug, _) = PartitionLog::open(&Tp::new("t", 0), &files, small(), true, &mut out);
+        assert_eq!(bug.leo(), 4);
+    }
+
+    #[test]
+    fn idempotent_sequences() {
+        let (_, mut log) = build(0);
+        let mut out = Vec::new();
+        let mut b = batch(1, &["x", "y"]);
+        b.producer_id = 7;
+        b.base_seq = 0;
+        assert_eq!(log.check_sequence(7, 0, 2), SeqCheck::Append);
+        let off = log.append(b, SimTime::ZERO, &mut out);
+        assert_eq!(log.check_sequence(7, 0, 2), SeqCheck::Duplicate(off));
+        assert_eq!(log.check_sequence(7, 3, 1), SeqCheck::OutOfOrder);
+        assert_eq!(log.check_sequence(7, 2, 1), SeqCheck::Append);
+        assert_eq!(log.check_sequence(8, 1, 1), SeqCheck::OutOfOrder);
+        // Producer state survives recovery (rebuilt from the log).
+        let mut files = BTreeMap::new();
+        apply(&mut files, out);
+        let (back, _) =
+            PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut Vec::new());
+        assert_eq!(back.check_sequence(7, 0, 2), SeqCheck::Duplicate(off));
+    }
+
+    #[test]
+    fn flush_policy() {
+        let tp = Tp::new("t", 0);
+        let cfg = LogConfig {
+            flush_messages: Some(3),
+            ..LogConfig::default()
+        };
+        let (mut log, _) = PartitionLog::open(&tp, &BTreeMap::new(), cfg, false, &mut Vec::new());
+        let mut out = Vec::new();
+        log.append(batch(1, &["a", "b"]), SimTime::ZERO, &mut out);
+        let syncs = |o: &Vec<DiskRequest>| {
+            o.iter()
+                .filter(|r| matches!(r, DiskRequest::Fsync { file } if file.ends_with(".log")))
+                .count()
+        };
+        assert_eq!(syncs(&out), 0);
+        log.append(batch(1, &["c"]), SimTime::ZERO, &mut out);
+        assert_eq!(syncs(&out), 1);
+        let cfg = LogConfig {
+            flush_ms: Some(10),
+            ..LogConfig::default()
+        };
+        let (mut log, _) = PartitionLog::open(&tp, &BTreeMap::new(), cfg, false, &mut Vec::new());
+        let mut out = Vec::new();
+        log.append(batch(1, &["a"]), SimTime::from_ms(5), &mut out);
+        log.maybe_flush(SimTime::from_ms(9), &mut out);
+        assert_eq!(syncs(&out), 0);
+        log.maybe_flush(SimTime::from_ms(15), &mut out);
+        assert_eq!(syncs(&out), 1);
+    }
+}

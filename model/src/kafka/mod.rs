@@ -1,0 +1,201 @@
+//! Kafka brokers in ZooKeeper mode, and their clients, as sans-IO state
+//! machines running beside a [`crate::zk`] ensemble in the same world.
+//!
+//! - `types`: topic partitions, batches, errors, wire messages, the
+//!   workload's requests and replies.
+//! - `log`: the segmented partition log on the simulated disk (CRC per
+//!   batch, flush policy, recovery, high-watermark checkpoint) and the
+//!   idempotent-producer state; `epoch`: the leader-epoch cache.
+//! - `zkdata`: the znodes (paths and encodings).
+//! - `broker`: the broker node (embedded ZooKeeper session, registration,
+//!   controller election, LeaderAndIsr / UpdateMetadata, metadata);
+//!   `replica`: leader and follower (produce, fetch, ISR, high watermark,
+//!   epoch truncation); `controller`: the controller duties.
+//! - `producer`, `consumer`: the client nodes the workload drives.
+//!
+//! # Using it from a host
+//!
+//! - A ZooKeeper ensemble (`ZkServer`s) runs on its own node ids.
+//! - Brokers: `KafkaBroker::new(id, KafkaConfig { zk_servers, .. }, &bugs)`;
+//!   deliver `Input::Start { files }` on every (re)boot. A broker halts
+//!   (fail-stop) on any disk error, as Kafka does with a single log dir.
+//! - Topics are created as Kafka's `kafka-topics.sh --zookeeper` did: a
+//!   ZooKeeper client creates `/brokers/topics/<topic>` (persistent) with
+//!   [`zkdata::encode_assignment`] of partition -> replica list; the
+//!   controller picks it up and elects leaders.
+//! - Producer: `KafkaProducer::new(brokers, ProducerConfig::default())`;
+//!   `ClientRequest::Kafka(KafkaRequest::Send { tp, value })` ->
+//!   `ClientReply::Kafka(KafkaReply::Sent { offset })` or
+//!   `KafkaReply::Error { error, definite }` (`definite: false` = `info`).
+//! - Consumer: `KafkaConsumer::new(brokers, ConsumerConfig::default())`;
+//!   `KafkaRequest::Assign(tps)` -> `Assigned`; `KafkaRequest::Poll` ->
+//!   `Polled { records: [(tp, offset, value)], truncated }`.
+//! - Checks after a run: `KafkaBroker::replica_view(tp)` (log, HW, role,
+//!   leader epoch) and `KafkaBroker::is_controller()`.
+//!
+//! # Simplifications (deliberate, for now)
+//!
+//! - ZooKeeper watches are replaced by polling: the controller re-reads
+//!   the registrations, topics and partition states every `tick_ms`, and
+//!   non-controllers poll `/controller`. Decisions are the same; they come
+//!   up to one tick later.
+//! - A follower fetches each partition with its own request, and the
+//!   leader answers an empty fetch at once (no long poll); the follower
+//!   waits `replica_fetch_wait_ms` before the next one.
+//! - The producer keeps one batch in flight per partition (as with
+//!   `max.in.flight.requests.per.connection = 1`), so it never reorders.
+//! - Producer ids are unique without a `/latest_producer_id_block` znode:
+//!   the broker's registration zxid in the high bits, a counter below.
+//! - No retention, compaction, transactions, or consumer groups; the log
+//!   starts at offset 0. `flush.ms` is checked on the tick.
+
+pub mod broker;
+pub mod consumer;
+mod controller;
+pub mod epoch;
+pub mod log;
+pub mod producer;
+mod replica;
+pub mod types;
+pub mod zkdata;
+
+#[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
+mod protocol_tests;
+#[cfg(test)]
+mod testkit;
+
+pub use broker::{KafkaBroker, ReplicaView};
+pub use consumer::{ConsumerConfig, KafkaConsumer};
+pub use log::LogConfig;
+pub use producer::{KafkaProducer, ProducerConfig};
+pub use types::*;
+
+use crate::bugs::{BugInfo, BugSet};
+use crate::node::NodeId;
+
+/// The Kafka planted bugs.
+pub const BUGS: &[BugInfo] = &[
+    BugInfo {
+        name: "kafka_truncate_to_hw_on_restart",
+        component: "kafka",
+        breaks: "recovery truncates the log to the checkpointed high watermark (pre-KIP-101); a committed record is lost on the next leader change",
+        scenario: "kafka-leader-crash",
+    },
+    BugInfo {
+        name: "kafka_no_epoch_truncation",
+        component: "kafka",
+        breaks: "a new follower truncates to its high watermark instead of asking the leader where its epoch ends (KIP-101/279); replicas diverge",
+        scenario: "kafka-leader-crash",
+    },
+    BugInfo {
+        name: "kafka_no_fetch_epoch_fencing",
+        component: "kafka",
+        breaks: "fetches carry no leader epoch (KIP-320); a zombie follower or a consumer reads from a stale leader",
+        scenario: "kafka-follower-partition",
+    },
+    BugInfo {
+        name: "kafka_unclean_election",
+        component: "kafka",
+        breaks: "the controller elects out-of-sync replicas (the 2013 Jepsen loss)",
+        scenario: "kafka-leader-crash",
+    },
+    BugInfo {
+        name: "kafka_ignore_min_isr",
+        component: "kafka",
+        breaks: "the leader acknowledges acks=all writes with an ISR smaller than min.insync.replicas",
+        scenario: "kafka-isr-shrink",
+    },
+    BugInfo {
+        name: "kafka_no_controller_epoch_fencing",
+        component: "kafka",
+        breaks: "brokers obey LeaderAndIsr / UpdateMetadata from a zombie controller with a stale epoch",
+        scenario: "kafka-controller-failover",
+    },
+    BugInfo {
+        name: "kafka_no_idempotent_dedup",
+        component: "kafka",
+        breaks: "a retried idempotent batch is appended twice",
+        scenario: "kafka-leader-crash",
+    },
+];
+
+/// The planted bugs switched on for one broker, read at construction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KafkaBugs {
+    /// `kafka_truncate_to_hw_on_restart`.
+    pub truncate_to_hw_on_restart: bool,
+    /// `kafka_no_epoch_truncation`.
+    pub no_epoch_truncation: bool,
+    /// `kafka_no_fetch_epoch_fencing`.
+    pub no_fetch_epoch_fencing: bool,
+    /// `kafka_unclean_election`.
+    pub unclean_election: bool,
+    /// `kafka_ignore_min_isr`.
+    pub ignore_min_isr: bool,
+    /// `kafka_no_controller_epoch_fencing`.
+    pub no_controller_epoch_fencing: bool,
+    /// `kafka_no_idempotent_dedup`.
+    pub no_idempotent_dedup: bool,
+}
+
+impl KafkaBugs {
+    /// Reads the switches from a bug set.
+    pub fn from_set(b: &BugSet) -> KafkaBugs {
+        KafkaBugs {
+            truncate_to_hw_on_restart: b.on("kafka_truncate_to_hw_on_restart"),
+            no_epoch_truncation: b.on("kafka_no_epoch_truncation"),
+            no_fetch_epoch_fencing: b.on("kafka_no_fetch_epoch_fencing"),
+            unclean_election: b.on("kafka_unclean_election"),
+            ignore_min_isr: b.on("kafka_ignore_min_isr"),
+            no_controller_epoch_fencing: b.on("kafka_no_controller_epoch_fencing"),
+            no_idempotent_dedup: b.on("kafka_no_idempotent_dedup"),
+        }
+    }
+}
+
+/// Broker configuration (the `server.properties` knobs that matter here).
+/// All times are on the broker's own clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// The ZooKeeper ensemble's node ids (`zookeeper.connect`).
+    pub zk_servers: Vec<NodeId>,
+    /// The ZooKeeper session timeout asked for.
+    pub zk_session_timeout_ms: u64,
+    /// A follower not caught up for this long leaves the ISR
+    /// (`replica.lag.time.max.ms`).
+    pub replica_lag_time_max_ms: u64,
+    /// acks=all needs an ISR at least this big (`min.insync.replicas`).
+    pub min_insync_replicas: usize,
+    /// Elect out-of-sync replicas when no ISR member is alive
+    /// (`unclean.leader.election.enable`).
+    pub unclean_leader_election: bool,
+    /// Log settings (segment size, flush policy).
+    pub log: LogConfig,
+    /// Period of the housekeeping tick: controller polling, ISR checks,
+    /// `flush.ms`, produce timeouts.
+    pub tick_ms: u64,
+    /// A follower's wait after an empty fetch (`replica.fetch.wait.max.ms`).
+    pub replica_fetch_wait_ms: u64,
+    /// Period of the high-watermark checkpoint.
+    pub hw_checkpoint_ms: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            zk_servers: Vec::new(),
+            zk_session_timeout_ms: 600,
+            replica_lag_time_max_ms: 300,
+            min_insync_replicas: 1,
+            unclean_leader_election: false,
+            log: LogConfig::default(),
+            tick_ms: 50,
+            replica_fetch_wait_ms: 10,
+            hw_checkpoint_ms: 200,
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Request-level tests against a running cluster: hand-made requests from
+//! a probe node to a broker, checking the faithful answer and the answer
+//! with the matching planted bug.
+
+use std::collections::BTreeMap;
+
+use crate::bugs::BugSet;
+use crate::kafka::testkit::{Cluster, BROKERS};
+use crate::kafka::{
+    Acks, Batch, KafkaError, KafkaMsg, PartitionInfo, PartitionState, ProducerConfig, Tp,
+};
+use crate::msg::Msg;
+use crate::node::NodeId;
+
+const PROBE: NodeId = 150;
+
+fn cluster(bug: Option<&str>) -> (Cluster, Tp, NodeId) {
+    let mut bugs = BugSet::none();
+    if let Some(b) = bug {
+        bugs.enable(b);
+    }
+    let mut c = Cluster::new(bugs, ProducerConfig::default());
+    assert!(c.run_until(5_000, |c| c.controllers().len() == 1));
+    c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
+    let tp = Tp::new("t", 0);
+    assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1
+        && BROKERS.iter().all(|&b| c
+            .broker(b)
+            .and_then(|x| x.replica_view(&tp))
+            .is_some_and(|v| v.leader_epoch.is_some()))));
+    let l = c.leaders(&tp)[0];
+    (c, tp, l)
+}
+
+/// The answers the probe got, in order.
+fn answers(c: &mut Cluster) -> Vec<KafkaMsg> {
+    c.probes
+        .drain(..)
+        .filter(|(_, to, _)| *to == PROBE)
+        .filter_map(|(_, _, m)| match m {
+            Msg::Kafka(k) => Some(k),
+            _ => None,
+        })
+        .collect()
+}
+
+fn produce(corr: u64, tp: &Tp, pid: u64, seq: i64, vals: &[&str]) -> Msg {
+    Msg::Kafka(KafkaMsg::Produce {
+        corr,
+        tp: tp.clone(),
+        acks: Acks::All,
+        timeout_ms: 1_000,
+        batch: Batch {
+            base_offset: 0,
+            epoch: 0,
+            producer_id: pid,
+            base_seq: seq,
+            values: vals.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        },
+    })
+}
+
+fn produce_results(c: &mut Cluster) -> Vec<Result<u64, KafkaError>> {
+    answers(c)
+        .into_iter()
+        .filter_map(|m| match m {
+            KafkaMsg::ProduceResp { result, .. } => Some(result),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn idempotent_duplicates_get_the_original_offset() {
+    for bug in [false, true] {
+        let (mut c, tp, l) = cluster(bug.then_some("kafka_no_idempotent_dedup"));
+        c.inject(PROBE, l, produce(1, &tp, 77, 0, &["a", "b"]));
+        c.run_ms(100);
+        // The retry of the same batch (same producer id and sequence).
+        c.inject(PROBE, l, produce(2, &tp, 77, 0, &["a", "b"]));
+        c.run_ms(100);
+        // A gap in the sequence.
+        c.inject(PROBE, l, produce(3, &tp, 77, 5, &["c"]));
+        c.run_ms(100);
+        let r = produce_results(&mut c);
+        let log_end = c.broker(l).unwrap().replica_view(&tp).unwrap().log_end;
+        if bug {
+            assert_eq!(r[..2], [Ok(0), Ok(2)]);
+            assert_eq!(log_end, 4);
+        } else {
+            assert_eq!(r, vec![Ok(0), Ok(0), Err(KafkaError::OutOfOrderSequence)]);
+            assert_eq!(log_end, 2);
+        }
+    }
+}
+
+fn fetch(corr: u64, tp: &Tp, epoch: Option<u32>) -> Msg {
+    Msg::Kafka(KafkaMsg::Fetch {
+        corr,
+        replica: None,
+        tp: tp.clone(),
+        current_leader_epoch: epoch,
+        offset: 0,
+    })
+}
+
+#[test]
+fn fetches_with_another_leader_epoch_are_fenced() {
+    for bug in [false, true] {
+        let (mut c, tp, l) = cluster(bug.then_some("kafka_no_fetch_epoch_fencing"));
+        let e = c
+            .broker(l)
+            .unwrap()
+            .replica_view(&tp)
+            .unwrap()
+            .leader_epoch
+            .unwrap();
+        c.inject(PROBE, l, produce(1, &tp, 0, -1, &["a"]));
+        c.run_ms(100);
+        produce_results(&mut c);
+        c.inject(PROBE, l, fetch(2, &tp, Some(e)));
+        c.inject(PROBE, l, fetch(3, &tp, Some(e + 1)));
+        c.run_ms(50);
+        let r: Vec<_> = answers(&mut c)
+            .into_iter()
+            .filter_map(|m| match m {
+                KafkaMsg::FetchResp { result, .. } => Some(result.map(|d| d.batches.len())),
+                _ => None,
+            })
+            .collect();
+        if bug {
+            assert_eq!(r, vec![Ok(1), Ok(1)]);
+        } else {
+            assert_eq!(r, vec![Ok(1), Err(KafkaError::UnknownLeaderEpoch)]);
+        }
+        // After a fail-over the old epoch is fenced by the new leader.
+        c.crash(l);
+        assert!(c.run_until(5_000, |c| c.leaders(&tp).iter().any(|&x| x != l)));
+        let nl = c.leaders(&tp)[0];
+        c.inject(PROBE, nl, fetch(4, &tp, Some(e)));
+        c.run_ms(50);
+        let r: Vec<_> = answers(&mut c)
+            .into_iter()
+            .filter_map(|m| match m {
+                KafkaMsg::FetchResp { result, .. } => Some(result.map(|d| d.batches.len())),
+                _ => None,
+            })
+            .collect();
+        if bug {
+            assert_eq!(r, vec![Ok(1)]);
+        } else {
+            assert_eq!(r, vec![Err(KafkaError::FencedLeaderEpoch)]);
+        }
+    }
+}
+
+#[test]
+fn leader_and_isr_from_a_stale_controller_is_ignored() {
+    for bug in [false, true] {
+        let (mut c, tp, l) = cluster(bug.then_some("kafka_no_controller_epoch_fencing"));
+        let f = *BROKERS.iter().find(|&&b| b != l).unwrap();
+        let ce = c.broker(f).unwrap().controller_epoch();
+        assert!(ce >= 1);
+        // A zombie controller (epoch ce - 1) makes f leader.
+        let v = c.broker(f).unwrap().replica_view(&tp).unwrap();
+        let zombie = KafkaMsg::LeaderAndIsr {
+            controller_epoch: ce - 1,
+            partitions: vec![PartitionInfo {
+                tp: tp.clone(),
+                state: PartitionState {
+                    leader: Some(f),
+                    leader_epoch: v.leader_epoch.unwrap() + 10,
+                    isr: vec![f],
+                    controller_epoch: ce - 1,
+                },
+                replicas: BROKERS.to_vec(),
+                zk_version: 0,
+            }],
+        };
+        c.inject(PROBE, f, Msg::Kafka(zombie));
+        c.run_ms(20);
+        let now_leader = c.broker(f).unwrap().replica_view(&tp).unwrap().leader;
+        assert_eq!(now_leader, bug, "bug={bug}");
+    }
+}

@@ -1,0 +1,791 @@
+//! One partition replica on a broker, as leader or follower.
+//!
+//! The leader appends produce batches, tracks each follower's log end
+//! offset from its fetches, keeps the high watermark at the minimum log end
+//! offset of the ISR (never moving it back), shrinks the ISR when a
+//! follower has not caught up for `replica.lag.time.max.ms` and expands it
+//! when one catches up (both through a versioned setData of the
+//! partition-state znode; the new ISR counts only once ZooKeeper took it),
+//! fences fetches carrying another leader epoch (KIP-320), and answers
+//! OffsetsForLeaderEpoch from its epoch cache.
+//!
+//! A new follower first asks the leader where its latest epoch ends and
+//! truncates there (KIP-101, with the KIP-279 refinement when the leader
+//! never saw that epoch), then fetches from its log end, taking the high
+//! watermark from the responses.
+
+use std::collections::BTreeMap;
+
+use crate::disk::DiskRequest;
+use crate::kafka::broker::{KafkaBroker, ReplicaView, ZkPurpose};
+use crate::kafka::log::{PartitionLog, SeqCheck};
+use crate::kafka::types::{
+    Acks, Batch, FetchData, KafkaError, KafkaMsg, LeaderEpoch, PartitionInfo, PartitionState, Tp,
+};
+use crate::kafka::zkdata;
+use crate::msg::Msg;
+use crate::node::{Ctx, NodeId};
+use crate::time::SimTime;
+use crate::zk::{ZkError, ZkOp, ZkReply, ZkResponse};
+
+/// Most batches returned by one fetch.
+const MAX_FETCH_BATCHES: usize = 16;
+
+#[derive(Clone, Debug)]
+struct Progress {
+    leo: u64,
+    last_caught_up: SimTime,
+    last_fetch: SimTime,
+    leader_leo_at_last_fetch: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Waiting {
+    from: NodeId,
+    corr: u64,
+    required: u64,
+    base: u64,
+    deadline: SimTime,
+}
+
+#[derive(Clone, Debug, Default)]
+struct LeaderState {
+    progress: BTreeMap<NodeId, Progress>,
+    isr_pending: bool,
+    waiting: Vec<Waiting>,
+}
+
+#[derive(Clone, Debug)]
+struct FollowerState {
+    leader: NodeId,
+    truncating: bool,
+    asked_epoch: LeaderEpoch,
+    inflight: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+enum Role {
+    None,
+    Leader(LeaderState),
+    Follower(FollowerState),
+}
+
+/// A partition replica hosted by a broker.
+pub(crate) struct Replica {
+    pub(crate) tp: Tp,
+    pub(crate) log: PartitionLog,
+    pub(crate) info: Option<PartitionInfo>,
+    role: Role,
+    hw_checkpointed: Option<u64>,
+}
+
+impl Replica {
+    pub(crate) fn new(tp: Tp, log: PartitionLog) -> Replica {
+        Replica {
+            tp,
+            log,
+            info: None,
+            role: Role::None,
+            hw_checkpointed: None,
+        }
+    }
+
+    pub(crate) fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    fn epoch(&self) -> LeaderEpoch {
+        self.info
+            .as_ref()
+            .map(|i| i.state.leader_epoch)
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn view(&self) -> ReplicaView {
+        ReplicaView {
+            leader: self.is_leader(),
+            leader_epoch: self.info.as_ref().map(|i| i.state.leader_epoch),
+            isr: self
+                .info
+                .as_ref()
+                .map(|i| i.state.isr.clone())
+                .unwrap_or_default(),
+            high_watermark: self.log.hw(),
+            log_end: self.log.leo(),
+            batches: self.log.batches().to_vec(),
+        }
+    }
+
+    pub(crate) fn checkpoint_hw(&mut self, out: &mut Vec<DiskRequest>) {
+        if self.hw_checkpointed != Some(self.log.hw()) {
+            self.hw_checkpointed = Some(self.log.hw());
+            self.log.checkpoint_hw(out);
+        }
+    }
+
+    /// KIP-320 check of a request's view of the leader epoch.
+    fn fence(&self, current: Option<LeaderEpoch>, disabled: bool) -> Result<(), KafkaError> {
+        match current {
+            Some(e) if !disabled && e < self.epoch() => Err(KafkaError::FencedLeaderEpoch),
+            Some(e) if !disabled && e > self.epoch() => Err(KafkaError::UnknownLeaderEpoch),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The leader's high watermark: the smallest log end offset among the ISR
+/// (the leader's own for `me`, a follower's last fetch offset for the
+/// others, 0 if it has not fetched yet), never below the current one.
+pub(crate) fn high_watermark(
+    me: NodeId,
+    leader_leo: u64,
+    isr: &[NodeId],
+    follower_leos: &BTreeMap<NodeId, u64>,
+    current: u64,
+) -> u64 {
+    let min = isr
+        .iter()
+        .map(|x| {
+            if *x == me {
+                leader_leo
+            } else {
+                follower_leos.get(x).copied().unwrap_or(0)
+            }
+        })
+        .min()
+        .unwrap_or(leader_leo);
+    min.max(current).min(leader_leo)
+}
+
+fn produce_resp(cx: &mut Ctx<'_>, to: NodeId, corr: u64, result: Result<u64, KafkaError>) {
+    cx.send(to, Msg::Kafka(KafkaMsg::ProduceResp { corr, result }));
+}
+
+impl KafkaBroker {
+    /// Applies one partition of a LeaderAndIsr (already controller-fenced).
+    pub(crate) fn become_leader_or_follower(&mut self, p: PartitionInfo, cx: &mut Ctx<'_>) {
+        let me = self.id;
+        let tp = p.tp.clone();
+        let r = self.replicas.get_mut(&tp).expect("opened");
+        if r.info
+            .as_ref()
+            .is_some_and(|i| p.state.leader_epoch <= i.state.leader_epoch)
+        {
+            return;
+        }
+        if let Role::Leader(ls) = std::mem::replace(&mut r.role, Role::None) {
+            for w in ls.waiting {
+                produce_resp(cx, w.from, w.corr, Err(KafkaError::NotLeader));
+            }
+        }
+        r.info = Some(p.clone());
+        match p.state.leader {
+            Some(l) if l == me => {
+                let mut out = Vec::new();
+                r.log.start_epoch(p.state.leader_epoch, &mut out);
+                let progress = p
+                    .replicas
+                    .iter()
+                    .filter(|&&x| x != me)
+                    .map(|&x| {
+                        (
+                            x,
+                            Progress {
+                                leo: 0,
+                                last_caught_up: cx.now,
+                                last_fetch: cx.now,
+                                leader_leo_at_last_fetch: 0,
+                            },
+                        )
+                    })
+                    .collect();
+                r.role = Role::Leader(LeaderState {
+                    progress,
+                    ..LeaderState::default()
+                });
+                self.disk_all(out, cx);
+                self.maybe_advance_hw(&tp, cx);
+            }
+            Some(l) => {
+                r.role = Role::Follower(FollowerState {
+                    leader: l,
+                    truncating: true,
+                    asked_epoch: 0,
+                    inflight: None,
+                });
+                self.start_follower(&tp, cx);
+            }
+            None => {}
+        }
+    }
+
+    fn fetch_epoch(&self, tp: &Tp) -> Option<LeaderEpoch> {
+        if self.bugs.no_fetch_epoch_fencing {
+            return None;
+        }
+        self.replicas.get(tp).map(|r| r.epoch())
+    }
+
+    /// Truncation step of a new follower (KIP-101), then fetching.
+    fn start_follower(&mut self, tp: &Tp, cx: &mut Ctx<'_>) {
+        let current = self.fetch_epoch(tp);
+        let corr = self.next_corr;
+        let no_epoch_truncation = self.bugs.no_epoch_truncation;
+        let r = self.replicas.get_mut(tp).expect("replica");
+        let Role::Follower(fs) = &mut r.role else {
+            return;
+        };
+        match r.log.latest_epoch() {
+            Some(latest) if !no_epoch_truncation => {
+                self.next_corr += 1;
+                fs.asked_epoch = latest;
+                fs.inflight = Some(corr);
+                let leader = fs.leader;
+                cx.send(
+                    leader,
+                    Msg::Kafka(KafkaMsg::OffsetsForLeaderEpoch {
+                        corr,
+                        tp: tp.clone(),
+                        current_leader_epoch: current,
+                        epoch: latest,
+                    }),
+                );
+            }
+            _ => {
+                // No epochs (or the pre-KIP-101 protocol): truncate to the HW.
+                let hw = r.log.hw();
+                fs.truncating = false;
+                let mut out = Vec::new();
+                r.log.truncate_to(hw, &mut out);
+                self.disk_all(out, cx);
+                self.send_fetch(tp, cx);
+            }
+        }
+    }
+
+    fn send_fetch(&mut self, tp: &Tp, cx: &mut Ctx<'_>) {
+        let current = self.fetch_epoch(tp);
+        let me = self.id;
+        let corr = self.next_corr;
+        self.next_corr += 1;
+        let r = self.replicas.get_mut(tp).expect("replica");
+        let Role::Follower(fs) = &mut r.role else {
+            return;
+        };
+        fs.inflight = Some(corr);
+        cx.send(
+            fs.leader,
+            Msg::Kafka(KafkaMsg::Fetch {
+                corr,
+                replica: Some(me),
+                tp: tp.clone(),
+                current_leader_epoch: current,
+                offset: r.log.leo(),
+            }),
+        );
+    }
+
+    fn retry_later(&mut self, tp: &Tp, cx: &mut Ctx<'_>) {
+        let t = self.fetch_timer(tp);
+        cx.set_timer_ms(t, self.cfg.replica_fetch_wait_ms.max(1));
+    }
+
+    pub(crate) fn on_fetch_timer(&mut self, tp: Tp, cx: &mut Ctx<'_>) {
+        let Some(r) = self.replicas.get(&tp) else {
+            return;
+        };
+        if let Role::Follower(fs) = &r.role {
+            if fs.inflight.is_none() {
+                if fs.truncating {
+                    self.start_follower(&tp, cx);
+                } else {
+                    self.send_fetch(&tp, cx);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_conn_lost(&mut self, peer: NodeId, cx: &mut Ctx<'_>) {
+        let mut retry = Vec::new();
+        for (tp, r) in self.replicas.iter_mut() {
+            if let Role::Follower(fs) = &mut r.role {
+                if fs.leader == peer && fs.inflight.take().is_some() {
+                    retry.push(tp.clone());
+                }
+            }
+        }
+        for tp in retry {
+            self.retry_later(&tp, cx);
+        }
+    }
+
+    /// The follower whose request `corr` to `from` is outstanding.
+    fn follower_of(&mut self, from: NodeId, corr: u64) -> Option<Tp> {
+        self.replicas
+            .iter_mut()
+            .find_map(|(tp, r)| match &mut r.role {
+                Role::Follower(fs) if fs.leader == from && fs.inflight == Some(corr) => {
+                    fs.inflight = None;
+                    Some(tp.clone())
+                }
+                _ => None,
+            })
+    }
+
+    pub(crate) fn on_offsets_for_epoch(
+        &mut self,
+        from: NodeId,
+        corr: u64,
+        tp: Tp,
+        current: Option<LeaderEpoch>,
+        epoch: LeaderEpoch,
+        cx: &mut Ctx<'_>,
+    ) {
+        let disabled = self.bugs.no_fetch_epoch_fencing;
+        let result = match self.replicas.get(&tp) {
+            None => Err(KafkaError::UnknownTopicOrPartition),
+            Some(r) if !r.is_leader() => Err(KafkaError::NotLeader),
+            Some(r) => r
+                .fence(current, disabled)
+                .map(|()| r.log.epochs().end_offset_for(epoch, r.log.leo())),
+        };
+        cx.send(
+            from,
+            Msg::Kafka(KafkaMsg::OffsetsForLeaderEpochResp { corr, result }),
+        );
+    }
+
+    pub(crate) fn on_offsets_for_epoch_resp(
+        &mut self,
+        from: NodeId,
+        corr: u64,
+        result: Result<Option<(LeaderEpoch, u64)>, KafkaError>,
+        cx: &mut Ctx<'_>,
+    ) {
+        let Some(tp) = self.follower_of(from, corr) else {
+            return;
+        };
+        let r = self.replicas.get_mut(&tp).expect("replica");
+        let Role::Follower(fs) = &mut r.role else {
+            return;
+        };
+        let leo = r.log.leo();
+        let target = match result {
+            Err(_) => {
+                self.retry_later(&tp, cx);
+                return;
+            }
+            Ok(None) => r.log.hw(),
+            Ok(Some((e, end))) if e == fs.asked_epoch => end.min(leo),
+            Ok(Some((e, end))) => {
+                // KIP-279: the leader never had our latest epoch; cut where
+                // the largest epoch both know ends on either side.
+                let mine = r.log.epochs().end_offset_for(e, leo).map(|x| x.1);
+                end.min(mine.unwrap_or(end)).min(leo)
+            }
+        };
+        fs.truncating = false;
+        let mut out = Vec::new();
+        r.log.truncate_to(target, &mut out);
+        self.disk_all(out, cx);
+        self.send_fetch(&tp, cx);
+    }
+
+    pub(crate) fn on_fetch_resp(
+        &mut self,
+        from: NodeId,
+        corr: u64,
+        result: Result<FetchData, KafkaError>,
+        cx: &mut Ctx<'_>,
+    ) {
+        let Some(tp) = self.follower_of(from, corr) else {
+            return;
+        };
+        let now = cx.now;
+        let r = self.replicas.get_mut(&tp).expect("replica");
+        match result {
+            Ok(data) => {
+                let mut out = Vec::new();
+                let mut appended = false;
+                for b in data.batches {
+                    if b.base_offset < r.log.leo() && b.next_offset() > r.log.leo() {
+                        // Our last batch ends inside one of the leader's
+                        // (we truncated to a point that is not one of its
+                        // batch boundaries): take the leader's whole batch.
+                        r.log.truncate_to(b.base_offset, &mut out);
+                    }
+                    if b.base_offset == r.log.leo() {
+                        r.log.append(b, now, &mut out);
+                        appended = true;
+                    } else if b.base_offset > r.log.leo() {
+                        break;
+                    }
+                }
+                let hw = data.high_watermark.min(r.log.leo()).max(r.log.hw());
+                r.log.set_hw(hw);
+                self.disk_all(out, cx);
+                if appended {
+                    self.send_fetch(&tp, cx);
+                } else {
+                    self.retry_later(&tp, cx);
+                }
+            }
+            Err(KafkaError::OffsetOutOfRange) => {
+                if let Role::Follower(fs) = &mut r.role {
+                    fs.truncating = true;
+                }
+                self.retry_later(&tp, cx);
+            }
+            Err(_) => self.retry_later(&tp, cx),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_fetch(
+        &mut self,
+        from: NodeId,
+        corr: u64,
+        replica: Option<NodeId>,
+        tp: Tp,
+        current: Option<LeaderEpoch>,
+        offset: u64,
+        cx: &mut Ctx<'_>,
+    ) {
+        let result = self.serve_fetch(replica, &tp, current, offset, cx.now);
+        cx.send(from, Msg::Kafka(KafkaMsg::FetchResp { corr, result }));
+        if replica.is_some() {
+            self.maybe_expand_isr(&tp, replica.unwrap_or_default(), cx);
+            self.maybe_advance_hw(&tp, cx);
+        }
+    }
+
+    fn serve_fetch(
+        &mut self,
+        replica: Option<NodeId>,
+        tp: &Tp,
+        current: Option<LeaderEpoch>,
+        offset: u64,
+        now: SimTime,
+    ) -> Result<FetchData, KafkaError> {
+        let disabled = self.bugs.no_fetch_epoch_fencing;
+        let r = self
+            .replicas
+            .get_mut(tp)
+            .ok_or(KafkaError::UnknownTopicOrPartition)?;
+        r.fence(current, disabled)?;
+        let leo = r.log.leo();
+        let hw = r.log.hw();
+        let Role::Leader(ls) = &mut r.role else {
+            return Err(KafkaError::NotLeader);
+        };
+        if offset > leo {
+            return Err(KafkaError::OffsetOutOfRange);
+        }
+        let until = match replica {
+            Some(f) => {
+                let p = ls.progress.get_mut(&f).ok_or(KafkaError::NotLeader)?;
+                p.leo = offset;
+                if offset >= leo {
+                    p.last_caught_up = now;
+                } else if offset >= p.leader_leo_at_last_fetch {
+                    p.last_caught_up = p.last_caught_up.max(p.last_fetch);
+                }
+                p.last_fetch = now;
+                p.leader_leo_at_last_fetch = leo;
+                leo
+            }
+            None => hw,
+        };
+        let mut batches = r.log.read(offset, until, MAX_FETCH_BATCHES);
+        if replica.is_none() {
+            // A consumer sees only committed records.
+            for b in &mut batches {
+                let keep = until.saturating_sub(b.base_offset) as usize;
+                b.values.truncate(keep);
+            }
+            batches.retain(|b| !b.values.is_empty());
+        }
+        Ok(FetchData {
+            batches,
+            high_watermark: hw,
+            log_end: leo,
+        })
+    }
+
+    fn maybe_expand_isr(&mut self, tp: &Tp, follower: NodeId, cx: &mut Ctx<'_>) {
+        let Some(r) = self.replicas.get(tp) else {
+            return;
+        };
+        let (Role::Leader(ls), Some(info)) = (&r.role, &r.info) else {
+            return;
+        };
+        if ls.isr_pending || info.state.isr.contains(&follower) {
+            return;
+        }
+        let Some(p) = ls.progress.get(&follower) else {
+            return;
+        };
+        let epoch_start = r.log.epochs().entries().last().map(|e| e.1).unwrap_or(0);
+        if p.leo >= r.log.hw() && p.leo >= epoch_start {
+            let mut isr = info.state.isr.clone();
+            isr.push(follower);
+            isr.sort();
+            self.propose_isr(tp, isr, cx);
+        }
+    }
+
+    fn propose_isr(&mut self, tp: &Tp, isr: Vec<NodeId>, cx: &mut Ctx<'_>) {
+        let me = self.id;
+        let r = self.replicas.get_mut(tp).expect("replica");
+        let (Role::Leader(ls), Some(info)) = (&mut r.role, &r.info) else {
+            return;
+        };
+        ls.isr_pending = true;
+        let state = PartitionState {
+            leader: Some(me),
+            leader_epoch: info.state.leader_epoch,
+            isr: isr.clone(),
+            controller_epoch: info.state.controller_epoch,
+        };
+        let op = ZkOp::SetData {
+            path: zkdata::state_paths(tp)[2].clone(),
+            data: zkdata::encode_state(&state),
+            version: info.zk_version,
+        };
+        let epoch = info.state.leader_epoch;
+        self.zk_call(
+            op,
+            ZkPurpose::IsrWrite {
+                tp: tp.clone(),
+                epoch,
+                isr,
+            },
+            cx,
+        );
+    }
+
+    pub(crate) fn on_isr_written(
+        &mut self,
+        tp: Tp,
+        epoch: LeaderEpoch,
+        isr: Vec<NodeId>,
+        reply: ZkReply,
+        cx: &mut Ctx<'_>,
+    ) {
+        let Some(r) = self.replicas.get_mut(&tp) else {
+            return;
+        };
+        if r.epoch() != epoch {
+            return;
+        }
+        let (Role::Leader(ls), Some(info)) = (&mut r.role, &mut r.info) else {
+            return;
+        };
+        ls.isr_pending = false;
+        match reply.result {
+            Ok(ZkResponse::Stat(st)) => {
+                info.state.isr = isr;
+                info.zk_version = st.version;
+                self.maybe_advance_hw(&tp, cx);
+            }
+            Err(ZkError::BadVersion) => {
+                ls.isr_pending = true;
+                self.zk_call(
+                    ZkOp::GetData {
+                        path: zkdata::state_paths(&tp)[2].clone(),
+                        watch: false,
+                    },
+                    ZkPurpose::IsrReread(tp),
+                    cx,
+                );
+            }
+            // Unknown outcome: the next attempt meets BadVersion if it
+            // happened, and re-reads.
+            _ => {}
+        }
+    }
+
+    pub(crate) fn on_isr_reread(&mut self, tp: Tp, reply: ZkReply, cx: &mut Ctx<'_>) {
+        let me = self.id;
+        let Some(r) = self.replicas.get_mut(&tp) else {
+            return;
+        };
+        let my_epoch = r.epoch();
+        let (Role::Leader(ls), Some(info)) = (&mut r.role, &mut r.info) else {
+            return;
+        };
+        ls.isr_pending = false;
+        if let Ok(ZkResponse::Data(d, st)) = reply.result {
+            if let Some(s) = zkdata::decode_state(&d) {
+                // Still ours in this epoch: adopt what ZooKeeper holds. If
+                // not, the controller has moved on and will tell us.
+                if s.leader == Some(me) && s.leader_epoch == my_epoch {
+                    info.state.isr = s.isr;
+                    info.zk_version = st.version;
+                    self.maybe_advance_hw(&tp, cx);
+                }
+            }
+        }
+    }
+
+    /// Moves the leader's high watermark to the ISR's minimum log end
+    /// offset (never back) and completes acks=all produces below it.
+    pub(crate) fn maybe_advance_hw(&mut self, tp: &Tp, cx: &mut Ctx<'_>) {
+        let me = self.id;
+        let min_isr = self.cfg.min_insync_replicas;
+        let ignore_min_isr = self.bugs.ignore_min_isr;
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        let (Role::Leader(ls), Some(info)) = (&mut r.role, &r.info) else {
+            return;
+        };
+        let leo = r.log.leo();
+        let follower_leos: BTreeMap<NodeId, u64> =
+            ls.progress.iter().map(|(id, p)| (*id, p.leo)).collect();
+        let hw = high_watermark(me, leo, &info.state.isr, &follower_leos, r.log.hw());
+        r.log.set_hw(hw);
+        let isr_len = info.state.isr.len();
+        let (done, left): (Vec<Waiting>, Vec<Waiting>) =
+            ls.waiting.drain(..).partition(|w| w.required <= hw);
+        ls.waiting = left;
+        for w in done {
+            let result = if isr_len < min_isr && !ignore_min_isr {
+                Err(KafkaError::NotEnoughReplicasAfterAppend)
+            } else {
+                Ok(w.base)
+            };
+            produce_resp(cx, w.from, w.corr, result);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_produce(
+        &mut self,
+        from: NodeId,
+        corr: u64,
+        tp: Tp,
+        acks: Acks,
+        timeout_ms: u64,
+        mut batch: Batch,
+        cx: &mut Ctx<'_>,
+    ) {
+        let min_isr = self.cfg.min_insync_replicas;
+        let bugs = self.bugs;
+        let now = cx.now;
+        let reply = |cx: &mut Ctx<'_>, result| {
+            if acks != Acks::None {
+                produce_resp(cx, from, corr, result);
+            }
+        };
+        let Some(r) = self.replicas.get_mut(&tp) else {
+            return reply(cx, Err(KafkaError::UnknownTopicOrPartition));
+        };
+        let epoch = r.epoch();
+        let (Role::Leader(_), Some(info)) = (&r.role, &r.info) else {
+            return reply(cx, Err(KafkaError::NotLeader));
+        };
+        if batch.values.is_empty() {
+            return reply(cx, Err(KafkaError::OutOfOrderSequence));
+        }
+        if acks == Acks::All && info.state.isr.len() < min_isr && !bugs.ignore_min_isr {
+            return reply(cx, Err(KafkaError::NotEnoughReplicas));
+        }
+        let n = batch.values.len() as u64;
+        let check = r
+            .log
+            .check_sequence(batch.producer_id, batch.base_seq, batch.values.len());
+        let base = match check {
+            SeqCheck::OutOfOrder => return reply(cx, Err(KafkaError::OutOfOrderSequence)),
+            SeqCheck::Duplicate(off) if !bugs.no_idempotent_dedup => off,
+            _ => {
+                batch.epoch = epoch;
+                let mut out = Vec::new();
+                let base = r.log.append(batch, now, &mut out);
+                self.disk_all(out, cx);
+                base
+            }
+        };
+        match acks {
+            Acks::None => {}
+            Acks::Leader => produce_resp(cx, from, corr, Ok(base)),
+            Acks::All => {
+                let r = self.replicas.get_mut(&tp).expect("replica");
+                if let Role::Leader(ls) = &mut r.role {
+                    ls.waiting.push(Waiting {
+                        from,
+                        corr,
+                        required: base + n,
+                        base,
+                        deadline: now.plus_ms(timeout_ms),
+                    });
+                }
+                self.maybe_advance_hw(&tp, cx);
+            }
+        }
+    }
+
+    /// Periodic replica duties: ISR shrink, produce timeouts, `flush.ms`.
+    pub(crate) fn replica_tick(&mut self, cx: &mut Ctx<'_>) {
+        let me = self.id;
+        let lag = self.cfg.replica_lag_time_max_ms;
+        let now = cx.now;
+        let mut shrink = Vec::new();
+        let mut out = Vec::new();
+        for (tp, r) in self.replicas.iter_mut() {
+            r.log.maybe_flush(now, &mut out);
+            let (Role::Leader(ls), Some(info)) = (&mut r.role, &r.info) else {
+                continue;
+            };
+            let (expired, left): (Vec<Waiting>, Vec<Waiting>) =
+                ls.waiting.drain(..).partition(|w| now >= w.deadline);
+            ls.waiting = left;
+            for w in expired {
+                produce_resp(cx, w.from, w.corr, Err(KafkaError::RequestTimedOut));
+            }
+            if ls.isr_pending {
+                continue;
+            }
+            let keep: Vec<NodeId> = info
+                .state
+                .isr
+                .iter()
+                .copied()
+                .filter(|&x| {
+                    x == me
+                        || ls
+                            .progress
+                            .get(&x)
+                            .is_some_and(|p| now.ms_since(p.last_caught_up) <= lag)
+                })
+                .collect();
+            if keep.len() < info.state.isr.len() {
+                shrink.push((tp.clone(), keep));
+            }
+        }
+        self.disk_all(out, cx);
+        for (tp, isr) in shrink {
+            self.propose_isr(&tp, isr, cx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn high_watermark_is_the_isr_minimum_and_never_goes_back() {
+        let leos = BTreeMap::from([(2, 7), (3, 4)]);
+        assert_eq!(high_watermark(1, 9, &[1, 2, 3], &leos, 0), 4);
+        // A follower outside the ISR does not hold it back.
+        assert_eq!(high_watermark(1, 9, &[1, 2], &leos, 0), 7);
+        // A single-member ISR commits at the leader's log end.
+        assert_eq!(high_watermark(1, 9, &[1], &leos, 0), 9);
+        // An ISR member that has not fetched yet holds it at the current.
+        assert_eq!(high_watermark(1, 9, &[1, 4], &leos, 5), 5);
+        // Never backwards, never past the leader's log end.
+        assert_eq!(high_watermark(1, 9, &[1, 2, 3], &leos, 6), 6);
+        assert_eq!(high_watermark(1, 3, &[1], &leos, 3), 3);
+    }
+}
