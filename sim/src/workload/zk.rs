@@ -213,10 +213,8 @@ fn ok_value(resp: &ZkResponse) -> Value {
         ZkResponse::Data(data, stat) => {
             json!({"data": String::from_utf8_lossy(data), "version": stat.version})
         }
-        ZkResponse::Exists(stat) => match stat {
-            Some(s) => json!({ "version": s.version }),
-            None => Value::Null,
-        },
+        ZkResponse::Exists(Some(s)) => json!({ "version": s.version }),
+        ZkResponse::Exists(None) => Value::Null,
         ZkResponse::Children(names) => json!(names),
         _ => Value::Null,
     }
