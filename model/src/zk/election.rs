@@ -134,10 +134,14 @@ impl Election {
                 }
                 self.out_of_election
                     .insert(from, (vote, state, election_epoch));
+                // Servers that follow the same leader may have joined it in
+                // different rounds with different recorded votes; what
+                // matters is that a quorum follows or leads with it and that
+                // it says it leads (ZAB's discovery then syncs us safely).
                 let agree = self
                     .out_of_election
                     .values()
-                    .filter(|(v, _, _)| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
+                    .filter(|(v, _, _)| v.leader == vote.leader)
                     .count();
                 if agree >= quorum && self.check_leader(me, &vote, election_epoch, from, state) {
                     self.logical_clock = election_epoch;
