@@ -624,8 +624,15 @@ impl ZkServer {
             self.accepted_epoch = derived;
             self.current_epoch = derived;
         } else {
-            self.current_epoch = r.current_epoch.unwrap_or(derived);
-            self.accepted_epoch = r.accepted_epoch.unwrap_or(self.current_epoch);
+            // An epoch file whose last record is torn or corrupt reads back
+            // as an older epoch; the log proves we already followed a leader
+            // of `derived`, so never go below it (ZooKeeper refuses to start
+            // in that case; taking the epoch the log proves keeps going).
+            self.current_epoch = r.current_epoch.unwrap_or(derived).max(derived);
+            self.accepted_epoch = r
+                .accepted_epoch
+                .unwrap_or(self.current_epoch)
+                .max(self.current_epoch);
         }
         self.go_looking(cx);
     }
