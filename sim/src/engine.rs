@@ -367,16 +367,7 @@ impl Engine {
         // After a backward clock jump the deadline may not be reached yet.
         let deadline = host.timers[&timer].0;
         if host.clock.local(self.now) < deadline {
-            let at = host.clock.true_time_of(deadline, self.now);
-            self.push(
-                at,
-                Ev::Timer {
-                    node,
-                    inc,
-                    timer,
-                    gen,
-                },
-            );
+            self.schedule_timer(node, timer, deadline, gen);
             return;
         }
         let host = &mut self.hosts[node as usize];
@@ -443,17 +434,7 @@ impl Engine {
                 let host = &mut self.hosts[id as usize];
                 let deadline = kzsim_model::SimTime(host.clock.local(self.now).0 + after_us);
                 let gen = host.arm_timer(timer, deadline);
-                let at = host.clock.true_time_of(deadline, self.now);
-                let inc = host.incarnation;
-                self.push(
-                    at,
-                    Ev::Timer {
-                        node: id,
-                        inc,
-                        timer,
-                        gen,
-                    },
-                );
+                self.schedule_timer(id, timer, deadline, gen);
             }
             Effect::CancelTimer { timer } => {
                 self.hosts[id as usize].timers.remove(&timer);
@@ -778,24 +759,37 @@ impl Engine {
 
     /// Re-schedules every armed timer of `id` after its clock changed.
     pub(crate) fn reschedule_timers(&mut self, id: NodeId) {
-        let host = &self.hosts[id as usize];
-        let inc = host.incarnation;
-        let due: Vec<(TimerId, u64, u64)> = host
+        let armed: Vec<(TimerId, kzsim_model::SimTime, u64)> = self.hosts[id as usize]
             .timers
             .iter()
-            .map(|(t, (deadline, gen))| (*t, host.clock.true_time_of(*deadline, self.now), *gen))
+            .map(|(t, (deadline, gen))| (*t, *deadline, *gen))
             .collect();
-        for (timer, at, gen) in due {
-            self.push(
-                at,
-                Ev::Timer {
-                    node: id,
-                    inc,
-                    timer,
-                    gen,
-                },
-            );
+        for (timer, deadline, gen) in armed {
+            self.schedule_timer(id, timer, deadline, gen);
         }
+    }
+
+    /// Queues the firing of `timer` (generation `gen`) of node `id`'s
+    /// current process for when its clock reads `deadline`.
+    fn schedule_timer(
+        &mut self,
+        id: NodeId,
+        timer: TimerId,
+        deadline: kzsim_model::SimTime,
+        gen: u64,
+    ) {
+        let host = &self.hosts[id as usize];
+        let at = host.clock.true_time_of(deadline, self.now);
+        let inc = host.incarnation;
+        self.push(
+            at,
+            Ev::Timer {
+                node: id,
+                inc,
+                timer,
+                gen,
+            },
+        );
     }
 
     /// Records a fault in the trace (and the log).
