@@ -220,6 +220,12 @@ pub trait Node {
         false
     }
 
+    /// Whether this node currently believes it is the cluster's controller
+    /// (used by faults that target the controller).
+    fn is_controller(&self) -> bool {
+        false
+    }
+
     /// The node as `Any`, so end-of-run checks can inspect its final state.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None

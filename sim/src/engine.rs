@@ -24,7 +24,7 @@ use crate::net::{ConnId, Network, SendOutcome};
 use crate::queue::SlabHeapQueue;
 use crate::rng::{stream_rng, Stream};
 use crate::scenario::Scenario;
-use crate::system::{self, System};
+use crate::system::{self, Monitor, System};
 use crate::trace::Trace;
 use crate::workload::{OpCall, Workload};
 
@@ -143,6 +143,9 @@ pub struct Engine {
     think_us: f64,
     /// No new operation starts from this time on.
     settle_from_us: u64,
+    /// Writers that stop early (see [`Workload::stops_early`]) issue
+    /// nothing new from this time on, so readers can drain.
+    writers_stop_us: u64,
     pub(crate) history: History,
     pub(crate) trace: Trace,
     pub(crate) schedule: Vec<Action>,
@@ -153,6 +156,9 @@ pub struct Engine {
     pub(crate) stats: Stats,
     effects: Vec<Effect>,
     pub(crate) log: bool,
+    monitor: Option<Box<dyn Monitor>>,
+    /// `faults.max_down`.
+    pub(crate) max_down: Option<u32>,
 }
 
 impl Engine {
@@ -168,7 +174,7 @@ impl Engine {
         let spec = &scenario.spec;
         let layout = system.layout().clone();
         let mut clock_rng = stream_rng(seed, Stream::Clocks);
-        let n_nodes = layout.servers.len() + layout.clients.len();
+        let n_nodes = layout.len();
         let mut hosts = Vec::with_capacity(n_nodes);
         for id in 0..n_nodes as NodeId {
             let off = spec.clock.max_offset_ms as i64 * 1000;
@@ -206,6 +212,7 @@ impl Engine {
             })
             .collect();
         let workload = system.workload();
+        let monitor = system.monitor();
         let mut engine = Engine {
             now: 0,
             seq: 0,
@@ -226,6 +233,7 @@ impl Engine {
             next_req: 1,
             think_us: spec.workload.think_ms * 1000.0,
             settle_from_us: (spec.duration_ms - spec.faults.quiet_ms / 4) * 1000,
+            writers_stop_us: (spec.duration_ms - spec.faults.quiet_ms * 3 / 4) * 1000,
             history: History::new(),
             trace: Trace::new(),
             schedule,
@@ -236,6 +244,8 @@ impl Engine {
             stats: Stats::default(),
             effects: Vec::new(),
             log: tracing::enabled!(tracing::Level::INFO),
+            monitor,
+            max_down: spec.faults.max_down,
         };
         for index in 0..engine.schedule.len() {
             let at = engine.schedule[index].at_us;
@@ -407,6 +417,9 @@ impl Engine {
         {
             let mut cx = kzsim_model::Ctx::new(local, id, &mut host.rng, &mut effects);
             node.step(input, &mut cx);
+        }
+        if let Some(m) = self.monitor.as_mut() {
+            m.after_step(self.now, id, host.incarnation, &**node);
         }
         self.stats.steps += 1;
         for e in effects.drain(..) {
@@ -643,6 +656,9 @@ impl Engine {
             return;
         }
         let process = self.threads[t].process;
+        if self.now >= self.writers_stop_us && self.workload.stops_early(process) {
+            return;
+        }
         let call = self.workload.invoke(process, &mut self.wl_rng);
         let req = self.next_req;
         self.next_req += 1;
@@ -700,6 +716,14 @@ impl Engine {
     /// The nodes as the end-of-run checks see them.
     pub fn nodes(&self) -> Vec<Option<&dyn Node>> {
         self.hosts.iter().map(|h| h.node.as_deref()).collect()
+    }
+
+    /// What the system's monitor saw during the run (empty without one).
+    pub fn monitor_violations(&self) -> Vec<crate::outcome::Violation> {
+        self.monitor
+            .as_ref()
+            .map(|m| m.violations())
+            .unwrap_or_default()
     }
 
     /// The recorded history.

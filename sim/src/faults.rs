@@ -8,19 +8,107 @@ use kzsim_model::NodeId;
 
 use crate::engine::{Engine, Ev};
 use crate::host::DownReason;
-use crate::nemesis::{ActionKind, FaultKind};
+use crate::nemesis::{ActionKind, Aim, FaultKind, Role};
 
 /// Spacing of swizzle-clog steps (µs).
 const SWIZZLE_STEP_US: u64 = 50_000;
 
 impl Engine {
-    fn servers(&self) -> Vec<NodeId> {
-        self.system.layout().servers.clone()
+    /// The servers a fault aimed at `aim` chooses from: its group (or the
+    /// system's fault pool), narrowed to the servers in its role when any
+    /// is in it.
+    fn pool(&self, aim: &Aim) -> Vec<NodeId> {
+        let layout = self.system.layout();
+        let base: Vec<NodeId> = aim
+            .group
+            .as_deref()
+            .and_then(|g| layout.group(g))
+            .map_or_else(|| layout.fault_pool.clone(), <[NodeId]>::to_vec);
+        let in_role: Vec<NodeId> = base
+            .iter()
+            .copied()
+            .filter(|&s| self.has_role(s, aim.role))
+            .collect();
+        if in_role.is_empty() {
+            base
+        } else {
+            in_role
+        }
     }
 
-    fn up_servers(&self) -> Vec<NodeId> {
-        self.servers()
-            .into_iter()
+    /// Whether server `s` is up and in `role` now.
+    fn has_role(&self, s: NodeId, role: Role) -> bool {
+        let node = self.hosts[s as usize].node.as_ref();
+        match role {
+            Role::Any => true,
+            Role::Leader => node.is_some_and(|n| n.is_leader()),
+            Role::Follower => node.is_some_and(|n| !n.is_leader()),
+            Role::Controller => node.is_some_and(|n| n.is_controller()),
+        }
+    }
+
+    /// The explicit targets of `aim` as node ids (indexes into its group
+    /// or the fault pool; out-of-range indexes are dropped).
+    fn explicit(&self, aim: &Aim) -> Vec<NodeId> {
+        let layout = self.system.layout();
+        let base = aim
+            .group
+            .as_deref()
+            .and_then(|g| layout.group(g))
+            .unwrap_or(&layout.fault_pool);
+        aim.nodes
+            .iter()
+            .filter_map(|&i| base.get(i as usize).copied())
+            .collect()
+    }
+
+    /// The servers a partition aimed at `aim` cuts its targets off from:
+    /// a named group, or the pool's servers in a named role.
+    fn cut_from(&self, aim: &Aim, hit: &[NodeId]) -> Option<Vec<NodeId>> {
+        let name = aim.cut_from.as_deref()?;
+        let layout = self.system.layout();
+        let from = match layout.group(name) {
+            Some(g) => g.to_vec(),
+            None => {
+                let role = match name {
+                    "leader" => Role::Leader,
+                    "follower" => Role::Follower,
+                    "controller" => Role::Controller,
+                    _ => Role::Any,
+                };
+                layout
+                    .fault_pool
+                    .iter()
+                    .copied()
+                    .filter(|&s| self.has_role(s, role))
+                    .collect()
+            }
+        };
+        Some(from.into_iter().filter(|n| !hit.contains(n)).collect())
+    }
+
+    /// Whether `faults.max_down` servers of the fault pool are down or
+    /// paused already.
+    fn at_max_down(&self) -> bool {
+        let Some(max) = self.max_down else {
+            return false;
+        };
+        let down = self
+            .system
+            .layout()
+            .fault_pool
+            .iter()
+            .filter(|&&s| {
+                let h = &self.hosts[s as usize];
+                !h.alive() || h.paused
+            })
+            .count();
+        down >= max as usize
+    }
+
+    fn up(&self, pool: &[NodeId]) -> Vec<NodeId> {
+        pool.iter()
+            .copied()
             .filter(|s| self.hosts[*s as usize].alive())
             .collect()
     }
@@ -32,7 +120,7 @@ impl Engine {
             .collect()
     }
 
-    fn targets(&mut self, explicit: &[u32], pool: Vec<NodeId>) -> Vec<NodeId> {
+    fn targets(&mut self, explicit: &[NodeId], pool: Vec<NodeId>) -> Vec<NodeId> {
         if explicit.is_empty() {
             self.pick(pool)
         } else {
@@ -78,10 +166,10 @@ impl Engine {
             ActionKind::Start {
                 id,
                 kind,
-                nodes,
+                aim,
                 value,
             } => {
-                let hit = self.start_fault(kind, &nodes, value);
+                let hit = self.start_fault(kind, &aim, value);
                 self.record_fault(kind.name(), &hit, value);
                 self.active.insert(id, (kind, hit));
             }
@@ -100,11 +188,21 @@ impl Engine {
     }
 
     /// Starts a fault; returns the nodes it hit.
-    fn start_fault(&mut self, kind: FaultKind, nodes: &[u32], value: Option<f64>) -> Vec<NodeId> {
+    fn start_fault(&mut self, kind: FaultKind, aim: &Aim, value: Option<f64>) -> Vec<NodeId> {
         use FaultKind::*;
+        let mut aim = aim.clone();
+        if kind == PartitionLeader && aim.role == Role::Any {
+            aim.role = Role::Leader;
+        }
+        let pool = self.pool(&aim);
+        let explicit = self.explicit(&aim);
+        let nodes = explicit.as_slice();
+        if matches!(kind, Crash | Kill | Pause) && self.at_max_down() {
+            return Vec::new();
+        }
         match kind {
             Crash | Kill => {
-                let hit = self.targets(nodes, self.up_servers());
+                let hit = self.targets(nodes, self.up(&pool));
                 for &n in &hit {
                     self.take_down(n, DownReason::Fault, kind == Crash);
                 }
@@ -112,7 +210,7 @@ impl Engine {
             }
             PowerLoss => {
                 let hit = if nodes.is_empty() {
-                    self.servers()
+                    pool
                 } else {
                     nodes.to_vec()
                 };
@@ -128,8 +226,11 @@ impl Engine {
             }
             Restart => {
                 let down: Vec<NodeId> = self
-                    .servers()
-                    .into_iter()
+                    .system
+                    .layout()
+                    .servers
+                    .iter()
+                    .copied()
                     .filter(|s| !self.hosts[*s as usize].alive())
                     .collect();
                 let hit = if nodes.is_empty() {
@@ -144,7 +245,7 @@ impl Engine {
             }
             Pause => {
                 let pool = self
-                    .up_servers()
+                    .up(&pool)
                     .into_iter()
                     .filter(|s| !self.hosts[*s as usize].paused)
                     .collect();
@@ -158,7 +259,7 @@ impl Engine {
             }
             Resume => {
                 let hit = if nodes.is_empty() {
-                    self.servers()
+                    self.system.layout().servers.clone()
                 } else {
                     nodes.to_vec()
                 };
@@ -168,7 +269,7 @@ impl Engine {
                 hit
             }
             PartitionHalves => {
-                let mut s = self.servers();
+                let mut s = pool;
                 s.shuffle(&mut self.nem_rng);
                 let half = s.len() / 2;
                 let (a, b) = s.split_at(half.max(1));
@@ -179,28 +280,13 @@ impl Engine {
                     .collect()
             }
             PartitionIsolate | PartitionLeader => {
-                let hit = if !nodes.is_empty() {
-                    nodes.to_vec()
-                } else if kind == PartitionLeader {
-                    let leaders: Vec<NodeId> = self
-                        .servers()
-                        .into_iter()
-                        .filter(|s| {
-                            self.hosts[*s as usize]
-                                .node
-                                .as_ref()
-                                .is_some_and(|n| n.is_leader())
-                        })
-                        .collect();
-                    let pool = if leaders.is_empty() {
-                        self.servers()
-                    } else {
-                        leaders
-                    };
-                    self.pick(pool)
-                } else {
-                    self.pick(self.servers())
-                };
+                let hit = self.targets(nodes, pool);
+                if let Some(from) = self.cut_from(&aim, &hit) {
+                    // Only between the targets and those servers: each
+                    // keeps its clients and every other link.
+                    self.cut_groups(&hit, &from, false);
+                    return hit;
+                }
                 let inside = self.with_clients(&hit);
                 let outside: Vec<NodeId> = self
                     .system
@@ -212,7 +298,7 @@ impl Engine {
                 hit
             }
             PartitionBridge => {
-                let mut s = self.servers();
+                let mut s = pool;
                 s.shuffle(&mut self.nem_rng);
                 if s.len() < 3 {
                     return Vec::new();
@@ -225,7 +311,7 @@ impl Engine {
                 vec![bridge]
             }
             PartitionOneWay => {
-                let mut s = self.servers();
+                let mut s = pool;
                 s.shuffle(&mut self.nem_rng);
                 let cut = self.nem_rng.gen_range(1..s.len().max(2));
                 let (a, b) = s.split_at(cut.min(s.len()));
@@ -240,7 +326,7 @@ impl Engine {
                 Vec::new()
             }
             Swizzle => {
-                let s = self.servers();
+                let s = pool;
                 let mut links: Vec<(NodeId, NodeId)> = s
                     .iter()
                     .flat_map(|&a| s.iter().filter(move |&&b| b != a).map(move |&b| (a, b)))
@@ -260,7 +346,7 @@ impl Engine {
                 links.iter().map(|l| l.0).collect()
             }
             SlowLink => {
-                let hit = self.targets(nodes, self.servers());
+                let hit = self.targets(nodes, pool.clone());
                 let extra = (value.unwrap_or(100.0) * 1000.0) as u64;
                 let all: Vec<NodeId> = self.system.layout().all().collect();
                 for &n in &hit {
@@ -280,7 +366,7 @@ impl Engine {
                 Vec::new()
             }
             ClockJump => {
-                let hit = self.targets(nodes, self.servers());
+                let hit = self.targets(nodes, pool.clone());
                 let delta_us = match value {
                     Some(ms) => (ms * 1000.0) as i64,
                     None => {
@@ -299,7 +385,7 @@ impl Engine {
                 hit
             }
             DiskCorrupt => {
-                let hit = self.targets(nodes, self.servers());
+                let hit = self.targets(nodes, pool.clone());
                 let tail = value.unwrap_or(64.0) as u64;
                 for &n in &hit {
                     let host = &mut self.hosts[n as usize];
@@ -308,7 +394,7 @@ impl Engine {
                 hit
             }
             DiskEio => {
-                let hit = self.targets(nodes, self.servers());
+                let hit = self.targets(nodes, pool.clone());
                 for &n in &hit {
                     self.hosts[n as usize]
                         .disk
@@ -317,14 +403,14 @@ impl Engine {
                 hit
             }
             DiskFull => {
-                let hit = self.targets(nodes, self.servers());
+                let hit = self.targets(nodes, pool.clone());
                 for &n in &hit {
                     self.hosts[n as usize].disk.fill();
                 }
                 hit
             }
             DiskSlow => {
-                let hit = self.targets(nodes, self.servers());
+                let hit = self.targets(nodes, pool.clone());
                 for &n in &hit {
                     self.hosts[n as usize]
                         .disk

@@ -114,6 +114,49 @@ impl FaultKind {
     }
 }
 
+/// Which servers, by what they are doing when a fault fires.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Any server of the pool.
+    #[default]
+    Any,
+    /// A server that leads (the ZAB leader; a broker leading a partition).
+    Leader,
+    /// A server that does not lead.
+    Follower,
+    /// The server that believes it is the controller (Kafka).
+    Controller,
+}
+
+impl Role {
+    /// The role's name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Any => "any",
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Controller => "controller",
+        }
+    }
+}
+
+/// Where a fault aims: explicit servers or a pool and a role, and for
+/// partitions whom the targets are cut off from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Aim {
+    /// Explicit targets: indexes into the pool; empty = chosen when it fires.
+    pub nodes: Vec<u32>,
+    /// The server group to choose from (default: the system's fault pool).
+    pub group: Option<String>,
+    /// Choose among the pool's servers in this role (all when none is).
+    pub role: Role,
+    /// Partitions only: cut the targets off from this group of servers, or
+    /// from the pool's servers in this role (`leader`, `controller`, ...),
+    /// rather than from every other node.
+    pub cut_from: Option<String>,
+}
+
 /// One explicit fault from the scenario.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -122,9 +165,20 @@ pub struct TimedFault {
     pub at_ms: u64,
     /// What it is.
     pub kind: FaultKind,
-    /// Target servers (by index); empty = chosen when it fires.
+    /// Target servers (indexes into the pool); empty = chosen when it fires.
     #[serde(default)]
     pub nodes: Vec<u32>,
+    /// The server group targets come from (`servers`, or the system's
+    /// groups, e.g. `zk` and `brokers`); default: the system's fault pool.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Pick a server in this role when the fault fires.
+    #[serde(default)]
+    pub target: Role,
+    /// Partitions: cut the targets off only from this group, or from the
+    /// pool's servers in this role.
+    #[serde(default)]
+    pub cut_from: Option<String>,
     /// How long until it is reverted (ms); none = until healed or the quiet
     /// period.
     #[serde(default)]
@@ -148,6 +202,10 @@ pub struct FaultsConfig {
     pub max_duration_ms: u64,
     /// The quiet period at the end of the run (ms).
     pub quiet_ms: u64,
+    /// At most this many servers of the fault pool down or paused at once:
+    /// a crash, kill or pause that would exceed it does not happen (power
+    /// loss, a correlated fault, is not limited). Unset: no limit.
+    pub max_down: Option<u32>,
 }
 
 impl Default for FaultsConfig {
@@ -158,6 +216,7 @@ impl Default for FaultsConfig {
             min_duration_ms: 200,
             max_duration_ms: 2_000,
             quiet_ms: 2_000,
+            max_down: None,
         }
     }
 }
@@ -171,8 +230,8 @@ pub enum ActionKind {
         id: u32,
         /// The fault.
         kind: FaultKind,
-        /// Explicit targets (server indexes), or empty.
-        nodes: Vec<u32>,
+        /// Where it aims.
+        aim: Aim,
         /// Its parameter.
         value: Option<f64>,
     },
@@ -202,7 +261,7 @@ pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> V
     let mut push = |actions: &mut Vec<Action>,
                     at_us: u64,
                     kind: FaultKind,
-                    nodes: Vec<u32>,
+                    aim: Aim,
                     value: Option<f64>,
                     dur_us: Option<u64>| {
         let id = next_id;
@@ -212,7 +271,7 @@ pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> V
             kind: ActionKind::Start {
                 id,
                 kind,
-                nodes,
+                aim,
                 value,
             },
         });
@@ -232,7 +291,12 @@ pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> V
                 &mut actions,
                 at,
                 f.kind,
-                f.nodes.clone(),
+                Aim {
+                    nodes: f.nodes.clone(),
+                    group: f.group.clone(),
+                    role: f.target,
+                    cut_from: f.cut_from.clone(),
+                },
                 f.value,
                 f.duration_ms.map(|d| d * 1000),
             );
@@ -255,7 +319,14 @@ pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> V
                 rng.gen_range(cfg.min_duration_ms..=cfg.max_duration_ms.max(cfg.min_duration_ms))
                     * 1000
             });
-            push(&mut actions, (t * 1e6) as u64, kind, Vec::new(), None, dur);
+            push(
+                &mut actions,
+                (t * 1e6) as u64,
+                kind,
+                Aim::default(),
+                None,
+                dur,
+            );
         }
     }
     actions.push(Action {

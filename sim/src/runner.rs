@@ -160,7 +160,8 @@ pub fn run_with_system(
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<_, String> {
         let mut engine = Engine::with_system(scenario, seed, build()?);
         engine.run();
-        let violations = engine.system().check(engine.history(), &engine.nodes());
+        let mut violations = engine.monitor_violations();
+        violations.extend(engine.system().check(engine.history(), &engine.nodes()));
         Ok((engine, violations))
     }));
     match result {

@@ -68,6 +68,40 @@ pub enum SystemKind {
     Demo,
     /// A ZooKeeper ensemble (ZAB) and its clients.
     Zk,
+    /// Kafka brokers (ZooKeeper mode) beside a ZooKeeper ensemble.
+    Kafka,
+}
+
+impl ClusterSpec {
+    /// The server groups a fault can name, with their sizes, the default
+    /// fault pool first: `servers` for ZooKeeper and the demo; `brokers`,
+    /// `zk` and `servers` (all of them) for Kafka.
+    pub fn groups(&self) -> Vec<(&'static str, u32)> {
+        match self.system {
+            SystemKind::Demo | SystemKind::Zk => vec![("servers", self.servers)],
+            SystemKind::Kafka => {
+                let zk = self.zk_servers();
+                vec![
+                    ("brokers", self.servers),
+                    ("zk", zk),
+                    ("servers", zk + self.servers),
+                ]
+            }
+        }
+    }
+
+    /// Kafka: the ZooKeeper ensemble's size (`cluster.config.zk_servers`,
+    /// default 3; 0 for other systems).
+    pub fn zk_servers(&self) -> u32 {
+        match self.system {
+            SystemKind::Kafka => self
+                .config
+                .get("zk_servers")
+                .and_then(|v| v.as_integer())
+                .map_or(3, |n| n.clamp(0, 9) as u32),
+            _ => 0,
+        }
+    }
 }
 
 /// Which system, how many nodes, and its configuration.
@@ -223,16 +257,42 @@ impl Scenario {
                 ),
             ));
         }
+        let groups = spec.cluster.groups();
         for f in &spec.faults.at {
-            let nodes = f.get_ref().nodes.iter().copied();
-            if let Some(bad) = nodes.clone().find(|n| *n >= spec.cluster.servers) {
+            let t = f.get_ref();
+            let (group, size) = match &t.group {
+                None => groups[0],
+                Some(g) => match groups.iter().find(|(n, _)| n == g) {
+                    Some(found) => *found,
+                    None => {
+                        return Err(invalid(
+                            f.span().start,
+                            format!(
+                                "unknown server group `{g}` (known: {})",
+                                groups.iter().map(|g| g.0).collect::<Vec<_>>().join(", ")
+                            ),
+                        ))
+                    }
+                },
+            };
+            if let Some(bad) = t.nodes.iter().find(|n| **n >= size) {
                 return Err(invalid(
                     f.span().start,
-                    format!(
-                        "fault names server {bad}, but the cluster has {} servers",
-                        spec.cluster.servers
-                    ),
+                    format!("fault names server {bad} of `{group}`, but it has {size} servers"),
                 ));
+            }
+            if let Some(c) = &t.cut_from {
+                let known = groups.iter().any(|(n, _)| n == c)
+                    || ["leader", "follower", "controller"].contains(&c.as_str());
+                if !known {
+                    return Err(invalid(
+                        f.span().start,
+                        format!(
+                            "unknown `cut_from` `{c}` (known: {}, leader, follower, controller)",
+                            groups.iter().map(|g| g.0).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
             }
         }
         let name = spec.name.clone().unwrap_or_else(|| {

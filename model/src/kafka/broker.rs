@@ -84,6 +84,20 @@ pub struct ReplicaView {
     pub batches: Vec<Batch>,
 }
 
+/// Where a replica stands, cheap enough to read after every step (no copy
+/// of the log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaPosition {
+    /// Whether this broker leads the partition.
+    pub leader: bool,
+    /// The leader epoch it knows.
+    pub leader_epoch: Option<u32>,
+    /// Its high watermark.
+    pub high_watermark: u64,
+    /// Its log end offset.
+    pub log_end: u64,
+}
+
 /// A Kafka broker.
 pub struct KafkaBroker {
     pub(crate) id: NodeId,
@@ -167,6 +181,14 @@ impl KafkaBroker {
     /// A view of the replica of `tp`, if this broker hosts one.
     pub fn replica_view(&self, tp: &Tp) -> Option<ReplicaView> {
         self.replicas.get(tp).map(|r| r.view())
+    }
+
+    /// Where each hosted replica stands, in partition order.
+    pub fn replica_positions(&self) -> impl Iterator<Item = (&Tp, ReplicaPosition)> + '_ {
+        self.replicas.iter().map(|(tp, r)| {
+            let v = r.position();
+            (tp, v)
+        })
     }
 
     /// The partitions hosted here.
@@ -476,6 +498,24 @@ impl KafkaBroker {
         epoch < self.controller_epoch && !self.bugs.no_controller_epoch_fencing
     }
 
+    /// Whether a controller request addressed to `broker_epoch` is meant
+    /// for another incarnation of this broker (KIP-380: STALE_BROKER_EPOCH),
+    /// or arrives before this one has registered (Kafka processes requests
+    /// only after its registration).
+    fn stale_broker_epoch(&self, broker_epoch: u64) -> bool {
+        self.registered_session == 0 || broker_epoch != self.reg_zxid
+    }
+
+    /// This broker's epoch: the creation zxid of its registration (0 when
+    /// not registered).
+    pub fn broker_epoch(&self) -> u64 {
+        if self.registered_session == 0 {
+            0
+        } else {
+            self.reg_zxid
+        }
+    }
+
     /// A controller request from this broker's own controller.
     pub(crate) fn on_kafka_local(&mut self, m: KafkaMsg, cx: &mut Ctx<'_>) {
         let me = self.id;
@@ -486,9 +526,11 @@ impl KafkaBroker {
         match m {
             KafkaMsg::LeaderAndIsr {
                 controller_epoch,
+                broker_epoch,
                 partitions,
             } => {
-                if self.stale_controller(controller_epoch) {
+                if self.stale_controller(controller_epoch) || self.stale_broker_epoch(broker_epoch)
+                {
                     return;
                 }
                 self.controller_epoch = self.controller_epoch.max(controller_epoch);
@@ -501,10 +543,12 @@ impl KafkaBroker {
             }
             KafkaMsg::UpdateMetadata {
                 controller_epoch,
+                broker_epoch,
                 live,
                 partitions,
             } => {
-                if self.stale_controller(controller_epoch) {
+                if self.stale_controller(controller_epoch) || self.stale_broker_epoch(broker_epoch)
+                {
                     return;
                 }
                 self.controller_epoch = self.controller_epoch.max(controller_epoch);
@@ -644,7 +688,11 @@ impl Node for KafkaBroker {
     }
 
     fn is_leader(&self) -> bool {
-        // For faults that target "the leader": the controller.
+        // For faults that target "the leader": a broker leading a partition.
+        self.replicas.values().any(|r| r.is_leader())
+    }
+
+    fn is_controller(&self) -> bool {
         self.controller.is_some()
     }
 

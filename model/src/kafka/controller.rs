@@ -450,6 +450,16 @@ impl KafkaBroker {
         }
     }
 
+    /// The broker epoch of `to` in the controller's last read of the
+    /// registrations (0 if it is not registered).
+    fn known_broker_epoch(&self, to: NodeId) -> u64 {
+        self.controller
+            .as_ref()
+            .and_then(|c| c.live.get(&to))
+            .copied()
+            .unwrap_or(0)
+    }
+
     fn send_leader_and_isr(
         &mut self,
         to: NodeId,
@@ -459,6 +469,7 @@ impl KafkaBroker {
     ) {
         let msg = KafkaMsg::LeaderAndIsr {
             controller_epoch: epoch,
+            broker_epoch: self.known_broker_epoch(to),
             partitions,
         };
         if to == self.id {
@@ -478,6 +489,7 @@ impl KafkaBroker {
     ) {
         let msg = KafkaMsg::UpdateMetadata {
             controller_epoch: epoch,
+            broker_epoch: self.known_broker_epoch(to),
             live: live.to_vec(),
             partitions,
         };

@@ -49,6 +49,7 @@
 //! - No retention, compaction, transactions, or consumer groups; the log
 //!   starts at offset 0. `flush.ms` is checked on the tick.
 
+pub mod admin;
 pub mod broker;
 pub mod consumer;
 mod controller;
@@ -68,7 +69,8 @@ mod protocol_tests;
 #[cfg(test)]
 mod testkit;
 
-pub use broker::{KafkaBroker, ReplicaView};
+pub use admin::KafkaAdmin;
+pub use broker::{KafkaBroker, ReplicaPosition, ReplicaView};
 pub use consumer::{ConsumerConfig, KafkaConsumer};
 pub use log::LogConfig;
 pub use producer::{KafkaProducer, ProducerConfig};

@@ -165,6 +165,7 @@ fn leader_and_isr_from_a_stale_controller_is_ignored() {
         let v = c.broker(f).unwrap().replica_view(&tp).unwrap();
         let zombie = KafkaMsg::LeaderAndIsr {
             controller_epoch: ce - 1,
+            broker_epoch: c.broker(f).unwrap().broker_epoch(),
             partitions: vec![PartitionInfo {
                 tp: tp.clone(),
                 state: PartitionState {

@@ -101,6 +101,15 @@ impl Replica {
             .unwrap_or(0)
     }
 
+    pub(crate) fn position(&self) -> crate::kafka::broker::ReplicaPosition {
+        crate::kafka::broker::ReplicaPosition {
+            leader: self.is_leader(),
+            leader_epoch: self.info.as_ref().map(|i| i.state.leader_epoch),
+            high_watermark: self.log.hw(),
+            log_end: self.log.leo(),
+        }
+    }
+
     pub(crate) fn view(&self) -> ReplicaView {
         ReplicaView {
             leader: self.is_leader(),

@@ -270,6 +270,10 @@ pub enum KafkaMsg {
     LeaderAndIsr {
         /// The controller's epoch.
         controller_epoch: u32,
+        /// The receiver's broker epoch as the controller knows it: the
+        /// creation zxid of its registration (KIP-380). A broker drops a
+        /// request meant for another incarnation of itself.
+        broker_epoch: u64,
         /// The partitions.
         partitions: Vec<PartitionInfo>,
     },
@@ -277,6 +281,8 @@ pub enum KafkaMsg {
     UpdateMetadata {
         /// The controller's epoch.
         controller_epoch: u32,
+        /// The receiver's broker epoch as the controller knows it (KIP-380).
+        broker_epoch: u64,
         /// The live brokers.
         live: Vec<NodeId>,
         /// The partitions.

@@ -5,6 +5,7 @@
 //! has a home server: in a partition it stays on its home server's side.
 
 pub mod demo;
+pub mod kafka;
 pub mod zk;
 
 use kzsim_model::{BugSet, Node, NodeId};
@@ -15,30 +16,55 @@ use crate::scenario::{Scenario, SystemKind};
 use crate::workload::Workload;
 
 /// The node ids of a cluster.
+///
+/// Servers come first (`0..servers`), then the workload's client nodes, then
+/// support nodes (an admin client, say) that run but carry no workload
+/// process. Faults pick their targets from the fault pool (every server
+/// unless the system says otherwise); server groups name sets of servers
+/// that a partition can cut a target off from (`cut_from` in a scenario).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Server ids.
     pub servers: Vec<NodeId>,
-    /// Client node ids.
+    /// Client node ids that the workload's processes run on.
     pub clients: Vec<NodeId>,
+    /// Support node ids: booted and faulted like clients, no processes.
+    pub support: Vec<NodeId>,
+    /// Per client or support node (in id order after the servers), the
+    /// server whose side of a partition it stays on.
+    pub homes: Vec<NodeId>,
+    /// The servers faults hit by default (explicit `nodes` index into it).
+    pub fault_pool: Vec<NodeId>,
+    /// Named groups of servers, e.g. `zk` and `brokers`.
+    pub groups: Vec<(String, Vec<NodeId>)>,
 }
 
 impl Layout {
-    /// Servers `0..servers`, clients after them.
+    /// Servers `0..servers`, clients after them, each client homed on
+    /// server `(client - servers) mod servers`; faults hit every server.
     pub fn new(servers: u32, clients: u32) -> Layout {
+        let homes = (0..clients).map(|c| c % servers.max(1)).collect();
+        let servers: Vec<NodeId> = (0..servers).collect();
         Layout {
-            servers: (0..servers).collect(),
-            clients: (servers..servers + clients).collect(),
+            clients: (servers.len() as u32..servers.len() as u32 + clients).collect(),
+            support: Vec::new(),
+            homes,
+            fault_pool: servers.clone(),
+            groups: vec![("servers".to_string(), servers.clone())],
+            servers,
         }
     }
 
-    /// The home server of a client (itself for a server).
+    /// The home server of a node (itself for a server).
     pub fn home(&self, node: NodeId) -> NodeId {
         let n = self.servers.len() as u32;
         if node < n {
             node
         } else {
-            (node - n) % n
+            self.homes
+                .get((node - n) as usize)
+                .copied()
+                .unwrap_or((node - n) % n.max(1))
         }
     }
 
@@ -47,10 +73,43 @@ impl Layout {
         (node as usize) < self.servers.len()
     }
 
-    /// Every node id.
-    pub fn all(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.servers.iter().chain(self.clients.iter()).copied()
+    /// The servers of group `name`.
+    pub fn group(&self, name: &str) -> Option<&[NodeId]> {
+        self.groups
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, g)| g.as_slice())
     }
+
+    /// Every node id: servers, clients, support nodes.
+    pub fn all(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.servers
+            .iter()
+            .chain(self.clients.iter())
+            .chain(self.support.iter())
+            .copied()
+    }
+
+    /// How many nodes there are.
+    pub fn len(&self) -> usize {
+        self.servers.len() + self.clients.len() + self.support.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Watches the nodes while a run goes on, for invariants that a final
+/// state cannot show (a high watermark that went back, two leaders in one
+/// epoch). Called after every step of every node; must stay cheap.
+pub trait Monitor: Send {
+    /// Node `id`, in its `incarnation` (bumped on every boot), has just
+    /// taken a step at true time `now_us`.
+    fn after_step(&mut self, now_us: u64, id: NodeId, incarnation: u32, node: &dyn Node);
+    /// The violations seen so far.
+    fn violations(&self) -> Vec<Violation>;
 }
 
 /// A system under test.
@@ -66,6 +125,10 @@ pub trait System: Send {
     fn check(&self, history: &History, nodes: &[Option<&dyn Node>]) -> Vec<Violation>;
     /// The anomaly names its checks can report.
     fn anomalies(&self) -> &'static [&'static str];
+    /// A monitor to watch the run, if the system has invariants to watch.
+    fn monitor(&self) -> Option<Box<dyn Monitor>> {
+        None
+    }
 }
 
 /// Builds the system a scenario names, with `bugs` switched on.
@@ -73,5 +136,6 @@ pub fn build(scenario: &Scenario, bugs: &BugSet) -> Result<Box<dyn System>, Stri
     match scenario.spec.cluster.system {
         SystemKind::Demo => Ok(Box::new(demo::DemoSystem::new(scenario, bugs)?)),
         SystemKind::Zk => Ok(Box::new(zk::ZkSystem::new(scenario, bugs)?)),
+        SystemKind::Kafka => Ok(Box::new(kafka::KafkaSystem::new(scenario, bugs)?)),
     }
 }

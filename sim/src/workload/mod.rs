@@ -5,6 +5,7 @@
 //! between operations, a fresh process id after an indeterminate outcome, as
 //! in Jepsen); a [`Workload`] only decides the operations and reads replies.
 
+pub mod kafka;
 pub mod register;
 pub mod zk;
 
@@ -64,4 +65,12 @@ pub trait Workload {
     fn invoke(&mut self, process: u64, rng: &mut ChaCha8Rng) -> OpCall;
     /// Turns the client's reply to `process`'s `call` into a completion.
     fn complete(&mut self, process: u64, call: &OpCall, reply: &ClientReply) -> OpDone;
+    /// Whether `process` is a writer that stops a quarter into the quiet
+    /// period (the others stop at three quarters), so that readers can
+    /// drain everything written before the run ends, as in Jepsen's
+    /// final reads.
+    fn stops_early(&self, process: u64) -> bool {
+        let _ = process;
+        false
+    }
 }

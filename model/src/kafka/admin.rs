@@ -1,0 +1,164 @@
+//! The admin client: creates topics the way `kafka-topics.sh --zookeeper`
+//! did, by writing `/brokers/topics/<topic>` (the replica assignment) on
+//! its own ZooKeeper session. The controller sees the new znode and elects
+//! the partitions' first leaders.
+//!
+//! It retries every [`RETRY_MS`] until each topic's znode exists: a create
+//! that fails (no quorum yet, ConnectionLoss) is sent again, and
+//! `NodeExists` counts as done (an earlier attempt whose answer was lost).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::kafka::zkdata;
+use crate::msg::{ClientReply, ClientRequest};
+use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId};
+use crate::time::SimTime;
+use crate::zk::{CreateMode, ZkClient, ZkError, ZkOp, ZkRequest};
+
+/// Pause between attempts (ms of the admin's clock).
+pub const RETRY_MS: u64 = 100;
+/// A create unanswered for this long is sent again (ms).
+const GIVE_UP_MS: u64 = 3_000;
+
+const TIMER_RETRY: u64 = 1;
+/// The embedded ZooKeeper client's timers are shifted by this much.
+const TIMER_ZK_BASE: u64 = 100;
+
+/// A topic to create: its name and partition -> replica list.
+pub type TopicAssignment = (String, BTreeMap<u32, Vec<NodeId>>);
+
+/// The admin client node.
+pub struct KafkaAdmin {
+    zk: ZkClient,
+    /// Znodes still to create, in order: the parents, then the topics.
+    todo: Vec<(String, Vec<u8>)>,
+    /// Paths known to exist.
+    done: BTreeSet<String>,
+    /// Outstanding creates by request id, with when they were sent.
+    pending: BTreeMap<ReqId, (String, SimTime)>,
+    next_req: ReqId,
+}
+
+impl KafkaAdmin {
+    /// An admin client of the ensemble `zk_servers` that creates `topics`.
+    pub fn new(zk_servers: Vec<NodeId>, first: usize, topics: Vec<TopicAssignment>) -> KafkaAdmin {
+        let mut todo: Vec<(String, Vec<u8>)> = zkdata::PARENTS
+            .iter()
+            .map(|p| (p.to_string(), Vec::new()))
+            .collect();
+        for (topic, assignment) in &topics {
+            todo.push((
+                zkdata::topic_path(topic),
+                zkdata::encode_assignment(assignment),
+            ));
+        }
+        KafkaAdmin {
+            zk: ZkClient::new(zk_servers, 2_000, first),
+            todo,
+            done: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            next_req: 1,
+        }
+    }
+
+    /// Whether every topic's znode is known to exist.
+    pub fn finished(&self) -> bool {
+        self.todo.iter().all(|(p, _)| self.done.contains(p))
+    }
+
+    fn drive_zk(&mut self, input: Input, cx: &mut Ctx<'_>) {
+        let mut effects = Vec::new();
+        {
+            let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
+            self.zk.step(input, &mut inner);
+        }
+        for e in effects {
+            match e {
+                Effect::SetTimer { timer, after_us } => {
+                    cx.set_timer_us(timer + TIMER_ZK_BASE, after_us)
+                }
+                Effect::CancelTimer { timer } => cx.cancel_timer(timer + TIMER_ZK_BASE),
+                Effect::Reply {
+                    id,
+                    reply: ClientReply::Zk(r),
+                } => {
+                    if let Some((path, _)) = self.pending.remove(&id) {
+                        if matches!(r.result, Ok(_) | Err(ZkError::NodeExists)) {
+                            self.done.insert(path);
+                        }
+                    }
+                }
+                other => cx.push(other),
+            }
+        }
+    }
+
+    /// Sends the creates still owed (each once at a time).
+    fn attempt(&mut self, cx: &mut Ctx<'_>) {
+        let now = cx.now;
+        self.pending
+            .retain(|_, (_, at)| now.0 < at.0 + GIVE_UP_MS * 1_000);
+        let owed: Vec<(String, Vec<u8>)> = self
+            .todo
+            .iter()
+            .filter(|(p, _)| !self.done.contains(p) && !self.pending.values().any(|(q, _)| q == p))
+            .cloned()
+            .collect();
+        for (path, data) in owed {
+            let id = self.next_req;
+            self.next_req += 1;
+            self.pending.insert(id, (path.clone(), now));
+            let op = ZkOp::Create {
+                path,
+                data,
+                mode: CreateMode::Persistent,
+            };
+            self.drive_zk(
+                Input::Client {
+                    id,
+                    req: ClientRequest::Zk(ZkRequest::Op(op)),
+                },
+                cx,
+            );
+        }
+        if !self.finished() {
+            cx.set_timer_ms(TIMER_RETRY, RETRY_MS);
+        }
+    }
+}
+
+impl Node for KafkaAdmin {
+    fn step(&mut self, input: Input, cx: &mut Ctx<'_>) {
+        match input {
+            Input::Start { .. } => {
+                self.pending.clear();
+                self.drive_zk(input, cx);
+                self.attempt(cx);
+            }
+            Input::Timer { timer: TIMER_RETRY } => self.attempt(cx),
+            Input::Timer { timer } if timer >= TIMER_ZK_BASE => self.drive_zk(
+                Input::Timer {
+                    timer: timer - TIMER_ZK_BASE,
+                },
+                cx,
+            ),
+            Input::Timer { .. } | Input::Client { .. } | Input::Disk { .. } => {}
+            other => self.drive_zk(other, cx),
+        }
+    }
+
+    fn role(&self) -> String {
+        format!(
+            "admin created={}/{}",
+            self.todo
+                .iter()
+                .filter(|(p, _)| self.done.contains(p))
+                .count(),
+            self.todo.len()
+        )
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}

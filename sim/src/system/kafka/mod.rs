@@ -1,0 +1,324 @@
+//! The Kafka system: brokers in ZooKeeper mode beside a ZooKeeper ensemble,
+//! an admin client that creates the topic, producer and consumer client
+//! nodes running the queue workload, and the checks that hold the cluster
+//! to Kafka's promise (see `checks` and `monitor`).
+//!
+//! Node ids: ZooKeeper servers `0..zk_servers`, brokers after them
+//! (`cluster.servers` of them), then the client nodes (producers first),
+//! then the admin. Faults hit the brokers unless a fault names another
+//! group (`zk`, or `servers` for all of them) or `fault_pool` says so.
+//! Every client node runs one workload process, so `workload.processes`
+//! must equal `cluster.clients`.
+//!
+//! `[cluster.config]` keys (all optional): `zk_servers` (3), `partitions`
+//! (2), `replication_factor` (3, at most the brokers), `acks` (`"all"`,
+//! `"1"`, `"0"`), `min_insync_replicas` (2), `idempotent` (true),
+//! `unclean_leader_election` (false), `flush_messages`, `flush_ms` (unset:
+//! never fsync, Kafka's default), `replica_lag_time_max_ms`,
+//! `zk_session_timeout_ms`, `tick_ms`, `request_timeout_ms`,
+//! `delivery_timeout_ms`, `producers` (clients / 2, at least 1),
+//! `fault_pool` (`brokers`, `zk`, `servers`).
+
+mod checks;
+mod monitor;
+
+use std::collections::BTreeMap;
+
+use kzsim_model::kafka::{
+    Acks, ConsumerConfig, KafkaAdmin, KafkaBroker, KafkaConfig, KafkaConsumer, KafkaProducer,
+    ProducerConfig,
+};
+use kzsim_model::zk::{ZkConfig, ZkServer};
+use kzsim_model::{BugSet, Node, NodeId};
+
+use crate::history::History;
+use crate::outcome::Violation;
+use crate::scenario::Scenario;
+use crate::system::{Layout, Monitor, System};
+use crate::workload::kafka::KafkaWorkload;
+use crate::workload::Workload;
+
+/// The topic the workload uses.
+pub const TOPIC: &str = "jepsen";
+
+/// Anomalies the Kafka checks report.
+pub const ANOMALIES: &[&str] = &[
+    "inconsistent-offsets",
+    "duplicate",
+    "lost-write",
+    "unseen",
+    "poll-skip",
+    "nonmonotonic-poll",
+    "nonmonotonic-send",
+    "G1a",
+    "replica-divergence",
+    "hw-regression",
+    "duplicate-leader",
+    "not-recovered",
+    "malformed-history",
+];
+
+const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, flush_messages, flush_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, producers, fault_pool";
+
+/// The Kafka system of one scenario.
+pub struct KafkaSystem {
+    layout: Layout,
+    zk: Vec<NodeId>,
+    brokers: Vec<NodeId>,
+    producers: Vec<NodeId>,
+    admin: NodeId,
+    partitions: u32,
+    replication_factor: usize,
+    broker_config: KafkaConfig,
+    producer_config: ProducerConfig,
+    bugs: BugSet,
+}
+
+fn int(v: &toml::Value, key: &str) -> Result<u64, String> {
+    v.as_integer()
+        .filter(|i| *i >= 0)
+        .map(|i| i as u64)
+        .ok_or_else(|| format!("cluster.config.{key} must be a non-negative integer"))
+}
+
+fn boolean(v: &toml::Value, key: &str) -> Result<bool, String> {
+    v.as_bool()
+        .ok_or_else(|| format!("cluster.config.{key} must be true or false"))
+}
+
+impl KafkaSystem {
+    /// Builds the system from a scenario.
+    pub fn new(scenario: &Scenario, bugs: &BugSet) -> Result<KafkaSystem, String> {
+        let c = &scenario.spec.cluster;
+        let z = c.zk_servers();
+        if !(1..=9).contains(&z) {
+            return Err(format!("cluster.config.zk_servers must be 1 to 9, not {z}"));
+        }
+        let b = c.servers;
+        if !(1..=9).contains(&b) {
+            return Err(format!("a Kafka cluster has 1 to 9 brokers, not {b}"));
+        }
+        if c.clients < 2 {
+            return Err(
+                "a Kafka scenario needs at least 2 clients (a producer and a consumer)".into(),
+            );
+        }
+        if scenario.spec.workload.processes != c.clients {
+            return Err(format!(
+                "workload.processes ({}) must equal cluster.clients ({}): each Kafka client node runs one process",
+                scenario.spec.workload.processes, c.clients
+            ));
+        }
+        let mut partitions = 2;
+        let mut rf = 3.min(b as u64);
+        let mut producers = (c.clients / 2).max(1) as u64;
+        let mut pool = "brokers".to_string();
+        let mut bc = KafkaConfig {
+            min_insync_replicas: 2,
+            ..KafkaConfig::default()
+        };
+        let mut pc = ProducerConfig::default();
+        for (key, v) in &c.config {
+            match key.as_str() {
+                "zk_servers" => {
+                    int(v, key)?;
+                }
+                "partitions" => partitions = int(v, key)?.clamp(1, 64) as u32,
+                "replication_factor" => rf = int(v, key)?,
+                "acks" => {
+                    pc.acks = match v
+                        .as_str()
+                        .map(String::from)
+                        .or_else(|| v.as_integer().map(|i| i.to_string()))
+                        .as_deref()
+                    {
+                        Some("all") | Some("-1") => Acks::All,
+                        Some("1") => Acks::Leader,
+                        Some("0") => Acks::None,
+                        _ => {
+                            return Err("cluster.config.acks must be \"all\", \"1\" or \"0\"".into())
+                        }
+                    }
+                }
+                "min_insync_replicas" => bc.min_insync_replicas = int(v, key)? as usize,
+                "idempotent" => pc.idempotent = boolean(v, key)?,
+                "unclean_leader_election" => bc.unclean_leader_election = boolean(v, key)?,
+                "flush_messages" => bc.log.flush_messages = Some(int(v, key)?.max(1)),
+                "flush_ms" => bc.log.flush_ms = Some(int(v, key)?),
+                "replica_lag_time_max_ms" => bc.replica_lag_time_max_ms = int(v, key)?,
+                "zk_session_timeout_ms" => bc.zk_session_timeout_ms = int(v, key)?,
+                "tick_ms" => bc.tick_ms = int(v, key)?.max(1),
+                "request_timeout_ms" => pc.request_timeout_ms = int(v, key)?.max(1),
+                "delivery_timeout_ms" => pc.delivery_timeout_ms = int(v, key)?.max(1),
+                "producers" => producers = int(v, key)?,
+                "fault_pool" => {
+                    pool = v
+                        .as_str()
+                        .filter(|p| ["brokers", "zk", "servers"].contains(p))
+                        .ok_or(
+                            "cluster.config.fault_pool must be \"brokers\", \"zk\" or \"servers\"",
+                        )?
+                        .to_string()
+                }
+                other => {
+                    return Err(format!(
+                        "unknown Kafka setting `cluster.config.{other}` (known: {KNOWN_KEYS})"
+                    ))
+                }
+            }
+        }
+        if rf == 0 || rf > b as u64 {
+            return Err(format!(
+                "cluster.config.replication_factor must be 1 to the number of brokers ({b}), not {rf}"
+            ));
+        }
+        if producers == 0 || producers >= c.clients as u64 {
+            return Err(format!(
+                "cluster.config.producers must leave at least one consumer: 1 to {}, not {producers}",
+                c.clients - 1
+            ));
+        }
+        if !scenario.spec.workload.kind.is_empty() && scenario.spec.workload.kind != "queue" {
+            return Err(format!(
+                "unknown Kafka workload `{}` (known: queue)",
+                scenario.spec.workload.kind
+            ));
+        }
+        let zk: Vec<NodeId> = (0..z).collect();
+        let brokers: Vec<NodeId> = (z..z + b).collect();
+        let clients: Vec<NodeId> = (z + b..z + b + c.clients).collect();
+        let admin = z + b + c.clients;
+        bc.zk_servers = zk.clone();
+        let mut homes: Vec<NodeId> = (0..c.clients).map(|i| brokers[(i % b) as usize]).collect();
+        homes.push(zk[0]);
+        let servers: Vec<NodeId> = (0..z + b).collect();
+        let groups = vec![
+            ("brokers".to_string(), brokers.clone()),
+            ("zk".to_string(), zk.clone()),
+            ("servers".to_string(), servers.clone()),
+        ];
+        let fault_pool = groups
+            .iter()
+            .find(|(n, _)| *n == pool)
+            .map(|(_, g)| g.clone())
+            .unwrap_or_else(|| brokers.clone());
+        Ok(KafkaSystem {
+            layout: Layout {
+                servers,
+                clients: clients.clone(),
+                support: vec![admin],
+                homes,
+                fault_pool,
+                groups,
+            },
+            zk,
+            producers: clients[..producers as usize].to_vec(),
+            brokers,
+            admin,
+            partitions,
+            replication_factor: rf as usize,
+            broker_config: bc,
+            producer_config: pc,
+            bugs: bugs.clone(),
+        })
+    }
+
+    /// The replica assignment: partition `p` on `rf` brokers starting at
+    /// broker `p mod brokers`, the first one preferred.
+    fn assignment(&self) -> BTreeMap<u32, Vec<NodeId>> {
+        (0..self.partitions)
+            .map(|p| {
+                let n = self.brokers.len();
+                let replicas = (0..self.replication_factor)
+                    .map(|i| self.brokers[(p as usize + i) % n])
+                    .collect();
+                (p, replicas)
+            })
+            .collect()
+    }
+
+    fn brokers_of<'a>(
+        &self,
+        nodes: &'a [Option<&'a dyn Node>],
+    ) -> Vec<(NodeId, Option<&'a KafkaBroker>)> {
+        self.brokers
+            .iter()
+            .map(|&b| {
+                let broker = nodes
+                    .get(b as usize)
+                    .copied()
+                    .flatten()
+                    .and_then(|n| n.as_any())
+                    .and_then(|a| a.downcast_ref::<KafkaBroker>());
+                (b, broker)
+            })
+            .collect()
+    }
+}
+
+impl System for KafkaSystem {
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn build(&self, id: NodeId) -> Box<dyn Node> {
+        if self.zk.contains(&id) {
+            Box::new(ZkServer::new(
+                id,
+                self.zk.clone(),
+                ZkConfig::default(),
+                &self.bugs,
+            ))
+        } else if self.brokers.contains(&id) {
+            Box::new(KafkaBroker::new(id, self.broker_config.clone(), &self.bugs))
+        } else if id == self.admin {
+            Box::new(KafkaAdmin::new(
+                self.zk.clone(),
+                0,
+                vec![(TOPIC.to_string(), self.assignment())],
+            ))
+        } else if self.producers.contains(&id) {
+            Box::new(KafkaProducer::new(
+                self.brokers.clone(),
+                self.producer_config.clone(),
+            ))
+        } else {
+            Box::new(KafkaConsumer::new(
+                self.brokers.clone(),
+                ConsumerConfig::default(),
+                &self.bugs,
+            ))
+        }
+    }
+
+    fn workload(&self) -> Box<dyn Workload> {
+        Box::new(KafkaWorkload::new(
+            TOPIC,
+            self.partitions,
+            self.layout.clients.len() as u64,
+            self.producers.len() as u64,
+        ))
+    }
+
+    fn check(&self, history: &History, nodes: &[Option<&dyn Node>]) -> Vec<Violation> {
+        let ops = match history.operations() {
+            Ok(ops) => ops,
+            Err(e) => return vec![Violation::new("malformed-history", e.to_string(), vec![])],
+        };
+        let mut out = checks::queue(&ops);
+        out.extend(checks::final_replicas(
+            TOPIC,
+            self.partitions,
+            &self.brokers_of(nodes),
+        ));
+        out
+    }
+
+    fn anomalies(&self) -> &'static [&'static str] {
+        ANOMALIES
+    }
+
+    fn monitor(&self) -> Option<Box<dyn Monitor>> {
+        Some(Box::new(monitor::ReplicaMonitor::new(self.brokers.clone())))
+    }
+}
