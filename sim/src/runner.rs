@@ -78,14 +78,22 @@ pub fn bug_set(scenario: &Scenario, extra: &[String]) -> BugSet {
 
 /// Decides whether a seed passed. With bugs from the command line, a found
 /// violation is the point: `ok` means the bug was found. Otherwise `ok` means
-/// no violation other than the declared one, and the declared one (if any)
-/// was shown.
-pub fn judge(violations: &[Violation], expected: Option<&str>, cli_bugs: &[String]) -> bool {
+/// no violation other than the declared one and those `allowed` beside it,
+/// and the declared one (if any) was shown.
+pub fn judge(
+    violations: &[Violation],
+    expected: Option<&str>,
+    allowed: &[String],
+    cli_bugs: &[String],
+) -> bool {
     if !cli_bugs.is_empty() {
         // A checker that gave up has not found anything.
         return violations.iter().any(|v| v.kind != "check-unknown");
     }
-    let unexpected = violations.iter().any(|v| Some(v.kind.as_str()) != expected);
+    let tolerated = |kind: &str| expected.is_some() && allowed.iter().any(|a| a == kind);
+    let unexpected = violations
+        .iter()
+        .any(|v| Some(v.kind.as_str()) != expected && !tolerated(&v.kind));
     let shown = expected.is_none_or(|e| violations.iter().any(|v| v.kind == e));
     !unexpected && shown
 }
@@ -212,8 +220,13 @@ pub fn run_with_system(
         .violations
         .iter()
         .any(|v| matches!(v.kind.as_str(), "panic" | "nondeterminism" | "bad-scenario"));
-    outcome.ok =
-        !has_infra_failure && judge(&outcome.violations, outcome.expected.as_deref(), &opts.bugs);
+    outcome.ok = !has_infra_failure
+        && judge(
+            &outcome.violations,
+            outcome.expected.as_deref(),
+            &scenario.allowed(),
+            &opts.bugs,
+        );
     outcome.wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     RunArtifacts { outcome, history }
 }
@@ -308,12 +321,22 @@ mod tests {
     #[test]
     fn judging() {
         let lost = vec![Violation::new("lost-write", "x", vec![])];
-        assert!(judge(&[], None, &[]));
-        assert!(!judge(&lost, None, &[]));
-        assert!(judge(&lost, Some("lost-write"), &[]));
-        assert!(!judge(&[], Some("lost-write"), &[]));
-        assert!(judge(&lost, None, &["b".into()]));
-        assert!(!judge(&[], None, &["b".into()]));
+        assert!(judge(&[], None, &[], &[]));
+        assert!(!judge(&lost, None, &[], &[]));
+        assert!(judge(&lost, Some("lost-write"), &[], &[]));
+        assert!(!judge(&[], Some("lost-write"), &[], &[]));
+        assert!(judge(&lost, None, &[], &["b".into()]));
+        assert!(!judge(&[], None, &[], &["b".into()]));
+        // Allowed consequences are tolerated beside the expected anomaly,
+        // but never stand in for it.
+        let both = vec![
+            Violation::new("lost-write", "x", vec![]),
+            Violation::new("inconsistent-offsets", "y", vec![]),
+        ];
+        let allow = vec!["inconsistent-offsets".to_string()];
+        assert!(judge(&both, Some("lost-write"), &allow, &[]));
+        assert!(!judge(&both, Some("lost-write"), &[], &[]));
+        assert!(!judge(&both[1..], Some("lost-write"), &allow, &[]));
     }
 
     #[test]

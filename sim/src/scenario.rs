@@ -174,6 +174,10 @@ pub struct ChecksSpec {
     /// The anomaly this scenario is expected to show (a documented
     /// trade-off or a planted bug), by name.
     pub expect: Option<Spanned<String>>,
+    /// Anomalies that may come with the expected one, its consequences
+    /// (lost records handed out again show as inconsistent offsets, say).
+    /// They are tolerated, not required; only with `expect`.
+    pub allow: Vec<Spanned<String>>,
 }
 
 /// A scenario that cannot be used, with where the problem is.
@@ -239,6 +243,28 @@ impl Scenario {
                 return Err(invalid(
                     bug.span().start,
                     format!("unknown planted bug `{}`", bug.get_ref()),
+                ));
+            }
+        }
+        let known = crate::system::anomalies(spec.cluster.system);
+        let named = spec.checks.expect.iter().chain(spec.checks.allow.iter());
+        for a in named {
+            if !known.contains(&a.get_ref().as_str()) {
+                return Err(invalid(
+                    a.span().start,
+                    format!(
+                        "unknown anomaly `{}` (this system reports: {})",
+                        a.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        if spec.checks.expect.is_none() {
+            if let Some(a) = spec.checks.allow.first() {
+                return Err(invalid(
+                    a.span().start,
+                    "checks.allow needs checks.expect: it lists what may come with the expected anomaly".into(),
                 ));
             }
         }
@@ -314,6 +340,16 @@ impl Scenario {
             .bugs
             .iter()
             .map(|b| b.get_ref().clone())
+            .collect()
+    }
+
+    /// The anomalies tolerated beside the expected one.
+    pub fn allowed(&self) -> Vec<String> {
+        self.spec
+            .checks
+            .allow
+            .iter()
+            .map(|a| a.get_ref().clone())
             .collect()
     }
 

@@ -129,6 +129,16 @@ impl KafkaConsumer {
                 continue;
             };
             let epoch = info.state.leader_epoch;
+            // Records of a newer epoch were consumed already: this
+            // metadata is stale (KIP-320), its leader may be a zombie.
+            if self.use_epoch
+                && self.positions[&tp]
+                    .last_epoch
+                    .is_some_and(|last| last > epoch)
+            {
+                need_meta = true;
+                continue;
+            }
             let corr = self.corr();
             let pos = self.positions.get_mut(&tp).expect("assigned");
             let current = self.use_epoch.then_some(epoch);
@@ -215,7 +225,15 @@ impl KafkaConsumer {
             } if self.meta_corr == Some(corr) => {
                 self.meta_corr = None;
                 for p in partitions {
-                    self.meta.insert(p.tp.clone(), p);
+                    // KIP-320: metadata with an older leader epoch than
+                    // the one already known is stale; ignore it.
+                    let older = self
+                        .meta
+                        .get(&p.tp)
+                        .is_some_and(|m| m.state.leader_epoch > p.state.leader_epoch);
+                    if !older {
+                        self.meta.insert(p.tp.clone(), p);
+                    }
                 }
             }
             KafkaMsg::FetchResp { corr, result } => {

@@ -10,6 +10,9 @@ use crate::system::{Layout, System};
 use crate::workload::register::RegisterWorkload;
 use crate::workload::Workload;
 
+/// Anomalies the demo checks report.
+pub const ANOMALIES: &[&str] = &["lost-write", "phantom-read", "malformed-history"];
+
 /// The demo system.
 pub struct DemoSystem {
     layout: Layout,
@@ -61,7 +64,7 @@ impl System for DemoSystem {
     }
 
     fn anomalies(&self) -> &'static [&'static str] {
-        &["lost-write", "phantom-read", "malformed-history"]
+        ANOMALIES
     }
 }
 

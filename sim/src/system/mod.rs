@@ -131,6 +131,15 @@ pub trait System: Send {
     }
 }
 
+/// The anomaly names the checks of `kind` can report.
+pub fn anomalies(kind: SystemKind) -> &'static [&'static str] {
+    match kind {
+        SystemKind::Demo => demo::ANOMALIES,
+        SystemKind::Zk => zk::ANOMALIES,
+        SystemKind::Kafka => kafka::ANOMALIES,
+    }
+}
+
 /// Builds the system a scenario names, with `bugs` switched on.
 pub fn build(scenario: &Scenario, bugs: &BugSet) -> Result<Box<dyn System>, String> {
     match scenario.spec.cluster.system {
