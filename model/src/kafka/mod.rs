@@ -85,13 +85,13 @@ pub const BUGS: &[BugInfo] = &[
         name: "kafka_truncate_to_hw_on_restart",
         component: "kafka",
         breaks: "recovery truncates the log to the checkpointed high watermark (pre-KIP-101); a committed record is lost on the next leader change",
-        scenario: "kafka-leader-crash",
+        scenario: "kafka-rolling-restart",
     },
     BugInfo {
         name: "kafka_no_epoch_truncation",
         component: "kafka",
         breaks: "a new follower truncates to its high watermark instead of asking the leader where its epoch ends (KIP-101/279); replicas diverge",
-        scenario: "kafka-leader-crash",
+        scenario: "kafka-isr-shrink",
     },
     BugInfo {
         name: "kafka_no_fetch_epoch_fencing",
@@ -103,7 +103,7 @@ pub const BUGS: &[BugInfo] = &[
         name: "kafka_unclean_election",
         component: "kafka",
         breaks: "the controller elects out-of-sync replicas (the 2013 Jepsen loss)",
-        scenario: "kafka-leader-crash",
+        scenario: "kafka-follower-partition",
     },
     BugInfo {
         name: "kafka_ignore_min_isr",

@@ -39,20 +39,29 @@ fn records(v: &ReplicaView, end: u64) -> Vec<(u64, &[u8])> {
         .collect()
 }
 
-/// The replicas' final state: ISR members agree with their leader below
-/// its high watermark, and every partition has a leader.
-pub fn final_replicas(
+/// Every replica of each partition of `topic`, as the brokers hold them.
+pub fn views(
     topic: &str,
     partitions: u32,
     brokers: &[(NodeId, Option<&KafkaBroker>)],
-) -> Vec<Violation> {
+) -> Vec<(Tp, Vec<(NodeId, ReplicaView)>)> {
+    (0..partitions)
+        .map(|p| {
+            let tp = Tp::new(topic, p);
+            let v = brokers
+                .iter()
+                .filter_map(|(id, b)| b.and_then(|b| b.replica_view(&tp)).map(|v| (*id, v)))
+                .collect();
+            (tp, v)
+        })
+        .collect()
+}
+
+/// The replicas' final state: ISR members agree with their leader below
+/// its high watermark, and every partition has a leader.
+pub fn final_replicas(partitions: &[(Tp, Vec<(NodeId, ReplicaView)>)]) -> Vec<Violation> {
     let mut out = Vec::new();
-    for p in 0..partitions {
-        let tp = Tp::new(topic, p);
-        let views: Vec<(NodeId, ReplicaView)> = brokers
-            .iter()
-            .filter_map(|(id, b)| b.and_then(|b| b.replica_view(&tp)).map(|v| (*id, v)))
-            .collect();
+    for (tp, views) in partitions {
         let leader = views
             .iter()
             .filter(|(_, v)| v.leader)
@@ -67,7 +76,7 @@ pub fn final_replicas(
         };
         let hw = lv.high_watermark;
         let theirs = records(lv, hw);
-        for (id, v) in &views {
+        for (id, v) in views {
             if id == lid || !lv.isr.contains(id) {
                 continue;
             }
@@ -92,4 +101,82 @@ pub fn final_replicas(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kzsim_model::kafka::Batch;
+
+    fn view(leader: bool, isr: &[NodeId], hw: u64, values: &[&str]) -> ReplicaView {
+        ReplicaView {
+            leader,
+            leader_epoch: Some(1),
+            isr: isr.to_vec(),
+            high_watermark: hw,
+            log_end: values.len() as u64,
+            batches: vec![Batch {
+                base_offset: 0,
+                epoch: 1,
+                producer_id: 0,
+                base_seq: -1,
+                values: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+            }],
+        }
+    }
+
+    fn one(views: Vec<(NodeId, ReplicaView)>) -> Vec<String> {
+        final_replicas(&[(Tp::new("t", 0), views)])
+            .into_iter()
+            .map(|v| v.kind)
+            .collect()
+    }
+
+    #[test]
+    fn agreeing_replicas_pass_and_tails_above_the_hw_may_differ() {
+        let k = one(vec![
+            (0, view(true, &[0, 1, 2], 2, &["a", "b", "c"])),
+            (1, view(false, &[0, 1, 2], 2, &["a", "b"])),
+            // Beyond the HW a follower may hold anything.
+            (2, view(false, &[0, 1, 2], 2, &["a", "b", "x", "y"])),
+        ]);
+        assert!(k.is_empty(), "{k:?}");
+    }
+
+    #[test]
+    fn an_isr_member_that_differs_below_the_hw_is_divergence() {
+        let k = one(vec![
+            (0, view(true, &[0, 1], 3, &["a", "b", "c"])),
+            (1, view(false, &[0, 1], 3, &["a", "x", "c"])),
+        ]);
+        assert_eq!(k, vec!["replica-divergence"]);
+    }
+
+    #[test]
+    fn a_replica_outside_the_isr_is_not_held_to_it() {
+        let k = one(vec![
+            (0, view(true, &[0], 3, &["a", "b", "c"])),
+            (1, view(false, &[0], 3, &["q"])),
+        ]);
+        assert!(k.is_empty(), "{k:?}");
+    }
+
+    #[test]
+    fn an_isr_member_missing_records_below_the_hw_is_divergence() {
+        // A gap: its log skips offsets the leader holds (a batch not at 0).
+        let mut short = view(false, &[0, 1], 3, &["c"]);
+        short.batches[0].base_offset = 2;
+        short.log_end = 3;
+        let k = one(vec![
+            (0, view(true, &[0, 1], 3, &["a", "b", "c"])),
+            (1, short),
+        ]);
+        assert_eq!(k, vec!["replica-divergence"]);
+    }
+
+    #[test]
+    fn a_partition_without_a_leader_has_not_recovered() {
+        let k = one(vec![(0, view(false, &[0], 0, &[]))]);
+        assert_eq!(k, vec!["not-recovered"]);
+    }
 }

@@ -306,11 +306,11 @@ impl System for KafkaSystem {
             Err(e) => return vec![Violation::new("malformed-history", e.to_string(), vec![])],
         };
         let mut out = checks::queue(&ops);
-        out.extend(checks::final_replicas(
+        out.extend(checks::final_replicas(&checks::views(
             TOPIC,
             self.partitions,
             &self.brokers_of(nodes),
-        ));
+        )));
         out
     }
 

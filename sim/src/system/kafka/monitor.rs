@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use kzsim_model::kafka::{KafkaBroker, Tp};
+use kzsim_model::kafka::{KafkaBroker, ReplicaPosition, Tp};
 use kzsim_model::{Node, NodeId};
 
 use crate::outcome::Violation;
@@ -20,10 +20,11 @@ const KEEP: usize = 5;
 /// Watches every broker's replicas after each of its steps.
 pub struct ReplicaMonitor {
     brokers: Vec<NodeId>,
-    /// Per (broker, partition): the incarnation and the highest HW seen in it.
-    hw: BTreeMap<(NodeId, Tp), (u32, u64)>,
-    /// Per (partition, leader epoch): the first broker seen leading it.
-    leaders: BTreeMap<(Tp, u32), NodeId>,
+    /// Per broker and partition: the incarnation and the highest HW seen
+    /// in it.
+    hw: BTreeMap<NodeId, BTreeMap<Tp, (u32, u64)>>,
+    /// Per partition and leader epoch: the first broker seen leading it.
+    leaders: BTreeMap<Tp, BTreeMap<u32, NodeId>>,
     found: Vec<Violation>,
     dropped: usize,
 }
@@ -57,31 +58,57 @@ impl Monitor for ReplicaMonitor {
         let Some(b) = node.as_any().and_then(|a| a.downcast_ref::<KafkaBroker>()) else {
             return;
         };
-        let mut seen = Vec::new();
-        for (tp, pos) in b.replica_positions() {
-            seen.push((tp.clone(), pos));
+        self.observe(now_us, id, incarnation, b.replica_positions());
+    }
+
+    fn violations(&self) -> Vec<Violation> {
+        let mut out = self.found.clone();
+        if self.dropped > 0 {
+            if let Some(last) = out.last_mut() {
+                last.detail
+                    .push_str(&format!(" (and {} more like these)", self.dropped));
+            }
         }
-        for (tp, pos) in seen {
-            let key = (id, tp.clone());
-            match self.hw.get(&key).copied() {
-                Some((inc, max)) if inc == incarnation && pos.high_watermark < max => {
-                    self.report(
-                        "hw-regression",
-                        format!(
-                            "t={}ms broker {id}: high watermark of {tp} went back from {max} to {}",
-                            now_us / 1000,
-                            pos.high_watermark
-                        ),
-                    );
-                    self.hw.insert(key, (incarnation, pos.high_watermark));
+        out
+    }
+}
+
+impl ReplicaMonitor {
+    /// Takes note of where broker `id`'s replicas stand at `now_us`.
+    pub fn observe<'a>(
+        &mut self,
+        now_us: u64,
+        id: NodeId,
+        incarnation: u32,
+        positions: impl Iterator<Item = (&'a Tp, ReplicaPosition)>,
+    ) {
+        for (tp, pos) in positions {
+            let hw = pos.high_watermark;
+            let seen = self.hw.entry(id).or_default();
+            match seen.get_mut(tp) {
+                Some((inc, max)) if *inc == incarnation => {
+                    if hw < *max {
+                        let detail = format!(
+                            "t={}ms broker {id}: high watermark of {tp} went back from {max} to {hw}",
+                            now_us / 1000
+                        );
+                        *max = hw;
+                        self.report("hw-regression", detail);
+                    } else {
+                        *max = hw;
+                    }
                 }
-                Some((inc, max)) if inc == incarnation && pos.high_watermark <= max => {}
-                _ => {
-                    self.hw.insert(key, (incarnation, pos.high_watermark));
+                Some(entry) => *entry = (incarnation, hw),
+                None => {
+                    seen.insert(tp.clone(), (incarnation, hw));
                 }
             }
             if let (true, Some(epoch)) = (pos.leader, pos.leader_epoch) {
-                let first = *self.leaders.entry((tp.clone(), epoch)).or_insert(id);
+                if !self.leaders.contains_key(tp) {
+                    self.leaders.insert(tp.clone(), BTreeMap::new());
+                }
+                let leaders = self.leaders.get_mut(tp).expect("just inserted");
+                let first = *leaders.entry(epoch).or_insert(id);
                 if first != id {
                     self.report(
                         "duplicate-leader",
@@ -94,15 +121,54 @@ impl Monitor for ReplicaMonitor {
             }
         }
     }
+}
 
-    fn violations(&self) -> Vec<Violation> {
-        let mut out = self.found.clone();
-        if self.dropped > 0 {
-            if let Some(last) = out.last_mut() {
-                last.detail
-                    .push_str(&format!(" (and {} more like these)", self.dropped));
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(leader: bool, epoch: u32, hw: u64) -> ReplicaPosition {
+        ReplicaPosition {
+            leader,
+            leader_epoch: Some(epoch),
+            high_watermark: hw,
+            log_end: hw,
         }
-        out
+    }
+
+    fn kinds(m: &ReplicaMonitor) -> Vec<String> {
+        m.violations().into_iter().map(|v| v.kind).collect()
+    }
+
+    #[test]
+    fn a_rising_hw_and_a_restart_from_a_lower_checkpoint_pass() {
+        let tp = Tp::new("t", 0);
+        let mut m = ReplicaMonitor::new(vec![1, 2]);
+        for hw in [0, 3, 3, 7] {
+            m.observe(0, 1, 1, [(&tp, pos(true, 0, hw))].into_iter());
+        }
+        // Restarted (incarnation 2) with an older checkpoint: allowed.
+        m.observe(0, 1, 2, [(&tp, pos(false, 0, 2))].into_iter());
+        // A new leader in a new epoch.
+        m.observe(0, 2, 1, [(&tp, pos(true, 1, 7))].into_iter());
+        assert!(kinds(&m).is_empty(), "{:?}", m.violations());
+    }
+
+    #[test]
+    fn a_hw_going_back_within_an_incarnation_is_a_regression() {
+        let tp = Tp::new("t", 0);
+        let mut m = ReplicaMonitor::new(vec![1]);
+        m.observe(0, 1, 1, [(&tp, pos(false, 0, 9))].into_iter());
+        m.observe(5_000, 1, 1, [(&tp, pos(false, 1, 4))].into_iter());
+        assert_eq!(kinds(&m), vec!["hw-regression"]);
+    }
+
+    #[test]
+    fn two_leaders_in_one_epoch_are_reported() {
+        let tp = Tp::new("t", 0);
+        let mut m = ReplicaMonitor::new(vec![1, 2]);
+        m.observe(0, 1, 1, [(&tp, pos(true, 3, 0))].into_iter());
+        m.observe(0, 2, 1, [(&tp, pos(true, 3, 0))].into_iter());
+        assert_eq!(kinds(&m), vec!["duplicate-leader"]);
     }
 }
