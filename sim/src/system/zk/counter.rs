@@ -218,18 +218,44 @@ fn real_time(creates: &[&Operation], got: &BTreeMap<usize, u64>) -> Vec<Violatio
 }
 
 /// Listings of `/c` show the committed children as of their zxid.
+/// Children are named by their sequence numbers (`n-` and 10 digits).
 fn reads(
     history: &History,
     ops: &[Operation],
     creates: &[&Operation],
     children: Option<&BTreeMap<String, String>>,
 ) -> Vec<Violation> {
-    let mut acked: Vec<(u64, &str, usize)> = creates
+    // Acknowledged creates: (zxid, sequence, event).
+    let mut acked: Vec<(u64, u64, usize)> = creates
         .iter()
         .filter(|o| o.outcome == Outcome::Ok)
-        .filter_map(|o| Some((zxid_of(history, o)?, name(o.output.as_str()?), o.invoke_index)))
+        .filter_map(|o| {
+            Some((
+                zxid_of(history, o)?,
+                seq_of(o.output.as_str()?)?,
+                o.invoke_index,
+            ))
+        })
         .collect();
     acked.sort_unstable();
+    let mut acked_at: BTreeMap<u64, u64> = BTreeMap::new();
+    for &(z, s, _) in &acked {
+        acked_at.entry(s).or_insert(z);
+    }
+    let dense = |m: &BTreeMap<u64, u64>| -> Vec<Option<u64>> {
+        let top = m.keys().next_back().map_or(0, |t| (*t as usize + 1).min(1 << 20));
+        let mut v = vec![None; top];
+        for (&s, &z) in m {
+            if let Some(slot) = v.get_mut(s as usize) {
+                *slot = Some(z);
+            }
+        }
+        v
+    };
+    let by_seq = dense(&acked_at);
+    let lookup = |s: u64| by_seq.get(s as usize).copied().flatten();
+    let final_seqs: Option<BTreeSet<u64>> =
+        children.map(|c| c.keys().filter_map(|n| seq_of(n)).collect());
     let mut out = Vec::new();
     for op in ops {
         let key = op.key.as_ref().and_then(Value::as_str);
@@ -239,27 +265,38 @@ fn reads(
         let Some(z) = zxid_of(history, op) else {
             continue;
         };
-        let listed: BTreeSet<&str> = op
+        let mut seqs: Vec<u64> = op
             .output
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
+            .filter_map(seq_of)
             .collect();
-        let at = op.complete_index.unwrap_or(op.invoke_index);
-        let wrong = acked
-            .iter()
-            .find(|(cz, n, _)| (*cz <= z) != listed.contains(n));
-        if let Some((cz, n, i)) = wrong {
-            let how = if *cz <= z { "lacks" } else { "shows" };
-            out.push(Violation::new(
-                "nonlinearizable",
-                format!("the listing of {COUNTER_PARENT} at zxid {z:#x} {how} `{n}`, created at zxid {cz:#x}"),
-                vec![*i, at],
-            ));
-        }
-        let mut seqs: Vec<u64> = listed.iter().filter_map(|n| seq_of(n)).collect();
         seqs.sort_unstable();
+        let at = op.complete_index.unwrap_or(op.invoke_index);
+        // The acknowledged creates it shows must be committed by z, and it
+        // must show as many as were committed by z.
+        let shown_by_z = seqs
+            .iter()
+            .filter(|s| lookup(**s).is_some_and(|cz| cz <= z))
+            .count();
+        let due = acked.partition_point(|(cz, _, _)| *cz <= z);
+        let future = seqs.iter().any(|s| lookup(*s).is_some_and(|cz| cz > z));
+        if shown_by_z != due || future {
+            let listed: BTreeSet<u64> = seqs.iter().copied().collect();
+            let wrong = acked
+                .iter()
+                .find(|(cz, s, _)| (*cz <= z) != listed.contains(s));
+            if let Some((cz, s, i)) = wrong {
+                let how = if *cz <= z { "lacks" } else { "shows" };
+                out.push(Violation::new(
+                    "nonlinearizable",
+                    format!("the listing of {COUNTER_PARENT} at zxid {z:#x} {how} `n-{s:010}`, created at zxid {cz:#x}"),
+                    vec![*i, at],
+                ));
+            }
+        }
         if let Some(missing) = first_gap(&seqs) {
             out.push(Violation::new(
                 "sequence-gap",
@@ -267,11 +304,11 @@ fn reads(
                 vec![at],
             ));
         }
-        if let Some(c) = children {
-            if let Some(n) = listed.iter().find(|n| !c.contains_key(**n)) {
+        if let Some(f) = &final_seqs {
+            if let Some(s) = seqs.iter().find(|s| !f.contains(s)) {
                 out.push(Violation::new(
                     "lost-create",
-                    format!("`{n}`, listed at zxid {z:#x}, is not in the final tree"),
+                    format!("`n-{s:010}`, listed at zxid {z:#x}, is not in the final tree"),
                     vec![at],
                 ));
             }
