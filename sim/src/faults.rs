@@ -156,6 +156,31 @@ impl Engine {
                 }
                 hit
             }
+            PauseClient => {
+                let clients = self.system.layout().clients.clone();
+                let pool = clients
+                    .iter()
+                    .copied()
+                    .filter(|c| {
+                        let h = &self.hosts[*c as usize];
+                        h.alive() && !h.paused
+                    })
+                    .collect();
+                let hit = if nodes.is_empty() {
+                    self.pick(pool)
+                } else {
+                    nodes
+                        .iter()
+                        .filter_map(|i| clients.get(*i as usize).copied())
+                        .collect()
+                };
+                for &n in &hit {
+                    if self.hosts[n as usize].alive() {
+                        self.hosts[n as usize].paused = true;
+                    }
+                }
+                hit
+            }
             Resume => {
                 let hit = if nodes.is_empty() {
                     self.servers()
@@ -344,7 +369,7 @@ impl Engine {
                     self.boot(n);
                 }
             }
-            Pause => {
+            Pause | PauseClient => {
                 for &n in hit {
                     self.resume(n);
                 }

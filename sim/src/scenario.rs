@@ -225,6 +225,18 @@ impl Scenario {
         }
         for f in &spec.faults.at {
             let nodes = f.get_ref().nodes.iter().copied();
+            if f.get_ref().kind == crate::nemesis::FaultKind::PauseClient {
+                if let Some(bad) = nodes.clone().find(|n| *n >= spec.cluster.clients) {
+                    return Err(invalid(
+                        f.span().start,
+                        format!(
+                            "fault names client {bad}, but the cluster has {} clients",
+                            spec.cluster.clients
+                        ),
+                    ));
+                }
+                continue;
+            }
             if let Some(bad) = nodes.clone().find(|n| *n >= spec.cluster.servers) {
                 return Err(invalid(
                     f.span().start,

@@ -390,10 +390,8 @@ impl LockWorkload {
 /// the current attempt, clean up stale nodes of this session, hold the lock
 /// or wait on the predecessor. Returns whether the process holds the lock.
 fn on_children(p: &mut Proc, names: &[String]) -> bool {
-    let mut children: Vec<(u64, &String)> = names
-        .iter()
-        .filter_map(|n| Some((seq_of(n)?, n)))
-        .collect();
+    let mut children: Vec<(u64, &String)> =
+        names.iter().filter_map(|n| Some((seq_of(n)?, n))).collect();
     children.sort();
     let path = |n: &str| format!("{LOCK_PARENT}/{n}");
     if p.node.is_none() {

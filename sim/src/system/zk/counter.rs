@@ -49,7 +49,13 @@ fn data_of(op: &Operation) -> Option<&str> {
 }
 
 fn zxid_of(history: &History, op: &Operation) -> Option<u64> {
-    history.events.get(op.complete_index?)?.meta.as_ref()?.get("zxid")?.as_u64()
+    history
+        .events
+        .get(op.complete_index?)?
+        .meta
+        .as_ref()?
+        .get("zxid")?
+        .as_u64()
 }
 
 fn name(path: &str) -> &str {
@@ -156,7 +162,9 @@ fn final_checks(
             }
             None => out.push(Violation::new(
                 "phantom-create",
-                format!("final children {names:?} hold {d:?}, which no create that may have run wrote"),
+                format!(
+                    "final children {names:?} hold {d:?}, which no create that may have run wrote"
+                ),
                 vec![],
             )),
         }
@@ -243,7 +251,10 @@ fn reads(
         acked_at.entry(s).or_insert(z);
     }
     let dense = |m: &BTreeMap<u64, u64>| -> Vec<Option<u64>> {
-        let top = m.keys().next_back().map_or(0, |t| (*t as usize + 1).min(1 << 20));
+        let top = m
+            .keys()
+            .next_back()
+            .map_or(0, |t| (*t as usize + 1).min(1 << 20));
         let mut v = vec![None; top];
         for (&s, &z) in m {
             if let Some(slot) = v.get_mut(s as usize) {

@@ -61,7 +61,13 @@ pub fn check(
             o.outcome == Outcome::Ok
                 && matches!(
                     o.f.as_str(),
-                    "create" | "delete" | "setData" | "setup" | "lock-create" | "fenced-write" | "release"
+                    "create"
+                        | "delete"
+                        | "setData"
+                        | "setup"
+                        | "lock-create"
+                        | "fenced-write"
+                        | "release"
                 )
         })
         .filter_map(|o| {

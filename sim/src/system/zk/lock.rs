@@ -196,8 +196,7 @@ impl Facts {
                     f.listings.push((z, names, ev, done_at));
                 }
                 ("watch", Outcome::Ok) => {
-                    let (Some(path), Some((z, _))) =
-                        (op.key.as_ref().and_then(Value::as_str), zs)
+                    let (Some(path), Some((z, _))) = (op.key.as_ref().and_then(Value::as_str), zs)
                     else {
                         continue;
                     };
@@ -265,8 +264,8 @@ impl Facts {
                 if names.contains(path) {
                     continue;
                 }
-                let created = n.first_exists().is_some_and(|c| c <= *z)
-                    || top.is_some_and(|t| t > n.seq);
+                let created =
+                    n.first_exists().is_some_and(|c| c <= *z) || top.is_some_and(|t| t > n.seq);
                 if created {
                     n.absent.push((*z, *ev, *done_at));
                 }

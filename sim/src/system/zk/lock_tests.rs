@@ -75,7 +75,15 @@ fn release_of_unknown_outcome_explains_the_handover() {
     b.acquire(1, &nb, &[&nb], 14, B);
     b.fenced(1, &nb, 15, B);
     // A's session lives on.
-    b.ok(2, "read", "/fenced", json!({}), json!({"version": 2}), 15, A);
+    b.ok(
+        2,
+        "read",
+        "/fenced",
+        json!({}),
+        json!({"version": 2}),
+        15,
+        A,
+    );
     assert!(all(&b).is_empty(), "{:?}", all(&b));
 }
 
@@ -86,7 +94,15 @@ fn release_invoked_after_the_listing_explains_nothing() {
     let nb = b.create(1, "p1-1", 1, 11, B);
     b.acquire(1, &nb, &[&nb], 12, B);
     b.info(0, "release", &na, json!({ "node": na }), A);
-    b.ok(2, "read", "/fenced", json!({}), json!({"version": 0}), 13, A);
+    b.ok(
+        2,
+        "read",
+        "/fenced",
+        json!({}),
+        json!({"version": 0}),
+        13,
+        A,
+    );
     let k = all(&b);
     assert_eq!(k, vec!["ephemeral-lost".to_string()]);
 }
@@ -136,7 +152,15 @@ fn lost_create_adopted_by_guid_is_judged_too() {
     assert!(all(&b).is_empty(), "{:?}", all(&b));
     // B's listing lacks A's node while A's session is answered later.
     b.acquire(1, &nb, &[&nb], 12, B);
-    b.ok(2, "read", "/fenced", json!({}), json!({"version": 1}), 13, A);
+    b.ok(
+        2,
+        "read",
+        "/fenced",
+        json!({}),
+        json!({"version": 1}),
+        13,
+        A,
+    );
     let k = all(&b);
     assert!(k.contains(&"lock-exclusion".to_string()), "{k:?}");
     assert!(k.contains(&"ephemeral-lost".to_string()), "{k:?}");

@@ -12,10 +12,10 @@
 
 mod checks;
 mod counter;
-mod final_state;
-mod lock;
 #[cfg(test)]
 mod counter_tests;
+mod final_state;
+mod lock;
 #[cfg(test)]
 mod lock_tests;
 #[cfg(test)]
@@ -188,17 +188,20 @@ impl System for ZkSystem {
             Err(e) => return vec![Violation::new("malformed-history", e.to_string(), vec![])],
         };
         let servers = self.servers(nodes);
-        let serving = servers.iter().enumerate().find_map(|(i, s)| {
-            s.filter(|s| s.is_serving()).map(|s| (i, s))
-        });
+        let serving = servers
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.filter(|s| s.is_serving()).map(|s| (i, s)));
         let mut out = Vec::new();
         match self.workload {
             ZkWorkloadKind::CasRegister => {
                 out.extend(checks::linearizable(&ops, self.check_timeout_s))
             }
-            ZkWorkloadKind::Counter => {
-                out.extend(counter::check(history, &ops, serving.map(|(_, s)| s.tree())))
-            }
+            ZkWorkloadKind::Counter => out.extend(counter::check(
+                history,
+                &ops,
+                serving.map(|(_, s)| s.tree()),
+            )),
             ZkWorkloadKind::Lock => {
                 out.extend(lock::exclusion(history, &ops));
                 out.extend(lock::ephemerals_lost(history, &ops));

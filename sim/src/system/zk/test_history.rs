@@ -58,7 +58,9 @@ impl Builder {
             time: self.t,
             node: None,
             error: error.map(str::to_string),
-            meta: Some(json!({"zxid": zxid, "session": session, "events": [], "lock": {"node": node}})),
+            meta: Some(
+                json!({"zxid": zxid, "session": session, "events": [], "lock": {"node": node}}),
+            ),
         });
     }
 
