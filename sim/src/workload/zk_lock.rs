@@ -313,11 +313,9 @@ impl LockWorkload {
     /// Moves `thread`'s recipe on after a reply; for `acquire`, whether the
     /// listing made it the holder.
     fn advance(&mut self, thread: u64, c: &OpCall, r: &ZkReply) -> Option<bool> {
-        if c.f == "setup" {
-            if matches!(r.result, Ok(_) | Err(ZkError::NodeExists)) {
-                let i = usize::from(c.key.as_ref().and_then(Value::as_str) == Some(FENCED));
-                self.setup_done[i] = true;
-            }
+        if c.f == "setup" && matches!(r.result, Ok(_) | Err(ZkError::NodeExists)) {
+            let i = usize::from(c.key.as_ref().and_then(Value::as_str) == Some(FENCED));
+            self.setup_done[i] = true;
         }
         let setup = self.setup_done[0] && self.setup_done[1];
         let p = self.procs.entry(thread).or_insert_with(Proc::new);

@@ -3,11 +3,12 @@
 //!
 //! - `lock-exclusion`: mutual exclusion as the fenced writes show it. A
 //!   session claims the lock at zxid Z when a listing of `/lock` at Z shows
-//!   its node lowest (`acquire`) and when its fenced write (check of its node
-//!   + setData) commits at Z. Sequence numbers grow with the zxid, so a node
-//!   with a lower sequence number was created earlier; if such a node is
-//!   known to exist at a zxid >= Z (a create, a listing, a fenced write, an
-//!   `exists`, or its delete at a zxid > Z), two nodes held the lock at Z.
+//!   its node lowest (`acquire`) and when its fenced write (a check of its
+//!   node and a setData) commits at Z. Sequence numbers grow with the
+//!   zxid, so a node with a lower sequence number was created earlier; if
+//!   such a node is known to exist at a zxid >= Z (a create, a listing, a
+//!   fenced write, an `exists`, or its delete at a zxid > Z), two nodes
+//!   held the lock at Z.
 //!   Successful fenced writes must also have distinct zxids (a total order)
 //!   and come from the session that owns the node they check.
 //! - `ephemeral-lost`: an ephemeral lock node seen absent at zxid Z (a
