@@ -7,13 +7,14 @@
 //! `min_session_timeout_ms`, `max_session_timeout_ms`, `check_timeout_s`
 //! (the linearizability checker's deadline per seed). `workload.kind` is
 //! `cas-register` (default), `counter` (checked by `counter`, not by the
-//! linearizability search) or `lock` (the lock recipe, checked by `lock`;
-//! one process per client node, so one session each).
+//! linearizability search) or `lock` (the lock recipe, checked by `lock`
+//! and `fenced`; one process per client node, so one session each).
 
 mod checks;
 mod counter;
 #[cfg(test)]
 mod counter_tests;
+mod fenced;
 mod final_state;
 mod lock;
 #[cfg(test)]
@@ -44,6 +45,7 @@ pub const ANOMALIES: &[&str] = &[
     "ephemeral-leak",
     "ephemeral-lost",
     "lock-exclusion",
+    "fenced-register",
     "lost-create",
     "phantom-create",
     "duplicate-create",
@@ -205,6 +207,7 @@ impl System for ZkSystem {
             ZkWorkloadKind::Lock => {
                 out.extend(lock::exclusion(history, &ops));
                 out.extend(lock::ephemerals_lost(history, &ops));
+                out.extend(fenced::check(history, &ops));
                 for (i, s) in servers.iter().enumerate() {
                     if let Some(s) = s.filter(|s| s.is_serving()) {
                         out.extend(lock::lost_in_final_tree(history, &ops, i, s.tree()));
