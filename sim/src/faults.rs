@@ -257,6 +257,32 @@ impl Engine {
                 }
                 hit
             }
+            PauseClient => {
+                let clients = self.system.layout().clients.clone();
+                let pool = clients
+                    .iter()
+                    .copied()
+                    .filter(|c| {
+                        let h = &self.hosts[*c as usize];
+                        h.alive() && !h.paused
+                    })
+                    .collect();
+                // Explicit targets are client indexes, not server ones.
+                let hit = if aim.nodes.is_empty() {
+                    self.pick(pool)
+                } else {
+                    aim.nodes
+                        .iter()
+                        .filter_map(|i| clients.get(*i as usize).copied())
+                        .collect()
+                };
+                for &n in &hit {
+                    if self.hosts[n as usize].alive() {
+                        self.hosts[n as usize].paused = true;
+                    }
+                }
+                hit
+            }
             Resume => {
                 let hit = if nodes.is_empty() {
                     self.system.layout().servers.clone()
@@ -430,7 +456,7 @@ impl Engine {
                     self.boot(n);
                 }
             }
-            Pause => {
+            Pause | PauseClient => {
                 for &n in hit {
                     self.resume(n);
                 }

@@ -26,6 +26,9 @@ pub enum FaultKind {
     Restart,
     /// Stop a process (SIGSTOP); it resumes later with stale beliefs.
     Pause,
+    /// Stop a client node's process (an application's GC pause); it resumes
+    /// later with stale beliefs, its session perhaps expired meanwhile.
+    PauseClient,
     /// Resume a paused process.
     Resume,
     /// Split the servers into two random halves.
@@ -71,6 +74,7 @@ impl FaultKind {
             (Kill, "kill", "process crash of a server: the process dies, the page cache survives; restarted later"),
             (Restart, "restart", "start a crashed server again from what its disk durably holds"),
             (Pause, "pause", "stop a server's process; it resumes later with stale beliefs and a backlog of input"),
+            (PauseClient, "pause-client", "stop a client node's process (an application's GC pause); `nodes` are client indexes; it resumes later, its session perhaps expired"),
             (Resume, "resume", "resume paused servers"),
             (PartitionHalves, "partition-halves", "split the servers (and their clients) into two random halves"),
             (PartitionIsolate, "partition-isolate", "cut one server off from every other node"),
@@ -165,7 +169,8 @@ pub struct TimedFault {
     pub at_ms: u64,
     /// What it is.
     pub kind: FaultKind,
-    /// Target servers (indexes into the pool); empty = chosen when it fires.
+    /// Target servers (indexes into the pool; client indexes for
+    /// `pause-client`); empty = chosen when it fires.
     #[serde(default)]
     pub nodes: Vec<u32>,
     /// The server group targets come from (`servers`, or the system's

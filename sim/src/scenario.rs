@@ -286,6 +286,18 @@ impl Scenario {
         let groups = spec.cluster.groups();
         for f in &spec.faults.at {
             let t = f.get_ref();
+            if t.kind == crate::nemesis::FaultKind::PauseClient {
+                if let Some(bad) = t.nodes.iter().find(|n| **n >= spec.cluster.clients) {
+                    return Err(invalid(
+                        f.span().start,
+                        format!(
+                            "fault names client {bad}, but the cluster has {} clients",
+                            spec.cluster.clients
+                        ),
+                    ));
+                }
+                continue;
+            }
             let (group, size) = match &t.group {
                 None => groups[0],
                 Some(g) => match groups.iter().find(|(n, _)| n == g) {

@@ -8,8 +8,11 @@
 //! unknown) and the client reconnects elsewhere with its session and last
 //! seen zxid (a server behind that zxid refuses it); a server that reports
 //! the session gone makes requests fail with `SessionExpired`, after which
-//! the next request opens a new session. Watches are re-registered on
-//! reconnect.
+//! the next request opens a new session. A session found expired while no
+//! request was outstanding (on a reconnect between requests) is reported
+//! to the next request, as ZooKeeper's expired handle does, so the caller
+//! always learns that its session (and its ephemerals) ended. Watches are
+//! re-registered on reconnect.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -56,6 +59,8 @@ pub struct ZkClient {
     watches: BTreeSet<(WatchType, String)>,
     last_heard: SimTime,
     last_server: NodeId,
+    /// The session expired with no request outstanding to report it to.
+    expired_unreported: bool,
 }
 
 impl ZkClient {
@@ -78,6 +83,7 @@ impl ZkClient {
             watches: BTreeSet::new(),
             last_heard: SimTime::ZERO,
             last_server: 0,
+            expired_unreported: false,
         }
     }
 
@@ -154,6 +160,7 @@ impl ZkClient {
         if err == ZkError::SessionExpired {
             self.session = 0;
             self.watches.clear();
+            self.expired_unreported = self.sent.is_empty() && self.queued.is_empty();
         }
         let sent: Vec<Sent> = self.sent.drain(..).collect();
         for s in sent {
@@ -265,6 +272,13 @@ impl ZkClient {
 impl Node for ZkClient {
     fn step(&mut self, input: Input, cx: &mut Ctx<'_>) {
         match input {
+            Input::Client {
+                id,
+                req: ClientRequest::Zk(_),
+            } if self.expired_unreported => {
+                self.expired_unreported = false;
+                self.reply(id, Err(ZkError::SessionExpired), 0, cx);
+            }
             Input::Client {
                 id,
                 req: ClientRequest::Zk(req),

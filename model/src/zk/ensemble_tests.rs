@@ -421,3 +421,26 @@ fn a_disk_error_halts_the_server() {
     assert!(effects.iter().any(|e| matches!(e, Effect::Halt { .. })));
     assert!(s.is_halted());
 }
+
+/// Regression: a session found expired on a reconnect between requests
+/// (nothing outstanding to fail) was forgotten silently, and the next
+/// request ran on a new session as if nothing had happened: the caller
+/// never learnt that its ephemerals (a lock node) were gone.
+#[test]
+fn session_expired_between_requests_is_reported_to_the_next_one() {
+    let mut w = World::new(3, 1, 600, BugSet::none());
+    w.await_leader(5000);
+    let r = call_ok(&mut w, 101, create("/eph", b"", CreateMode::Ephemeral));
+    let s = r.session;
+    w.isolate(101, true);
+    w.run_ms(3000);
+    assert!(w.servers.values().all(|sv| !sv.tree().has_session(s)));
+    w.isolate(101, false);
+    // The client's reconnect attempts learn that the session expired.
+    w.run_ms(500);
+    let r = w.call(101, get("/eph", false));
+    assert_eq!(r.result, Err(ZkError::SessionExpired));
+    let r = call_ok(&mut w, 101, get("/", false));
+    assert!(r.result.is_ok());
+    assert_ne!(r.session, s);
+}

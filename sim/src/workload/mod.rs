@@ -8,6 +8,7 @@
 pub mod kafka;
 pub mod register;
 pub mod zk;
+pub mod zk_lock;
 
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;

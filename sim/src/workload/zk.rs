@@ -28,6 +28,8 @@ pub enum ZkWorkloadKind {
     CasRegister,
     /// A sequential-node counter.
     Counter,
+    /// The lock recipe (`workload::zk_lock`).
+    Lock,
 }
 
 /// The parent of the counter's sequential nodes.
@@ -197,7 +199,7 @@ impl ZkWorkload {
 }
 
 /// Facts about a reply for the history's `meta`.
-fn meta(r: &ZkReply, watch: bool) -> Value {
+pub(crate) fn meta(r: &ZkReply, watch: bool) -> Value {
     let events: Vec<Value> = r
         .events
         .iter()
@@ -206,7 +208,8 @@ fn meta(r: &ZkReply, watch: bool) -> Value {
     json!({"zxid": r.zxid, "session": r.session, "server": r.server, "events": events, "watch": watch})
 }
 
-fn ok_value(resp: &ZkResponse) -> Value {
+/// The history value of a successful reply.
+pub(crate) fn ok_value(resp: &ZkResponse) -> Value {
     match resp {
         ZkResponse::Created(path) => json!(path),
         ZkResponse::Stat(stat) => json!({ "version": stat.version }),
@@ -224,7 +227,7 @@ impl Workload for ZkWorkload {
     fn invoke(&mut self, process: u64, rng: &mut ChaCha8Rng) -> OpCall {
         match self.kind {
             ZkWorkloadKind::CasRegister => self.register_op(process, rng),
-            ZkWorkloadKind::Counter => self.counter_op(process, rng),
+            ZkWorkloadKind::Counter | ZkWorkloadKind::Lock => self.counter_op(process, rng),
         }
     }
 

@@ -21,7 +21,7 @@ use crate::history::{EventType, History, Operation, Outcome};
 use crate::outcome::Violation;
 
 /// ZooKeeper error codes that report a definite outcome.
-const DEFINITE_ERRORS: &[&str] = &[
+pub(crate) const DEFINITE_ERRORS: &[&str] = &[
     "NoNode",
     "NodeExists",
     "NotEmpty",
@@ -150,7 +150,8 @@ pub fn sequential_names(history: &History, ops: &[Operation]) -> Vec<Violation> 
     let mut out = Vec::new();
     for op in ops {
         let sequential = op.input.get("sequential").and_then(Value::as_bool) == Some(true);
-        if op.f != "create" || op.outcome != Outcome::Ok || !sequential {
+        let create = matches!(op.f.as_str(), "create" | "lock-create");
+        if !create || op.outcome != Outcome::Ok || !sequential {
             continue;
         }
         let (Some(path), Some(zxid)) = (op.output.as_str(), meta_zxid(history, op)) else {

@@ -58,7 +58,17 @@ pub fn check(
     let acked = ops
         .iter()
         .filter(|o| {
-            o.outcome == Outcome::Ok && matches!(o.f.as_str(), "create" | "delete" | "setData")
+            o.outcome == Outcome::Ok
+                && matches!(
+                    o.f.as_str(),
+                    "create"
+                        | "delete"
+                        | "setData"
+                        | "setup"
+                        | "lock-create"
+                        | "fenced-write"
+                        | "release"
+                )
         })
         .filter_map(|o| {
             let e = &history.events[o.complete_index?];

@@ -6,10 +6,21 @@
 //! `sync_limit`, `snap_count`, `session_timeout_ms` (what clients ask for),
 //! `min_session_timeout_ms`, `max_session_timeout_ms`, `check_timeout_s`
 //! (the linearizability checker's deadline per seed). `workload.kind` is
-//! `cas-register` (default) or `counter`.
+//! `cas-register` (default), `counter` (checked by `counter`, not by the
+//! linearizability search) or `lock` (the lock recipe, checked by `lock`
+//! and `fenced`; one process per client node, so one session each).
 
 mod checks;
+mod counter;
+#[cfg(test)]
+mod counter_tests;
+mod fenced;
 mod final_state;
+mod lock;
+#[cfg(test)]
+mod lock_tests;
+#[cfg(test)]
+mod test_history;
 
 use kzsim_model::zk::{ZkClient, ZkConfig, ZkServer};
 use kzsim_model::{BugSet, Node, NodeId};
@@ -19,6 +30,7 @@ use crate::outcome::Violation;
 use crate::scenario::Scenario;
 use crate::system::{Layout, System};
 use crate::workload::zk::{ZkWorkload, ZkWorkloadKind};
+use crate::workload::zk_lock::LockWorkload;
 use crate::workload::Workload;
 
 /// Anomalies the ZooKeeper checks report.
@@ -32,6 +44,12 @@ pub const ANOMALIES: &[&str] = &[
     "lost-commit",
     "ephemeral-leak",
     "ephemeral-lost",
+    "lock-exclusion",
+    "fenced-register",
+    "lost-create",
+    "phantom-create",
+    "duplicate-create",
+    "sequence-gap",
     "not-recovered",
     "malformed-history",
 ];
@@ -46,6 +64,7 @@ pub struct ZkSystem {
     workload: ZkWorkloadKind,
     keys: u32,
     read_fraction: f64,
+    processes: u32,
 }
 
 fn int(v: &toml::Value, key: &str) -> Result<u64, String> {
@@ -89,12 +108,19 @@ impl ZkSystem {
         let workload = match w.kind.as_str() {
             "" | "cas-register" => ZkWorkloadKind::CasRegister,
             "counter" => ZkWorkloadKind::Counter,
+            "lock" => ZkWorkloadKind::Lock,
             other => {
                 return Err(format!(
-                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter)"
+                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter, lock)"
                 ))
             }
         };
+        if workload == ZkWorkloadKind::Lock && w.processes > c.clients.max(1) {
+            return Err(format!(
+                "the lock workload needs a session per process: {} processes but {} clients",
+                w.processes, c.clients
+            ));
+        }
         Ok(ZkSystem {
             layout: Layout::new(c.servers, c.clients.max(1)),
             config,
@@ -104,6 +130,7 @@ impl ZkSystem {
             workload,
             keys: w.keys,
             read_fraction: w.read_fraction,
+            processes: w.processes,
         })
     }
 
@@ -147,6 +174,9 @@ impl System for ZkSystem {
     }
 
     fn workload(&self) -> Box<dyn Workload> {
+        if self.workload == ZkWorkloadKind::Lock {
+            return Box::new(LockWorkload::new(self.processes));
+        }
         Box::new(ZkWorkload::new(
             self.workload,
             self.keys,
@@ -159,12 +189,36 @@ impl System for ZkSystem {
             Ok(ops) => ops,
             Err(e) => return vec![Violation::new("malformed-history", e.to_string(), vec![])],
         };
+        let servers = self.servers(nodes);
+        let serving = servers
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.filter(|s| s.is_serving()).map(|s| (i, s)));
         let mut out = Vec::new();
-        out.extend(checks::linearizable(&ops, self.check_timeout_s));
+        match self.workload {
+            ZkWorkloadKind::CasRegister => {
+                out.extend(checks::linearizable(&ops, self.check_timeout_s))
+            }
+            ZkWorkloadKind::Counter => out.extend(counter::check(
+                history,
+                &ops,
+                serving.map(|(_, s)| s.tree()),
+            )),
+            ZkWorkloadKind::Lock => {
+                out.extend(lock::exclusion(history, &ops));
+                out.extend(lock::ephemerals_lost(history, &ops));
+                out.extend(fenced::check(history, &ops));
+                for (i, s) in servers.iter().enumerate() {
+                    if let Some(s) = s.filter(|s| s.is_serving()) {
+                        out.extend(lock::lost_in_final_tree(history, &ops, i, s.tree()));
+                    }
+                }
+            }
+        }
         out.extend(checks::session_order(history));
         out.extend(checks::sequential_names(history, &ops));
         out.extend(checks::watch_order(history, &ops));
-        out.extend(final_state::check(history, &ops, &self.servers(nodes)));
+        out.extend(final_state::check(history, &ops, &servers));
         out
     }
 
