@@ -216,3 +216,55 @@ fn list_json_has_the_documented_shape() {
         assert!(faults.iter().any(|f| f["name"] == name), "{name}");
     }
 }
+
+const KAFKA: &str = "description = \"k\"\nduration_ms = 2000\n[cluster]\nsystem = \"kafka\"\nservers = 3\nclients = 2\n[cluster.config]\nacks = \"all\"\n[workload]\nprocesses = 2\n[faults]\nquiet_ms = 1000\n";
+
+#[test]
+fn system_settings_are_checked_when_the_scenario_loads() {
+    let f = scenario_file(KAFKA);
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // An unknown setting names its line.
+    let f = scenario_file(&KAFKA.replace("acks = \"all\"", "acks = \"all\"\nlinger_ms = 5"));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains(":9:1:") && e.contains("linger_ms"), "{e}");
+    // A bad value, and a workload that does not fit the system.
+    let f = scenario_file(&KAFKA.replace("\"all\"", "\"most\""));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(":8:1:"), "{}", stderr(&o));
+    let f = scenario_file(&KAFKA.replace("processes = 2", "processes = 5"));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(":10:1:"), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_groups_roles_and_anomalies_are_errors() {
+    let fault = "[[faults.at]]\nat_ms = 10\nkind = \"partition-leader\"\n";
+    for (extra, needle) in [
+        ("group = \"racks\"\n", "racks"),
+        ("cut_from = \"moon\"\n", "moon"),
+        ("target = \"boss\"\n", "boss"),
+        ("nodes = [7]\n", "server 7"),
+    ] {
+        let f = scenario_file(&format!("{KAFKA}{fault}{extra}"));
+        let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+        assert_eq!(o.status.code(), Some(2), "{extra}");
+        assert!(stderr(&o).contains(needle), "{extra}: {}", stderr(&o));
+    }
+    let f = scenario_file(&format!("{KAFKA}[checks]\nexpect = \"lost-wrte\"\n"));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown anomaly `lost-wrte`"),
+        "{}",
+        stderr(&o)
+    );
+    let f = scenario_file(&format!("{KAFKA}[checks]\nallow = [\"unseen\"]\n"));
+    let o = kzsim(&["run", f.arg(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("needs checks.expect"), "{}", stderr(&o));
+}

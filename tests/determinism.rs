@@ -20,31 +20,31 @@ fn hashes(out: &std::process::Output) -> Vec<(u64, String)> {
 
 #[test]
 fn same_seed_same_hash_in_two_processes() {
-    let args = [
-        "run",
-        "tests/scenarios/demo-faults.toml",
-        "--seeds",
-        "0..4",
-        "--json",
-        "--jobs",
-        "2",
-    ];
-    let a = kzsim(&args);
-    let b = kzsim(&args);
-    assert_eq!(
-        a.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&a.stderr)
-    );
-    let mut ha = hashes(&a);
-    let mut hb = hashes(&b);
-    ha.sort();
-    hb.sort();
-    assert_eq!(ha.len(), 4);
-    assert_eq!(ha, hb);
-    // Different seeds give different traces.
-    assert_ne!(ha[0].1, ha[1].1);
+    // The engine's demo protocol and both real systems, with faults.
+    for (file, seeds) in [
+        ("tests/scenarios/demo-faults.toml", 4),
+        ("scenarios/zk-leader-crash.toml", 2),
+        ("scenarios/kafka-leader-crash.toml", 2),
+    ] {
+        let range = format!("0..{seeds}");
+        let args = ["run", file, "--seeds", &range, "--json", "--jobs", "2"];
+        let a = kzsim(&args);
+        let b = kzsim(&args);
+        assert_eq!(
+            a.status.code(),
+            Some(0),
+            "{file}: {}",
+            String::from_utf8_lossy(&a.stderr)
+        );
+        let mut ha = hashes(&a);
+        let mut hb = hashes(&b);
+        ha.sort();
+        hb.sort();
+        assert_eq!(ha.len(), seeds, "{file}");
+        assert_eq!(ha, hb, "{file}");
+        // Different seeds give different traces.
+        assert_ne!(ha[0].1, ha[1].1, "{file}");
+    }
 }
 
 #[test]

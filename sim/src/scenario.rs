@@ -338,11 +338,17 @@ impl Scenario {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "scenario".into())
         });
-        Ok(Scenario {
+        let scenario = Scenario {
             name,
             file: path.to_path_buf(),
             spec,
-        })
+        };
+        // The system's own settings (`cluster.config`, the workload kind,
+        // sizes) are checked by building it once.
+        if let Err(message) = crate::system::build(&scenario, &kzsim_model::BugSet::none()) {
+            return Err(invalid(system_error_offset(text, &message), message));
+        }
+        Ok(scenario)
     }
 
     /// The planted bugs this scenario switches on.
@@ -373,6 +379,31 @@ impl Scenario {
             .as_ref()
             .map(|e| e.get_ref().as_str())
     }
+}
+
+/// Where in the scenario text a system's complaint points: the setting it
+/// names (`cluster.config.KEY`, `workload.KEY`) if it can be found, else the
+/// `[cluster]` table.
+fn system_error_offset(text: &str, message: &str) -> usize {
+    let named = ["cluster.config.", "workload."].iter().find_map(|prefix| {
+        let at = message.find(prefix)? + prefix.len();
+        let key: String = message[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (!key.is_empty()).then_some(key)
+    });
+    if let Some(key) = named {
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let t = line.trim_start();
+            if t.starts_with(&key) && t[key.len()..].trim_start().starts_with('=') {
+                return offset + (line.len() - t.len());
+            }
+            offset += line.len();
+        }
+    }
+    text.find("[cluster").unwrap_or(0)
 }
 
 /// Every `*.toml` file in `dir`, sorted by name.
