@@ -37,3 +37,71 @@ pub fn seeds(default: std::ops::Range<u64>) -> std::ops::Range<u64> {
     }
     default
 }
+
+/// Runs every scenario file in `scenarios/` whose name starts with
+/// `prefix` (at least `min` of them) over `seeds(default)`; returns each
+/// failing seed with its replay command.
+pub fn failing_seeds(prefix: &str, min: usize, default: std::ops::Range<u64>) -> Vec<String> {
+    use kzsim_sim::runner::{run_seed, RunOptions};
+    use kzsim_sim::scenario::{scenario_files, Scenario};
+    let files = scenario_files(&path("scenarios")).unwrap();
+    let chosen: Vec<_> = files
+        .iter()
+        .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    assert!(
+        chosen.len() >= min,
+        "the {prefix}* scenarios are in scenarios/"
+    );
+    let mut failures = Vec::new();
+    for file in chosen {
+        let scenario = Scenario::load(file).unwrap();
+        for seed in seeds(default.clone()) {
+            let o = run_seed(&scenario, seed, &RunOptions::default());
+            if !o.ok {
+                failures.push(format!(
+                    "{} seed {seed}: {:?}\n  replay: cargo run --release -- replay {} --seed {seed}",
+                    o.scenario,
+                    o.violations,
+                    file.display()
+                ));
+            }
+        }
+    }
+    failures
+}
+
+/// Runs planted bug `bug` on the scenario it names, from seed 0, until a
+/// seed shows a violation; returns that seed and the anomalies shown.
+/// Panics when 200 seeds do not find it.
+pub fn find_bug(bug: &str) -> (u64, Vec<String>) {
+    use kzsim_sim::runner::{run_seed, RunOptions};
+    use kzsim_sim::scenario::Scenario;
+    let info = kzsim_model::bugs::find_bug(bug).expect("registered bug");
+    let file = path(&format!("scenarios/{}.toml", info.scenario));
+    let scenario = Scenario::load(&file).unwrap();
+    let opts = RunOptions {
+        bugs: vec![bug.to_string()],
+        check_determinism: false,
+    };
+    for seed in 0..200 {
+        let o = run_seed(&scenario, seed, &opts);
+        if o.ok {
+            return (seed, o.violations.into_iter().map(|v| v.kind).collect());
+        }
+    }
+    panic!("{bug} not found by {} in 200 seeds", info.scenario);
+}
+
+/// A test that planted bug `$bug` is found by its scenario.
+#[macro_export]
+macro_rules! bug_test {
+    ($name:ident, $bug:literal) => {
+        #[test]
+        fn $name() {
+            let (seed, kinds) = common::find_bug($bug);
+            eprintln!("{} found at seed {seed}: {kinds:?}", $bug);
+            assert!(!kinds.is_empty());
+        }
+    };
+}

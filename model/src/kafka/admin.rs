@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::kafka::zkdata;
-use crate::msg::{ClientReply, ClientRequest};
-use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId};
+use crate::msg::ClientRequest;
+use crate::node::{Ctx, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
 use crate::zk::{CreateMode, ZkClient, ZkError, ZkOp, ZkRequest};
 
@@ -67,28 +67,11 @@ impl KafkaAdmin {
     }
 
     fn drive_zk(&mut self, input: Input, cx: &mut Ctx<'_>) {
-        let mut effects = Vec::new();
-        {
-            let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
-            self.zk.step(input, &mut inner);
-        }
-        for e in effects {
-            match e {
-                Effect::SetTimer { timer, after_us } => {
-                    cx.set_timer_us(timer + TIMER_ZK_BASE, after_us)
+        for (id, r) in self.zk.step_embedded(input, TIMER_ZK_BASE, cx) {
+            if let Some((path, _)) = self.pending.remove(&id) {
+                if matches!(r.result, Ok(_) | Err(ZkError::NodeExists)) {
+                    self.done.insert(path);
                 }
-                Effect::CancelTimer { timer } => cx.cancel_timer(timer + TIMER_ZK_BASE),
-                Effect::Reply {
-                    id,
-                    reply: ClientReply::Zk(r),
-                } => {
-                    if let Some((path, _)) = self.pending.remove(&id) {
-                        if matches!(r.result, Ok(_) | Err(ZkError::NodeExists)) {
-                            self.done.insert(path);
-                        }
-                    }
-                }
-                other => cx.push(other),
             }
         }
     }

@@ -23,8 +23,8 @@ use crate::kafka::replica::Replica;
 use crate::kafka::types::{Batch, KafkaError, KafkaMsg, PartitionInfo, Tp};
 use crate::kafka::zkdata;
 use crate::kafka::{KafkaBugs, KafkaConfig};
-use crate::msg::{ClientReply, ClientRequest, Msg};
-use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId};
+use crate::msg::{ClientRequest, Msg};
+use crate::node::{Ctx, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
 use crate::zk::{CreateMode, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse};
 
@@ -215,25 +215,7 @@ impl KafkaBroker {
 
     /// Steps the embedded ZooKeeper client and handles its replies.
     fn drive_zk(&mut self, input: Input, cx: &mut Ctx<'_>) {
-        let mut effects = Vec::new();
-        {
-            let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
-            self.zk.step(input, &mut inner);
-        }
-        let mut replies = Vec::new();
-        for e in effects {
-            match e {
-                Effect::SetTimer { timer, after_us } => {
-                    cx.set_timer_us(timer + TIMER_ZK_BASE, after_us)
-                }
-                Effect::CancelTimer { timer } => cx.cancel_timer(timer + TIMER_ZK_BASE),
-                Effect::Reply {
-                    id,
-                    reply: ClientReply::Zk(r),
-                } => replies.push((id, r)),
-                other => cx.push(other),
-            }
-        }
+        let replies = self.zk.step_embedded(input, TIMER_ZK_BASE, cx);
         for (id, r) in replies {
             if let Some(p) = self.zk_pending.remove(&id) {
                 self.on_zk_reply(p, r, cx);

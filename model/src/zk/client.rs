@@ -17,7 +17,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use crate::msg::{ClientReply, ClientRequest, Msg};
-use crate::node::{Ctx, Input, Node, NodeId, ReqId};
+use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
 use crate::zk::types::{
     SessionId, WatchEvent, WatchKind, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse, Zxid,
@@ -64,6 +64,38 @@ pub struct ZkClient {
 }
 
 impl ZkClient {
+    /// Steps the client as a part of another node (a Kafka broker, an admin
+    /// tool): its timers are shifted by `timer_base` into the host node's
+    /// timer space, its other effects pass through, and its replies are
+    /// handed back instead of going to a workload.
+    pub fn step_embedded(
+        &mut self,
+        input: Input,
+        timer_base: u64,
+        cx: &mut Ctx<'_>,
+    ) -> Vec<(ReqId, ZkReply)> {
+        let mut effects = Vec::new();
+        {
+            let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
+            self.step(input, &mut inner);
+        }
+        let mut replies = Vec::new();
+        for e in effects {
+            match e {
+                Effect::SetTimer { timer, after_us } => {
+                    cx.set_timer_us(timer + timer_base, after_us)
+                }
+                Effect::CancelTimer { timer } => cx.cancel_timer(timer + timer_base),
+                Effect::Reply {
+                    id,
+                    reply: ClientReply::Zk(r),
+                } => replies.push((id, r)),
+                other => cx.push(other),
+            }
+        }
+        replies
+    }
+
     /// A client of the ensemble `servers` asking for sessions of
     /// `session_timeout_ms`; `first` picks the first server tried (e.g. the
     /// client's index, to spread clients).

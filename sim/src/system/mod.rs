@@ -131,6 +131,20 @@ pub trait System: Send {
     }
 }
 
+/// A `cluster.config` value that must be a non-negative integer.
+pub fn config_int(v: &toml::Value, key: &str) -> Result<u64, String> {
+    v.as_integer()
+        .filter(|i| *i >= 0)
+        .map(|i| i as u64)
+        .ok_or_else(|| format!("cluster.config.{key} must be a non-negative integer"))
+}
+
+/// A `cluster.config` value that must be true or false.
+pub fn config_bool(v: &toml::Value, key: &str) -> Result<bool, String> {
+    v.as_bool()
+        .ok_or_else(|| format!("cluster.config.{key} must be true or false"))
+}
+
 /// The anomaly names the checks of `kind` can report.
 pub fn anomalies(kind: SystemKind) -> &'static [&'static str] {
     match kind {

@@ -34,7 +34,7 @@ use kzsim_model::{BugSet, Node, NodeId};
 use crate::history::History;
 use crate::outcome::Violation;
 use crate::scenario::Scenario;
-use crate::system::{Layout, Monitor, System};
+use crate::system::{config_bool as boolean, config_int as int, Layout, Monitor, System};
 use crate::workload::kafka::KafkaWorkload;
 use crate::workload::Workload;
 
@@ -72,18 +72,6 @@ pub struct KafkaSystem {
     broker_config: KafkaConfig,
     producer_config: ProducerConfig,
     bugs: BugSet,
-}
-
-fn int(v: &toml::Value, key: &str) -> Result<u64, String> {
-    v.as_integer()
-        .filter(|i| *i >= 0)
-        .map(|i| i as u64)
-        .ok_or_else(|| format!("cluster.config.{key} must be a non-negative integer"))
-}
-
-fn boolean(v: &toml::Value, key: &str) -> Result<bool, String> {
-    v.as_bool()
-        .ok_or_else(|| format!("cluster.config.{key} must be true or false"))
 }
 
 impl KafkaSystem {

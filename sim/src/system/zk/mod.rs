@@ -28,7 +28,7 @@ use kzsim_model::{BugSet, Node, NodeId};
 use crate::history::History;
 use crate::outcome::Violation;
 use crate::scenario::Scenario;
-use crate::system::{Layout, System};
+use crate::system::{config_int as int, Layout, System};
 use crate::workload::zk::{ZkWorkload, ZkWorkloadKind};
 use crate::workload::zk_lock::LockWorkload;
 use crate::workload::Workload;
@@ -65,13 +65,6 @@ pub struct ZkSystem {
     keys: u32,
     read_fraction: f64,
     processes: u32,
-}
-
-fn int(v: &toml::Value, key: &str) -> Result<u64, String> {
-    v.as_integer()
-        .filter(|i| *i >= 0)
-        .map(|i| i as u64)
-        .ok_or_else(|| format!("cluster.config.{key} must be a non-negative integer"))
 }
 
 impl ZkSystem {
