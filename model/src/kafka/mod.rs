@@ -97,7 +97,7 @@ pub const BUGS: &[BugInfo] = &[
         name: "kafka_no_fetch_epoch_fencing",
         component: "kafka",
         breaks: "fetches carry no leader epoch (KIP-320); a zombie follower or a consumer reads from a stale leader",
-        scenario: "kafka-follower-partition",
+        scenario: "kafka-zombie-follower",
     },
     BugInfo {
         name: "kafka_unclean_election",
