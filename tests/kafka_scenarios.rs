@@ -18,3 +18,7 @@ bug_test!(finds_kafka_no_epoch_truncation, "kafka_no_epoch_truncation");
 bug_test!(finds_kafka_unclean_election, "kafka_unclean_election");
 bug_test!(finds_kafka_ignore_min_isr, "kafka_ignore_min_isr");
 bug_test!(finds_kafka_no_idempotent_dedup, "kafka_no_idempotent_dedup");
+bug_test!(
+    finds_kafka_no_fetch_epoch_fencing,
+    "kafka_no_fetch_epoch_fencing"
+);
