@@ -126,6 +126,9 @@ pub struct KafkaBroker {
     next_op: u64,
     pub(crate) next_corr: u64,
     last_hw_checkpoint: SimTime,
+    /// Outstanding fsyncs of active log segments: the partition and the
+    /// log end each covers.
+    sync_ops: BTreeMap<u64, (Tp, u64)>,
 }
 
 impl KafkaBroker {
@@ -160,6 +163,7 @@ impl KafkaBroker {
             next_op: 1,
             next_corr: 1,
             last_hw_checkpoint: SimTime::ZERO,
+            sync_ops: BTreeMap::new(),
         }
     }
 
@@ -203,6 +207,17 @@ impl KafkaBroker {
         for r in reqs {
             let op = self.next_op;
             self.next_op += 1;
+            if let DiskRequest::Fsync { file } = &r {
+                // A flush of a log's active segment: note what it covers.
+                let flushed = self.replicas.iter_mut().find_map(|(tp, rep)| {
+                    (rep.log.active_file() == Some(file.as_str()))
+                        .then(|| rep.log.take_flush_mark().map(|end| (tp.clone(), end)))
+                        .flatten()
+                });
+                if let Some(f) = flushed {
+                    self.sync_ops.insert(op, f);
+                }
+            }
             cx.disk(op, r);
         }
     }
@@ -641,11 +656,14 @@ impl Node for KafkaBroker {
                     }
                 }
             },
-            Input::Disk { result, .. } => {
-                if let Err(e) = result {
-                    cx.halt(format!("broker {}: log dir failed: {e}", self.id));
+            Input::Disk { op, result } => match result {
+                Err(e) => cx.halt(format!("broker {}: log dir failed: {e}", self.id)),
+                Ok(_) => {
+                    if let Some((tp, end)) = self.sync_ops.remove(&op) {
+                        self.on_log_synced(tp, end, cx);
+                    }
                 }
-            }
+            },
             Input::Client { .. } => {}
         }
     }

@@ -15,7 +15,7 @@
 //! truncates a torn or corrupt tail (and drops every later segment), and
 //! rebuilds the epoch cache and the idempotent-producer state from the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::codec::{decode_records, encode_record, get_u64};
 use crate::disk::DiskRequest;
@@ -88,6 +88,15 @@ pub struct PartitionLog {
     hw: u64,
     unflushed: u64,
     first_unflushed: Option<SimTime>,
+    /// The log end offset as of each `flush` whose fsync has not been
+    /// reported done (see [`PartitionLog::take_flush_mark`]).
+    flush_marks: VecDeque<u64>,
+    /// Records below this must be on disk before they count: the end of
+    /// the last append whose `flush.messages` flush runs in the append path
+    /// (as Kafka's does, synchronously, before the append returns).
+    sync_wanted: u64,
+    /// Records below this are known to be on disk.
+    synced: u64,
     /// producer id -> recent batches `(base_seq, last_seq, base_offset)`.
     producers: BTreeMap<u64, Vec<(i64, i64, u64)>>,
 }
@@ -123,6 +132,9 @@ impl PartitionLog {
             hw: 0,
             unflushed: 0,
             first_unflushed: None,
+            flush_marks: VecDeque::new(),
+            sync_wanted: 0,
+            synced: 0,
             producers: BTreeMap::new(),
         };
         let mut rec = Recovery::default();
@@ -194,6 +206,9 @@ impl PartitionLog {
         }
         log.rebuild_producers();
         log.write_epochs(out);
+        // What recovery read back is what the disk holds.
+        log.synced = log.leo();
+        log.sync_wanted = log.leo();
         (log, rec)
     }
 
@@ -352,6 +367,7 @@ impl PartitionLog {
         self.note_producer(self.batches.len() - 1);
         if self.cfg.flush_messages.is_some_and(|n| self.unflushed >= n) {
             self.flush(out);
+            self.sync_wanted = self.leo();
         }
         base
     }
@@ -372,6 +388,7 @@ impl PartitionLog {
             out.push(DiskRequest::Fsync {
                 file: s.file.clone(),
             });
+            self.flush_marks.push_back(self.leo());
         }
         self.unflushed = 0;
         self.first_unflushed = None;
@@ -414,7 +431,42 @@ impl PartitionLog {
             self.write_epochs(out);
         }
         self.hw = self.hw.min(new_leo);
+        self.synced = self.synced.min(new_leo);
+        self.sync_wanted = self.sync_wanted.min(new_leo);
         self.rebuild_producers();
+    }
+
+    /// The active segment's file, if there is one.
+    pub fn active_file(&self) -> Option<&str> {
+        self.segments.last().map(|s| s.file.as_str())
+    }
+
+    /// The log end offset a `flush` fsync just handed to the disk covers
+    /// (the oldest not yet taken); the host reports it back with
+    /// [`PartitionLog::note_synced`] when that fsync completes.
+    pub fn take_flush_mark(&mut self) -> Option<u64> {
+        self.flush_marks.pop_front()
+    }
+
+    /// An fsync covering records below `end` completed.
+    pub fn note_synced(&mut self, end: u64) {
+        self.synced = self.synced.max(end.min(self.leo()));
+    }
+
+    /// Whether an append-path flush is still waiting for its fsync.
+    pub fn sync_pending(&self) -> bool {
+        self.synced < self.sync_wanted
+    }
+
+    /// The end of the records that count for acknowledgement and
+    /// replication: the log end, or while an append-path flush is waiting
+    /// for the disk, what is known durable.
+    pub fn ack_leo(&self) -> u64 {
+        if self.sync_pending() {
+            self.synced
+        } else {
+            self.leo()
+        }
     }
 
     /// Up to `max` batches holding offsets `>= from` and `< until`.
@@ -581,6 +633,35 @@ mod tests {
         let (back, _) =
             PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut Vec::new());
         assert_eq!(back.check_sequence(7, 0, 2), SeqCheck::Duplicate(off));
+    }
+
+    #[test]
+    fn records_of_an_append_path_flush_count_once_on_disk() {
+        let tp = Tp::new("t", 0);
+        let cfg = LogConfig {
+            flush_messages: Some(1),
+            ..LogConfig::default()
+        };
+        let mut out = Vec::new();
+        let (mut log, _) = PartitionLog::open(&tp, &BTreeMap::new(), cfg, false, &mut out);
+        log.append(batch(0, &["a", "b"]), SimTime::ZERO, &mut out);
+        // Appended, not yet on disk: it does not count for acks.
+        assert_eq!((log.leo(), log.ack_leo()), (2, 0));
+        assert!(log.sync_pending());
+        log.append(batch(0, &["c"]), SimTime::ZERO, &mut out);
+        let first = log.take_flush_mark().unwrap();
+        let second = log.take_flush_mark().unwrap();
+        assert_eq!((first, second), (2, 3));
+        log.note_synced(first);
+        assert_eq!(log.ack_leo(), 2);
+        log.note_synced(second);
+        assert_eq!(log.ack_leo(), 3);
+        assert!(!log.sync_pending());
+        // Without an append-path flush everything counts at once.
+        let (mut plain, _) =
+            PartitionLog::open(&tp, &BTreeMap::new(), LogConfig::default(), false, &mut out);
+        plain.append(batch(0, &["a"]), SimTime::ZERO, &mut out);
+        assert_eq!(plain.ack_leo(), 1);
     }
 
     #[test]

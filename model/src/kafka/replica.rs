@@ -44,6 +44,8 @@ struct Waiting {
     from: NodeId,
     corr: u64,
     required: u64,
+    /// acks=1 waiting only for the leader's own append-path flush.
+    leader_only: bool,
     base: u64,
     deadline: SimTime,
 }
@@ -61,6 +63,9 @@ struct FollowerState {
     truncating: bool,
     asked_epoch: LeaderEpoch,
     inflight: Option<u64>,
+    /// Appended fetched records whose append-path flush has not finished:
+    /// the next fetch (which tells the leader our log end) waits for it.
+    awaiting_sync: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -221,6 +226,7 @@ impl KafkaBroker {
                     truncating: true,
                     asked_epoch: 0,
                     inflight: None,
+                    awaiting_sync: false,
                 });
                 self.start_follower(&tp, cx);
             }
@@ -304,7 +310,7 @@ impl KafkaBroker {
             return;
         };
         if let Role::Follower(fs) = &r.role {
-            if fs.inflight.is_none() {
+            if fs.inflight.is_none() && !fs.awaiting_sync {
                 if fs.truncating {
                     self.start_follower(&tp, cx);
                 } else {
@@ -432,8 +438,14 @@ impl KafkaBroker {
                 }
                 let hw = data.high_watermark.min(r.log.leo()).max(r.log.hw());
                 r.log.set_hw(hw);
+                let wait_for_disk = appended && r.log.sync_pending();
+                if let (true, Role::Follower(fs)) = (wait_for_disk, &mut r.role) {
+                    fs.awaiting_sync = true;
+                }
                 self.disk_all(out, cx);
-                if appended {
+                if wait_for_disk {
+                    // The next fetch goes out once the flush is on disk.
+                } else if appended {
                     self.send_fetch(&tp, cx);
                 } else {
                     self.retry_later(&tp, cx);
@@ -649,17 +661,23 @@ impl KafkaBroker {
         let (Role::Leader(ls), Some(info)) = (&mut r.role, &r.info) else {
             return;
         };
-        let leo = r.log.leo();
+        // The leader's own records count once its append-path flush (if
+        // the flush policy asks for one) is on disk.
+        let leo = r.log.ack_leo();
         let follower_leos: BTreeMap<NodeId, u64> =
             ls.progress.iter().map(|(id, p)| (*id, p.leo)).collect();
         let hw = high_watermark(me, leo, &info.state.isr, &follower_leos, r.log.hw());
         r.log.set_hw(hw);
         let isr_len = info.state.isr.len();
-        let (done, left): (Vec<Waiting>, Vec<Waiting>) =
-            ls.waiting.drain(..).partition(|w| w.required <= hw);
+        let (done, left): (Vec<Waiting>, Vec<Waiting>) = ls
+            .waiting
+            .drain(..)
+            .partition(|w| w.required <= if w.leader_only { leo } else { hw });
         ls.waiting = left;
         for w in done {
-            let result = if isr_len < min_isr && !ignore_min_isr {
+            let result = if w.leader_only {
+                Ok(w.base)
+            } else if isr_len < min_isr && !ignore_min_isr {
                 Err(KafkaError::NotEnoughReplicasAfterAppend)
             } else {
                 Ok(w.base)
@@ -717,20 +735,41 @@ impl KafkaBroker {
         };
         match acks {
             Acks::None => {}
-            Acks::Leader => produce_resp(cx, from, corr, Ok(base)),
-            Acks::All => {
+            Acks::Leader | Acks::All => {
                 let r = self.replicas.get_mut(&tp).expect("replica");
                 if let Role::Leader(ls) = &mut r.role {
                     ls.waiting.push(Waiting {
                         from,
                         corr,
                         required: base + n,
+                        leader_only: acks == Acks::Leader,
                         base,
                         deadline: now.plus_ms(timeout_ms),
                     });
                 }
                 self.maybe_advance_hw(&tp, cx);
             }
+        }
+    }
+
+    /// An fsync of `tp`'s active segment covering records below `end`
+    /// completed: a leader may now count them, a follower waiting for it
+    /// fetches on.
+    pub(crate) fn on_log_synced(&mut self, tp: Tp, end: u64, cx: &mut Ctx<'_>) {
+        let Some(r) = self.replicas.get_mut(&tp) else {
+            return;
+        };
+        r.log.note_synced(end);
+        let pending = r.log.sync_pending();
+        match &mut r.role {
+            Role::Leader(_) => self.maybe_advance_hw(&tp, cx),
+            Role::Follower(fs) if fs.awaiting_sync && !pending => {
+                fs.awaiting_sync = false;
+                if fs.inflight.is_none() {
+                    self.send_fetch(&tp, cx);
+                }
+            }
+            _ => {}
         }
     }
 
