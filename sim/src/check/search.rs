@@ -10,8 +10,12 @@
 //! after their call, or never, and the search succeeds as soon as every
 //! operation with a known outcome is linearized.
 //!
-//! The linearized set is a bitset with an incremental Zobrist hash, and the
-//! visited configurations live in a [`Cache`]. Nothing is allocated per
+//! The linearized set is a bitset with an incremental Zobrist hash over the
+//! operations of known outcome, and the visited configurations live in a
+//! [`Cache`], which also counts a configuration as visited when one with
+//! the same state and known operations but fewer unknown ones was (an
+//! unknown operation is optional, so that one can do at least as much).
+//! Nothing is allocated per
 //! step except the cache's amortised growth and model states that own heap
 //! memory.
 
@@ -173,12 +177,18 @@ pub struct Search<'a, M: Model> {
     zob: u64,
     cache: Cache<M::State>,
     state: M::State,
-    stack: Vec<(u32, M::State)>,
+    /// Lifted calls, each with the pass it was taken in and the state
+    /// before it.
+    stack: Vec<(u32, bool, M::State)>,
     remaining: usize,
     best: Vec<u32>,
     best_blocked: u32,
     low_water: usize,
     entry: u32,
+    /// Whether the pass at `entry` is the one over optional operations.
+    optional_pass: bool,
+    /// Whether the partition has any optional operation.
+    has_optional: bool,
     steps: u64,
     deadline: Option<Instant>,
 }
@@ -189,18 +199,29 @@ impl<'a, M: Model> Search<'a, M> {
         let list = List::build(ops);
         let stride = ops.len().div_ceil(64);
         let entry = list.e[HEAD as usize].next;
+        let mut optional = vec![0u64; stride];
+        for (k, o) in ops.iter().enumerate() {
+            if o.ret.is_none() {
+                optional[k >> 6] |= 1 << (k & 63);
+            }
+        }
         Search {
             model,
             ops,
             list,
             bits: vec![0u64; stride],
-            keys: (0..ops.len()).map(zobrist).collect(),
+            // Unknown-outcome operations leave the hash alone (see Cache).
+            keys: ops
+                .iter()
+                .enumerate()
+                .map(|(k, o)| if o.ret.is_some() { zobrist(k) } else { 0 })
+                .collect(),
             after: ops
                 .iter()
                 .map(|o| o.after.map_or(NIL, |a| a as u32))
                 .collect(),
             zob: 0,
-            cache: Cache::new(stride, limits.budget.clone()),
+            cache: Cache::with_optional(optional, limits.budget.clone()),
             state: model.init(),
             stack: Vec::with_capacity(ops.len()),
             remaining: ops.iter().filter(|o| o.ret.is_some()).count(),
@@ -208,6 +229,8 @@ impl<'a, M: Model> Search<'a, M> {
             best_blocked: NIL,
             low_water: 0,
             entry,
+            optional_pass: false,
+            has_optional: ops.iter().any(|o| o.ret.is_none()),
             steps: 0,
             deadline: limits.deadline,
         }
@@ -225,6 +248,13 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     /// Runs at most `max_steps` steps: `None` if still undecided.
+    ///
+    /// From each configuration the candidate calls (those before the first
+    /// pending return) are tried in two passes: first the operations of
+    /// known outcome, then the optional ones (unknown outcome). Every
+    /// candidate is still tried, so the search is as complete as one pass;
+    /// but a history whose crashed writes need not have happened (the usual
+    /// case) is linearized without first trying the subsets of them.
     pub fn run(&mut self, max_steps: u64) -> Option<SearchResult> {
         if self.remaining == 0 {
             return Some(SearchResult::Linearizable);
@@ -235,18 +265,21 @@ impl<'a, M: Model> Search<'a, M> {
         let stop = self.steps.saturating_add(max_steps);
         let (model, ops) = (self.model, self.ops);
         let mut e = self.entry;
+        let mut optional = self.optional_pass;
         loop {
             self.steps += 1;
             if self.steps & 0x3ff == 0 {
                 if let Some(d) = self.deadline {
                     if Instant::now() >= d {
                         self.entry = e;
+                        self.optional_pass = optional;
                         return Some(SearchResult::Timeout);
                     }
                 }
             }
             if self.steps >= stop {
                 self.entry = e;
+                self.optional_pass = optional;
                 return None;
             }
             let entry = if e == NIL {
@@ -256,6 +289,11 @@ impl<'a, M: Model> Search<'a, M> {
             };
             match entry {
                 Some(en) if en.call => {
+                    // Each pass takes its own kind of operation.
+                    if (en.partner == NIL) != optional {
+                        e = en.next;
+                        continue;
+                    }
                     let k = en.op as usize;
                     let a = self.after[k];
                     let ready = a == NIL || self.bits[(a >> 6) as usize] & (1 << (a & 63)) != 0;
@@ -271,8 +309,11 @@ impl<'a, M: Model> Search<'a, M> {
                             .cache
                             .insert(h, &self.bits, &next, model.state_bytes(&next))
                         {
-                            self.stack
-                                .push((e, std::mem::replace(&mut self.state, next)));
+                            self.stack.push((
+                                e,
+                                optional,
+                                std::mem::replace(&mut self.state, next),
+                            ));
                             self.list.lift(e);
                             if en.partner != NIL {
                                 self.remaining -= 1;
@@ -281,12 +322,18 @@ impl<'a, M: Model> Search<'a, M> {
                                 }
                             }
                             e = self.list.e[HEAD as usize].next;
+                            optional = false;
                             continue;
                         }
                         self.bits[k >> 6] &= !(1 << (k & 63));
                         self.zob ^= self.keys[k];
                     }
                     e = en.next;
+                }
+                _ if !optional && self.has_optional => {
+                    // The known candidates are exhausted: the optional ones.
+                    optional = true;
+                    e = self.list.e[HEAD as usize].next;
                 }
                 _ => {
                     // A return (or the end): the prefix on the stack is stuck.
@@ -295,12 +342,15 @@ impl<'a, M: Model> Search<'a, M> {
                         let lw = self.low_water;
                         self.best.truncate(lw);
                         let list = &self.list;
-                        self.best
-                            .extend(self.stack[lw..].iter().map(|(c, _)| list.e[*c as usize].op));
+                        self.best.extend(
+                            self.stack[lw..]
+                                .iter()
+                                .map(|(c, _, _)| list.e[*c as usize].op),
+                        );
                         self.best_blocked = self.list.e[e as usize].op;
                         self.low_water = self.stack.len();
                     }
-                    let Some((c, prev)) = self.stack.pop() else {
+                    let Some((c, pass, prev)) = self.stack.pop() else {
                         return Some(self.failure());
                     };
                     self.low_water = self.low_water.min(self.stack.len());
@@ -313,6 +363,7 @@ impl<'a, M: Model> Search<'a, M> {
                         self.remaining += 1;
                     }
                     e = self.list.e[c as usize].next;
+                    optional = pass;
                 }
             }
         }
