@@ -251,10 +251,12 @@ impl<'a, M: Model> Search<'a, M> {
     ///
     /// From each configuration the candidate calls (those before the first
     /// pending return) are tried in two passes: first the operations of
-    /// known outcome, then the optional ones (unknown outcome). Every
-    /// candidate is still tried, so the search is as complete as one pass;
-    /// but a history whose crashed writes need not have happened (the usual
-    /// case) is linearized without first trying the subsets of them.
+    /// known outcome, in call order, then the optional ones (unknown
+    /// outcome), latest call first. Every candidate is still tried, so the
+    /// search is as complete as one pass; but a history whose crashed
+    /// writes need not have happened (the usual case) is linearized without
+    /// first trying the subsets of them, and when a read needs one, the
+    /// latest crashed write is the likeliest and comes first.
     pub fn run(&mut self, max_steps: u64) -> Option<SearchResult> {
         if self.remaining == 0 {
             return Some(SearchResult::Linearizable);
@@ -290,15 +292,16 @@ impl<'a, M: Model> Search<'a, M> {
             match entry {
                 Some(en) if en.call => {
                     // Each pass takes its own kind of operation.
+                    let step_on = if optional { en.prev } else { en.next };
                     if (en.partner == NIL) != optional {
-                        e = en.next;
+                        e = step_on;
                         continue;
                     }
                     let k = en.op as usize;
                     let a = self.after[k];
                     let ready = a == NIL || self.bits[(a >> 6) as usize] & (1 << (a & 63)) != 0;
                     if !ready {
-                        e = en.next;
+                        e = step_on;
                         continue;
                     }
                     if let Some(next) = model.step(&self.state, &ops[k].op) {
@@ -328,16 +331,21 @@ impl<'a, M: Model> Search<'a, M> {
                         self.bits[k >> 6] &= !(1 << (k & 63));
                         self.zob ^= self.keys[k];
                     }
-                    e = en.next;
+                    e = step_on;
                 }
-                _ if !optional && self.has_optional => {
-                    // The known candidates are exhausted: the optional ones.
+                // The known candidates are exhausted at the first pending
+                // return (there is one while `remaining > 0`): the optional
+                // candidates, walking back from it.
+                Some(_) if !optional && self.has_optional => {
                     optional = true;
-                    e = self.list.e[HEAD as usize].next;
+                    e = self.list.e[e as usize].prev;
                 }
                 _ => {
-                    // A return (or the end): the prefix on the stack is stuck.
-                    if e != NIL && (self.stack.len() > self.best.len() || self.best_blocked == NIL)
+                    // Back at the head, at a return, or the end: the prefix
+                    // on the stack is stuck.
+                    let blocker = if optional { self.first_return() } else { e };
+                    if blocker != NIL
+                        && (self.stack.len() > self.best.len() || self.best_blocked == NIL)
                     {
                         let lw = self.low_water;
                         self.best.truncate(lw);
@@ -347,7 +355,7 @@ impl<'a, M: Model> Search<'a, M> {
                                 .iter()
                                 .map(|(c, _, _)| list.e[*c as usize].op),
                         );
-                        self.best_blocked = self.list.e[e as usize].op;
+                        self.best_blocked = self.list.e[blocker as usize].op;
                         self.low_water = self.stack.len();
                     }
                     let Some((c, pass, prev)) = self.stack.pop() else {
@@ -362,11 +370,21 @@ impl<'a, M: Model> Search<'a, M> {
                     if self.list.e[c as usize].partner != NIL {
                         self.remaining += 1;
                     }
-                    e = self.list.e[c as usize].next;
+                    let en = self.list.e[c as usize];
+                    e = if pass { en.prev } else { en.next };
                     optional = pass;
                 }
             }
         }
+    }
+
+    /// The first return entry in the list, or `NIL`.
+    fn first_return(&self) -> u32 {
+        let mut e = self.list.e[HEAD as usize].next;
+        while e != NIL && self.list.e[e as usize].call {
+            e = self.list.e[e as usize].next;
+        }
+        e
     }
 
     fn failure(&self) -> SearchResult {
