@@ -164,6 +164,20 @@ impl List {
     }
 }
 
+/// Passes over the candidates of a configuration (see [`Search::run`]).
+const KNOWN: u8 = 0;
+const ENABLING: u8 = 1;
+const OTHER: u8 = 2;
+
+/// A lifted call on the search stack: where it was taken, in which pass
+/// (and with which first pending return), and the state before it.
+struct Lifted<S> {
+    call: u32,
+    pass: u8,
+    ret: u32,
+    state: S,
+}
+
 /// A resumable search over one partition: [`Search::run`] advances it by a
 /// bounded number of steps, so that a driver can interleave partitions and
 /// stop at the first violation wherever it is.
@@ -177,16 +191,15 @@ pub struct Search<'a, M: Model> {
     zob: u64,
     cache: Cache<M::State>,
     state: M::State,
-    /// Lifted calls, each with the pass it was taken in and the state
-    /// before it.
-    stack: Vec<(u32, bool, M::State)>,
+    stack: Vec<Lifted<M::State>>,
     remaining: usize,
     best: Vec<u32>,
     best_blocked: u32,
     low_water: usize,
     entry: u32,
-    /// Whether the pass at `entry` is the one over optional operations.
-    optional_pass: bool,
+    /// The pass at `entry`, and the first pending return of its
+    /// configuration (for the optional passes).
+    pass: (u8, u32),
     /// Whether the partition has any optional operation.
     has_optional: bool,
     steps: u64,
@@ -229,7 +242,7 @@ impl<'a, M: Model> Search<'a, M> {
             best_blocked: NIL,
             low_water: 0,
             entry,
-            optional_pass: false,
+            pass: (KNOWN, NIL),
             has_optional: ops.iter().any(|o| o.ret.is_none()),
             steps: 0,
             deadline: limits.deadline,
@@ -250,13 +263,15 @@ impl<'a, M: Model> Search<'a, M> {
     /// Runs at most `max_steps` steps: `None` if still undecided.
     ///
     /// From each configuration the candidate calls (those before the first
-    /// pending return) are tried in two passes: first the operations of
-    /// known outcome, in call order, then the optional ones (unknown
-    /// outcome), latest call first. Every candidate is still tried, so the
-    /// search is as complete as one pass; but a history whose crashed
-    /// writes need not have happened (the usual case) is linearized without
-    /// first trying the subsets of them, and when a read needs one, the
-    /// latest crashed write is the likeliest and comes first.
+    /// pending return) are tried in three passes: the operations of known
+    /// outcome, in call order; then the optional ones (unknown outcome)
+    /// after which the operation of that first pending return could take
+    /// effect at once; then the other optional ones. Optional candidates go
+    /// latest call first. Every candidate is still tried exactly once, so
+    /// the search is as complete as a single pass; but a history whose
+    /// crashed writes need not have happened (the usual case) is
+    /// linearized without first trying the subsets of them, and a read that
+    /// shows a crashed write gets that write first.
     pub fn run(&mut self, max_steps: u64) -> Option<SearchResult> {
         if self.remaining == 0 {
             return Some(SearchResult::Linearizable);
@@ -267,21 +282,21 @@ impl<'a, M: Model> Search<'a, M> {
         let stop = self.steps.saturating_add(max_steps);
         let (model, ops) = (self.model, self.ops);
         let mut e = self.entry;
-        let mut optional = self.optional_pass;
+        let (mut pass, mut ret) = self.pass;
         loop {
             self.steps += 1;
             if self.steps & 0x3ff == 0 {
                 if let Some(d) = self.deadline {
                     if Instant::now() >= d {
                         self.entry = e;
-                        self.optional_pass = optional;
+                        self.pass = (pass, ret);
                         return Some(SearchResult::Timeout);
                     }
                 }
             }
             if self.steps >= stop {
                 self.entry = e;
-                self.optional_pass = optional;
+                self.pass = (pass, ret);
                 return None;
             }
             let entry = if e == NIL {
@@ -292,8 +307,8 @@ impl<'a, M: Model> Search<'a, M> {
             match entry {
                 Some(en) if en.call => {
                     // Each pass takes its own kind of operation.
-                    let step_on = if optional { en.prev } else { en.next };
-                    if (en.partner == NIL) != optional {
+                    let step_on = if pass == KNOWN { en.next } else { en.prev };
+                    if (en.partner == NIL) != (pass != KNOWN) {
                         e = step_on;
                         continue;
                     }
@@ -304,87 +319,92 @@ impl<'a, M: Model> Search<'a, M> {
                         e = step_on;
                         continue;
                     }
-                    if let Some(next) = model.step(&self.state, &ops[k].op) {
-                        self.bits[k >> 6] |= 1 << (k & 63);
-                        self.zob ^= self.keys[k];
-                        let h = self.zob ^ fx_hash(&next);
-                        if self
-                            .cache
-                            .insert(h, &self.bits, &next, model.state_bytes(&next))
-                        {
-                            self.stack.push((
-                                e,
-                                optional,
-                                std::mem::replace(&mut self.state, next),
-                            ));
-                            self.list.lift(e);
-                            if en.partner != NIL {
-                                self.remaining -= 1;
-                                if self.remaining == 0 {
-                                    return Some(SearchResult::Linearizable);
-                                }
-                            }
-                            e = self.list.e[HEAD as usize].next;
-                            optional = false;
+                    let Some(next) = model.step(&self.state, &ops[k].op) else {
+                        e = step_on;
+                        continue;
+                    };
+                    if pass != KNOWN {
+                        let waiting = &ops[self.list.e[ret as usize].op as usize].op;
+                        let enables = model.step(&next, waiting).is_some();
+                        if enables != (pass == ENABLING) {
+                            e = step_on;
                             continue;
                         }
-                        self.bits[k >> 6] &= !(1 << (k & 63));
-                        self.zob ^= self.keys[k];
                     }
+                    self.bits[k >> 6] |= 1 << (k & 63);
+                    self.zob ^= self.keys[k];
+                    let h = self.zob ^ fx_hash(&next);
+                    if self
+                        .cache
+                        .insert(h, &self.bits, &next, model.state_bytes(&next))
+                    {
+                        self.stack.push(Lifted {
+                            call: e,
+                            pass,
+                            ret,
+                            state: std::mem::replace(&mut self.state, next),
+                        });
+                        self.list.lift(e);
+                        if en.partner != NIL {
+                            self.remaining -= 1;
+                            if self.remaining == 0 {
+                                return Some(SearchResult::Linearizable);
+                            }
+                        }
+                        e = self.list.e[HEAD as usize].next;
+                        pass = KNOWN;
+                        continue;
+                    }
+                    self.bits[k >> 6] &= !(1 << (k & 63));
+                    self.zob ^= self.keys[k];
                     e = step_on;
                 }
                 // The known candidates are exhausted at the first pending
                 // return (there is one while `remaining > 0`): the optional
                 // candidates, walking back from it.
-                Some(_) if !optional && self.has_optional => {
-                    optional = true;
+                Some(_) if pass == KNOWN && self.has_optional => {
+                    pass = ENABLING;
+                    ret = e;
                     e = self.list.e[e as usize].prev;
+                }
+                Some(_) if pass == ENABLING => {
+                    pass = OTHER;
+                    e = self.list.e[ret as usize].prev;
                 }
                 _ => {
                     // Back at the head, at a return, or the end: the prefix
                     // on the stack is stuck.
-                    let blocker = if optional { self.first_return() } else { e };
+                    let blocker = if pass == KNOWN { e } else { ret };
                     if blocker != NIL
                         && (self.stack.len() > self.best.len() || self.best_blocked == NIL)
                     {
                         let lw = self.low_water;
                         self.best.truncate(lw);
                         let list = &self.list;
-                        self.best.extend(
-                            self.stack[lw..]
-                                .iter()
-                                .map(|(c, _, _)| list.e[*c as usize].op),
-                        );
+                        self.best
+                            .extend(self.stack[lw..].iter().map(|l| list.e[l.call as usize].op));
                         self.best_blocked = self.list.e[blocker as usize].op;
                         self.low_water = self.stack.len();
                     }
-                    let Some((c, pass, prev)) = self.stack.pop() else {
+                    let Some(l) = self.stack.pop() else {
                         return Some(self.failure());
                     };
                     self.low_water = self.low_water.min(self.stack.len());
+                    let c = l.call;
                     let k = self.list.e[c as usize].op as usize;
                     self.bits[k >> 6] &= !(1 << (k & 63));
                     self.zob ^= self.keys[k];
-                    self.state = prev;
+                    self.state = l.state;
                     self.list.unlift(c);
-                    if self.list.e[c as usize].partner != NIL {
+                    let en = self.list.e[c as usize];
+                    if en.partner != NIL {
                         self.remaining += 1;
                     }
-                    let en = self.list.e[c as usize];
-                    e = if pass { en.prev } else { en.next };
-                    optional = pass;
+                    (pass, ret) = (l.pass, l.ret);
+                    e = if pass == KNOWN { en.next } else { en.prev };
                 }
             }
         }
-    }
-
-    /// The first return entry in the list, or `NIL`.
-    fn first_return(&self) -> u32 {
-        let mut e = self.list.e[HEAD as usize].next;
-        while e != NIL && self.list.e[e as usize].call {
-            e = self.list.e[e as usize].next;
-        }
-        e
     }
 
     fn failure(&self) -> SearchResult {
