@@ -397,7 +397,7 @@ impl Engine {
             return;
         }
         if host.paused {
-            host.deferred.push_back(Deferred::Input(input));
+            host.defer(input);
             return;
         }
         self.step(node, input);
@@ -438,6 +438,8 @@ impl Engine {
     fn apply_effect(&mut self, id: NodeId, effect: Effect) {
         match effect {
             Effect::Send { to, msg } => self.send(id, to, msg),
+            // Closing the dead socket leaves a newer connection alone.
+            Effect::Disconnect { peer } if self.hosts[id as usize].on_dead_conn(peer) => {}
             Effect::Disconnect { peer } => {
                 let until = self.now + self.net.config().detect_us;
                 let notify = self.net.break_conn(id, peer, until);
@@ -494,6 +496,12 @@ impl Engine {
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: Msg) {
         if to as usize >= self.hosts.len() || to == from {
+            return;
+        }
+        // A resumed process answering its backlog writes to the connection
+        // it knew, which broke while it was paused: the bytes go nowhere
+        // (never onto a newer connection to the same peer).
+        if self.hosts[from as usize].on_dead_conn(to) {
             return;
         }
         let to_alive = self.hosts[to as usize].alive();
@@ -763,11 +771,12 @@ impl Engine {
             return;
         }
         host.paused = false;
-        let backlog: Vec<Deferred> = host.deferred.drain(..).collect();
-        for d in backlog {
-            if !self.hosts[id as usize].alive() || self.hosts[id as usize].paused {
+        loop {
+            let host = &mut self.hosts[id as usize];
+            if !host.alive() || host.paused {
                 break;
             }
+            let Some(d) = host.undefer() else { break };
             match d {
                 Deferred::Input(input) => self.step(id, input),
                 Deferred::Timer(timer, gen) => {

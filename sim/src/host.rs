@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand_chacha::ChaCha8Rng;
 
-use kzsim_model::{Input, Node, SimTime, TimerId};
+use kzsim_model::{Input, Node, NodeId, SimTime, TimerId};
 
 use crate::clock::Clock;
 use crate::disk::Disk;
@@ -44,8 +44,13 @@ pub struct Host {
     pub rng: ChaCha8Rng,
     /// Whether the process is paused.
     pub paused: bool,
-    /// Inputs that arrived while paused, in order.
+    /// Inputs that arrived while paused, in order (on resume they are
+    /// handed over from the front, the rest staying here meanwhile).
     pub deferred: VecDeque<Deferred>,
+    /// Per peer, how many `ConnLost` inputs wait in `deferred`: while one
+    /// does, the process still believes in a connection the network has
+    /// broken, so what it sends to that peer goes on a dead socket.
+    pub lost_pending: BTreeMap<NodeId, u32>,
     /// Armed timers: local deadline and generation.
     pub timers: BTreeMap<TimerId, (SimTime, u64)>,
     /// Source of timer generations.
@@ -68,6 +73,7 @@ impl Host {
             rng,
             paused: false,
             deferred: VecDeque::new(),
+            lost_pending: BTreeMap::new(),
             timers: BTreeMap::new(),
             timer_gen: 0,
             clock,
@@ -88,7 +94,36 @@ impl Host {
         self.incarnation += 1;
         self.paused = false;
         self.deferred.clear();
+        self.lost_pending.clear();
         self.timers.clear();
+    }
+
+    /// Holds `input` until resume.
+    pub fn defer(&mut self, input: Input) {
+        if let Input::ConnLost { peer } = input {
+            *self.lost_pending.entry(peer).or_default() += 1;
+        }
+        self.deferred.push_back(Deferred::Input(input));
+    }
+
+    /// Takes the oldest held item.
+    pub fn undefer(&mut self) -> Option<Deferred> {
+        let d = self.deferred.pop_front()?;
+        if let Deferred::Input(Input::ConnLost { peer }) = &d {
+            if let Some(n) = self.lost_pending.get_mut(peer) {
+                *n -= 1;
+                if *n == 0 {
+                    self.lost_pending.remove(peer);
+                }
+            }
+        }
+        Some(d)
+    }
+
+    /// Whether the process still believes in a broken connection to
+    /// `peer` (its `ConnLost` is held, see `lost_pending`).
+    pub fn on_dead_conn(&self, peer: NodeId) -> bool {
+        self.lost_pending.contains_key(&peer)
     }
 
     /// Arms `timer` at local deadline `deadline`; returns its generation.

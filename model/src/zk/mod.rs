@@ -82,7 +82,7 @@ pub const BUGS: &[BugInfo] = &[
         name: "zk_epoch_not_persisted",
         component: "zk",
         breaks: "acceptedEpoch/currentEpoch live in memory only (ZOOKEEPER-1549/2354); restarts lead to divergent histories",
-        scenario: "zk-rolling-restart",
+        scenario: "zk-epoch-restarts",
     },
     BugInfo {
         name: "zk_newleader_ack_before_persist",

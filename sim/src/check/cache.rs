@@ -1,6 +1,19 @@
 //! The visited-configuration cache of the search: a set of
 //! (linearized-operations bitset, model state) pairs.
 //!
+//! Operations of unknown outcome (`info`) are optional: they may be
+//! linearized at any point after their call, or never, and nothing waits
+//! for them. So a configuration is covered by a remembered one with the
+//! same state, the same operations of known outcome linearized and a
+//! subset of the optional ones: whatever the newer one can still do, the
+//! remembered one could too (the optional operations it has not used stay
+//! available, and every other choice depends only on the known ones). The
+//! cache answers "covered" for those, not only for exact repeats; without
+//! it, `k` optional operations can multiply the configurations by `2^k`
+//! (the same state reached with every subset of crashed writes, e.g. each
+//! overwritten by a later write). The caller's hash must then ignore the
+//! optional operations.
+//!
 //! Open addressing over `u32` slots; bitsets live in one flat arena with a
 //! fixed stride, states in a vector, so an insertion allocates nothing but
 //! amortised growth. Once the memory budget is spent the cache stops
@@ -48,6 +61,8 @@ pub struct Cache<S> {
     bits: Vec<u64>,
     states: Vec<S>,
     stride: usize,
+    /// Per bitset word, the bits of optional operations.
+    optional: Vec<u64>,
     bytes: usize,
     budget: Budget,
     full: bool,
@@ -60,14 +75,23 @@ impl<S> Drop for Cache<S> {
 }
 
 impl<S: Eq + Hash + Clone> Cache<S> {
-    /// An empty cache for bitsets of `stride` words, drawing on `budget`.
+    /// An empty cache for bitsets of `stride` words, drawing on `budget`;
+    /// every operation is required (only exact repeats are covered).
     pub fn new(stride: usize, budget: Budget) -> Cache<S> {
+        Cache::with_optional(vec![0; stride], budget)
+    }
+
+    /// An empty cache whose bitsets have the set bits of `optional` (one
+    /// word per 64 operations) for the optional operations (see the module
+    /// docs).
+    pub fn with_optional(optional: Vec<u64>, budget: Budget) -> Cache<S> {
         Cache {
             slots: vec![0; 1024],
             hashes: Vec::new(),
             bits: Vec::new(),
+            stride: optional.len(),
+            optional,
             states: Vec::new(),
-            stride,
             bytes: 0,
             budget,
             full: false,
@@ -89,9 +113,10 @@ impl<S: Eq + Hash + Clone> Cache<S> {
         self.full
     }
 
-    /// Inserts the configuration; returns `false` if it was already there.
-    /// `hash` must be a function of `bits` and `state` only; `state_bytes`
-    /// is the state's size for the budget.
+    /// Inserts the configuration; returns `false` if it was already there
+    /// or is covered by one that is. `hash` must be a function of `state`
+    /// and of the required bits of `bits` only; `state_bytes` is the
+    /// state's size for the budget.
     #[inline]
     pub fn insert(&mut self, hash: u64, bits: &[u64], state: &S, state_bytes: usize) -> bool {
         let mask = self.slots.len() - 1;
@@ -103,7 +128,7 @@ impl<S: Eq + Hash + Clone> Cache<S> {
             }
             let k = (slot - 1) as usize;
             if self.hashes[k] == hash
-                && self.bits[k * self.stride..(k + 1) * self.stride] == *bits
+                && self.covers(&self.bits[k * self.stride..(k + 1) * self.stride], bits)
                 && self.states[k] == *state
             {
                 return false;
@@ -128,6 +153,16 @@ impl<S: Eq + Hash + Clone> Cache<S> {
             self.grow();
         }
         true
+    }
+
+    /// Whether remembered bitset `old` covers `new`: the same required
+    /// bits, and its optional bits a subset of `new`'s.
+    #[inline]
+    fn covers(&self, old: &[u64], new: &[u64]) -> bool {
+        old.iter()
+            .zip(new)
+            .zip(&self.optional)
+            .all(|((&o, &n), &opt)| o & !n == 0 && (n & !o) & !opt == 0)
     }
 
     fn grow(&mut self) {
@@ -159,6 +194,21 @@ mod tests {
             assert!(c.insert(i % 7, &[i], &(i as u32 + 1), 4));
         }
         assert!(!c.is_full());
+    }
+
+    #[test]
+    fn covers_supersets_of_optional_operations() {
+        // Operations 0 and 1 are required, 2 and 3 optional.
+        let mut c: Cache<u32> = Cache::with_optional(vec![0b1100], Budget::new(1 << 30));
+        assert!(c.insert(1, &[0b0101], &7, 4));
+        // More optional operations, same required ones and state: covered.
+        assert!(!c.insert(1, &[0b1101], &7, 4));
+        assert!(!c.insert(1, &[0b0101], &7, 4));
+        // Fewer optional ones, another state or other required ones: new.
+        assert!(c.insert(1, &[0b0001], &7, 4));
+        assert!(c.insert(1, &[0b1101], &8, 4));
+        assert!(c.insert(1, &[0b0111], &7, 4));
+        assert!(c.insert(1, &[0b1011], &7, 4));
     }
 
     #[test]

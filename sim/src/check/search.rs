@@ -10,8 +10,12 @@
 //! after their call, or never, and the search succeeds as soon as every
 //! operation with a known outcome is linearized.
 //!
-//! The linearized set is a bitset with an incremental Zobrist hash, and the
-//! visited configurations live in a [`Cache`]. Nothing is allocated per
+//! The linearized set is a bitset with an incremental Zobrist hash over the
+//! operations of known outcome, and the visited configurations live in a
+//! [`Cache`], which also counts a configuration as visited when one with
+//! the same state and known operations but fewer unknown ones was (an
+//! unknown operation is optional, so that one can do at least as much).
+//! Nothing is allocated per
 //! step except the cache's amortised growth and model states that own heap
 //! memory.
 
@@ -160,6 +164,20 @@ impl List {
     }
 }
 
+/// Passes over the candidates of a configuration (see [`Search::run`]).
+const KNOWN: u8 = 0;
+const ENABLING: u8 = 1;
+const OTHER: u8 = 2;
+
+/// A lifted call on the search stack: where it was taken, in which pass
+/// (and with which first pending return), and the state before it.
+struct Lifted<S> {
+    call: u32,
+    pass: u8,
+    ret: u32,
+    state: S,
+}
+
 /// A resumable search over one partition: [`Search::run`] advances it by a
 /// bounded number of steps, so that a driver can interleave partitions and
 /// stop at the first violation wherever it is.
@@ -173,12 +191,17 @@ pub struct Search<'a, M: Model> {
     zob: u64,
     cache: Cache<M::State>,
     state: M::State,
-    stack: Vec<(u32, M::State)>,
+    stack: Vec<Lifted<M::State>>,
     remaining: usize,
     best: Vec<u32>,
     best_blocked: u32,
     low_water: usize,
     entry: u32,
+    /// The pass at `entry`, and the first pending return of its
+    /// configuration (for the optional passes).
+    pass: (u8, u32),
+    /// Whether the partition has any optional operation.
+    has_optional: bool,
     steps: u64,
     deadline: Option<Instant>,
 }
@@ -189,18 +212,29 @@ impl<'a, M: Model> Search<'a, M> {
         let list = List::build(ops);
         let stride = ops.len().div_ceil(64);
         let entry = list.e[HEAD as usize].next;
+        let mut optional = vec![0u64; stride];
+        for (k, o) in ops.iter().enumerate() {
+            if o.ret.is_none() {
+                optional[k >> 6] |= 1 << (k & 63);
+            }
+        }
         Search {
             model,
             ops,
             list,
             bits: vec![0u64; stride],
-            keys: (0..ops.len()).map(zobrist).collect(),
+            // Unknown-outcome operations leave the hash alone (see Cache).
+            keys: ops
+                .iter()
+                .enumerate()
+                .map(|(k, o)| if o.ret.is_some() { zobrist(k) } else { 0 })
+                .collect(),
             after: ops
                 .iter()
                 .map(|o| o.after.map_or(NIL, |a| a as u32))
                 .collect(),
             zob: 0,
-            cache: Cache::new(stride, limits.budget.clone()),
+            cache: Cache::with_optional(optional, limits.budget.clone()),
             state: model.init(),
             stack: Vec::with_capacity(ops.len()),
             remaining: ops.iter().filter(|o| o.ret.is_some()).count(),
@@ -208,6 +242,8 @@ impl<'a, M: Model> Search<'a, M> {
             best_blocked: NIL,
             low_water: 0,
             entry,
+            pass: (KNOWN, NIL),
+            has_optional: ops.iter().any(|o| o.ret.is_none()),
             steps: 0,
             deadline: limits.deadline,
         }
@@ -225,6 +261,17 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     /// Runs at most `max_steps` steps: `None` if still undecided.
+    ///
+    /// From each configuration the candidate calls (those before the first
+    /// pending return) are tried in three passes: the operations of known
+    /// outcome, in call order; then the optional ones (unknown outcome)
+    /// after which the operation of that first pending return could take
+    /// effect at once; then the other optional ones. Optional candidates go
+    /// latest call first. Every candidate is still tried exactly once, so
+    /// the search is as complete as a single pass; but a history whose
+    /// crashed writes need not have happened (the usual case) is
+    /// linearized without first trying the subsets of them, and a read that
+    /// shows a crashed write gets that write first.
     pub fn run(&mut self, max_steps: u64) -> Option<SearchResult> {
         if self.remaining == 0 {
             return Some(SearchResult::Linearizable);
@@ -235,18 +282,21 @@ impl<'a, M: Model> Search<'a, M> {
         let stop = self.steps.saturating_add(max_steps);
         let (model, ops) = (self.model, self.ops);
         let mut e = self.entry;
+        let (mut pass, mut ret) = self.pass;
         loop {
             self.steps += 1;
             if self.steps & 0x3ff == 0 {
                 if let Some(d) = self.deadline {
                     if Instant::now() >= d {
                         self.entry = e;
+                        self.pass = (pass, ret);
                         return Some(SearchResult::Timeout);
                     }
                 }
             }
             if self.steps >= stop {
                 self.entry = e;
+                self.pass = (pass, ret);
                 return None;
             }
             let entry = if e == NIL {
@@ -256,63 +306,102 @@ impl<'a, M: Model> Search<'a, M> {
             };
             match entry {
                 Some(en) if en.call => {
+                    // Each pass takes its own kind of operation.
+                    let step_on = if pass == KNOWN { en.next } else { en.prev };
+                    if (en.partner == NIL) != (pass != KNOWN) {
+                        e = step_on;
+                        continue;
+                    }
                     let k = en.op as usize;
                     let a = self.after[k];
                     let ready = a == NIL || self.bits[(a >> 6) as usize] & (1 << (a & 63)) != 0;
                     if !ready {
-                        e = en.next;
+                        e = step_on;
                         continue;
                     }
-                    if let Some(next) = model.step(&self.state, &ops[k].op) {
-                        self.bits[k >> 6] |= 1 << (k & 63);
-                        self.zob ^= self.keys[k];
-                        let h = self.zob ^ fx_hash(&next);
-                        if self
-                            .cache
-                            .insert(h, &self.bits, &next, model.state_bytes(&next))
-                        {
-                            self.stack
-                                .push((e, std::mem::replace(&mut self.state, next)));
-                            self.list.lift(e);
-                            if en.partner != NIL {
-                                self.remaining -= 1;
-                                if self.remaining == 0 {
-                                    return Some(SearchResult::Linearizable);
-                                }
-                            }
-                            e = self.list.e[HEAD as usize].next;
+                    let Some(next) = model.step(&self.state, &ops[k].op) else {
+                        e = step_on;
+                        continue;
+                    };
+                    if pass != KNOWN {
+                        let waiting = &ops[self.list.e[ret as usize].op as usize].op;
+                        let enables = model.step(&next, waiting).is_some();
+                        if enables != (pass == ENABLING) {
+                            e = step_on;
                             continue;
                         }
-                        self.bits[k >> 6] &= !(1 << (k & 63));
-                        self.zob ^= self.keys[k];
                     }
-                    e = en.next;
+                    self.bits[k >> 6] |= 1 << (k & 63);
+                    self.zob ^= self.keys[k];
+                    let h = self.zob ^ fx_hash(&next);
+                    if self
+                        .cache
+                        .insert(h, &self.bits, &next, model.state_bytes(&next))
+                    {
+                        self.stack.push(Lifted {
+                            call: e,
+                            pass,
+                            ret,
+                            state: std::mem::replace(&mut self.state, next),
+                        });
+                        self.list.lift(e);
+                        if en.partner != NIL {
+                            self.remaining -= 1;
+                            if self.remaining == 0 {
+                                return Some(SearchResult::Linearizable);
+                            }
+                        }
+                        e = self.list.e[HEAD as usize].next;
+                        pass = KNOWN;
+                        continue;
+                    }
+                    self.bits[k >> 6] &= !(1 << (k & 63));
+                    self.zob ^= self.keys[k];
+                    e = step_on;
+                }
+                // The known candidates are exhausted at the first pending
+                // return (there is one while `remaining > 0`): the optional
+                // candidates, walking back from it.
+                Some(_) if pass == KNOWN && self.has_optional => {
+                    pass = ENABLING;
+                    ret = e;
+                    e = self.list.e[e as usize].prev;
+                }
+                Some(_) if pass == ENABLING => {
+                    pass = OTHER;
+                    e = self.list.e[ret as usize].prev;
                 }
                 _ => {
-                    // A return (or the end): the prefix on the stack is stuck.
-                    if e != NIL && (self.stack.len() > self.best.len() || self.best_blocked == NIL)
+                    // Back at the head, at a return, or the end: the prefix
+                    // on the stack is stuck.
+                    let blocker = if pass == KNOWN { e } else { ret };
+                    if blocker != NIL
+                        && (self.stack.len() > self.best.len() || self.best_blocked == NIL)
                     {
                         let lw = self.low_water;
                         self.best.truncate(lw);
                         let list = &self.list;
                         self.best
-                            .extend(self.stack[lw..].iter().map(|(c, _)| list.e[*c as usize].op));
-                        self.best_blocked = self.list.e[e as usize].op;
+                            .extend(self.stack[lw..].iter().map(|l| list.e[l.call as usize].op));
+                        self.best_blocked = self.list.e[blocker as usize].op;
                         self.low_water = self.stack.len();
                     }
-                    let Some((c, prev)) = self.stack.pop() else {
+                    let Some(l) = self.stack.pop() else {
                         return Some(self.failure());
                     };
                     self.low_water = self.low_water.min(self.stack.len());
+                    let c = l.call;
                     let k = self.list.e[c as usize].op as usize;
                     self.bits[k >> 6] &= !(1 << (k & 63));
                     self.zob ^= self.keys[k];
-                    self.state = prev;
+                    self.state = l.state;
                     self.list.unlift(c);
-                    if self.list.e[c as usize].partner != NIL {
+                    let en = self.list.e[c as usize];
+                    if en.partner != NIL {
                         self.remaining += 1;
                     }
-                    e = self.list.e[c as usize].next;
+                    (pass, ret) = (l.pass, l.ret);
+                    e = if pass == KNOWN { en.next } else { en.prev };
                 }
             }
         }
