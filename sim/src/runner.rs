@@ -86,11 +86,14 @@ pub fn judge(
     allowed: &[String],
     cli_bugs: &[String],
 ) -> bool {
-    if !cli_bugs.is_empty() {
-        // A checker that gave up has not found anything.
-        return violations.iter().any(|v| v.kind != "check-unknown");
-    }
     let tolerated = |kind: &str| expected.is_some() && allowed.iter().any(|a| a == kind);
+    if !cli_bugs.is_empty() {
+        // A checker that gave up has not found anything, and neither has
+        // a scenario showing only the trade-off it declares.
+        return violations.iter().any(|v| {
+            v.kind != "check-unknown" && Some(v.kind.as_str()) != expected && !tolerated(&v.kind)
+        });
+    }
     let unexpected = violations
         .iter()
         .any(|v| Some(v.kind.as_str()) != expected && !tolerated(&v.kind));
@@ -337,6 +340,11 @@ mod tests {
         assert!(judge(&both, Some("lost-write"), &allow, &[]));
         assert!(!judge(&both, Some("lost-write"), &[], &[]));
         assert!(!judge(&both[1..], Some("lost-write"), &allow, &[]));
+        // With a planted bug on, the declared trade-off is not a find.
+        let bug = vec!["b".to_string()];
+        assert!(!judge(&both, Some("lost-write"), &allow, &bug));
+        let dup = vec![Violation::new("duplicate", "z", vec![])];
+        assert!(judge(&dup, Some("lost-write"), &allow, &bug));
     }
 
     #[test]
