@@ -86,23 +86,25 @@ impl<T> SlabHeapQueue<T> {
     #[inline]
     pub fn push(&mut self, at: u64, seq: u64, item: T) {
         assert!(at >= self.now, "event scheduled in the past");
-        let entry = Entry {
-            at,
-            next: NIL,
-            item: Some(item),
-        };
         let slot = match self.free.pop() {
             Some(slot) => {
-                // A free slot holds `None`: replacing it needs no drop glue.
-                let old = mem::replace(&mut self.slab[slot as usize], entry);
-                debug_assert!(old.item.is_none());
+                let entry = &mut self.slab[slot as usize];
+                entry.at = at;
+                entry.next = NIL;
+                // A free slot holds `None`: filling it needs no drop glue.
+                let old = entry.item.replace(item);
+                debug_assert!(old.is_none());
                 mem::forget(old);
                 slot
             }
             None => {
                 let slot = self.slab.len() as u32;
                 assert!(slot < 1 << SLOT_BITS, "too many queued events");
-                self.slab.push(entry);
+                self.slab.push(Entry {
+                    at,
+                    next: NIL,
+                    item: Some(item),
+                });
                 slot
             }
         };
