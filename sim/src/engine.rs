@@ -391,6 +391,7 @@ impl Engine {
     }
 
     /// Hands an input to a node, or holds it while the node is paused.
+    #[inline]
     pub(crate) fn input(&mut self, node: NodeId, input: Input) {
         let host = &mut self.hosts[node as usize];
         if !host.alive() {
@@ -411,7 +412,7 @@ impl Engine {
         };
         let local = host.clock.local(self.now);
         if self.log {
-            tracing::debug!(t = %kzsim_model::SimTime(self.now), node = id, "input {:?}", input);
+            log_input(self.now, id, &input);
         }
         let mut effects = std::mem::take(&mut self.effects);
         {
@@ -428,13 +429,19 @@ impl Engine {
                 continue;
             }
             if self.log {
-                tracing::debug!(t = %kzsim_model::SimTime(self.now), node = id, "effect {:?}", e);
+                log_effect(self.now, id, &e);
             }
-            self.apply_effect(id, e);
+            match e {
+                Effect::Send { to, msg } => self.send(id, to, msg),
+                other => self.apply_effect(id, other),
+            }
         }
         self.effects = effects;
     }
 
+    /// Carries out an effect other than a send (those take the hot path in
+    /// [`Engine::step`]).
+    #[inline(never)]
     fn apply_effect(&mut self, id: NodeId, effect: Effect) {
         match effect {
             Effect::Send { to, msg } => self.send(id, to, msg),
@@ -494,6 +501,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn send(&mut self, from: NodeId, to: NodeId, msg: Msg) {
         if to as usize >= self.hosts.len() || to == from {
             return;
@@ -844,4 +852,19 @@ impl Engine {
     pub fn describe(v: &Value) -> String {
         v.to_string()
     }
+}
+
+/// Logs an input handed to a node (only with logging on: kept out of the hot
+/// path).
+#[cold]
+#[inline(never)]
+fn log_input(now: u64, id: NodeId, input: &Input) {
+    tracing::debug!(t = %kzsim_model::SimTime(now), node = id, "input {:?}", input);
+}
+
+/// Logs an effect a node asked for (only with logging on).
+#[cold]
+#[inline(never)]
+fn log_effect(now: u64, id: NodeId, effect: &Effect) {
+    tracing::debug!(t = %kzsim_model::SimTime(now), node = id, "effect {:?}", effect);
 }
