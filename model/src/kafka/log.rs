@@ -184,13 +184,15 @@ impl PartitionLog {
                 out.push(DiskRequest::Fsync { file: name.clone() });
             }
         }
-        let ep_file = log.epoch_file();
-        log.epochs = files
-            .get(&ep_file)
-            .map(|b| EpochCache::decode(b))
-            .unwrap_or_default();
+        // The recovered batches are the truth about epochs: a checkpoint
+        // written (and fsynced) after a truncation whose own bytes did not
+        // reach the disk before a crash names an epoch start that the log
+        // no longer matches, and trusting it would skip the next
+        // truncation. Kafka, too, re-assigns epochs from the batches it
+        // recovers; an epoch without records answers the same end offset
+        // as its predecessor.
+        log.epochs = EpochCache::new();
         let leo = log.leo();
-        log.epochs.truncate_from_end(leo);
         for i in 0..log.batches.len() {
             let (e, s) = (log.batches[i].epoch, log.batches[i].base_offset);
             log.epochs.assign(e, s);
@@ -633,6 +635,20 @@ mod tests {
         let (back, _) =
             PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut Vec::new());
         assert_eq!(back.check_sequence(7, 0, 2), SeqCheck::Duplicate(off));
+    }
+
+    #[test]
+    fn recovery_takes_epochs_from_the_batches_not_a_newer_checkpoint() {
+        let (mut files, log) = build(4);
+        // A checkpoint that claims epoch 9 starts at offset 2 (written after
+        // a truncation that never reached the disk).
+        let mut stale = log.epochs().clone();
+        stale.assign(9, 2);
+        files.insert(log.epoch_file(), stale.encode());
+        let (back, _) =
+            PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut Vec::new());
+        assert_eq!(back.epochs(), log.epochs());
+        assert_ne!(back.latest_epoch(), Some(9));
     }
 
     #[test]
