@@ -18,12 +18,7 @@ impl Engine {
     /// system's fault pool), narrowed to the servers in its role when any
     /// is in it.
     fn pool(&self, aim: &Aim) -> Vec<NodeId> {
-        let layout = self.system.layout();
-        let base: Vec<NodeId> = aim
-            .group
-            .as_deref()
-            .and_then(|g| layout.group(g))
-            .map_or_else(|| layout.fault_pool.clone(), <[NodeId]>::to_vec);
+        let base = self.base_pool(aim).to_vec();
         let in_role: Vec<NodeId> = base
             .iter()
             .copied()
@@ -34,6 +29,15 @@ impl Engine {
         } else {
             in_role
         }
+    }
+
+    /// The servers of `aim`'s group, or the system's fault pool.
+    fn base_pool(&self, aim: &Aim) -> &[NodeId] {
+        let layout = self.system.layout();
+        aim.group
+            .as_deref()
+            .and_then(|g| layout.group(g))
+            .unwrap_or(&layout.fault_pool)
     }
 
     /// Whether server `s` is up and in `role` now.
@@ -50,12 +54,7 @@ impl Engine {
     /// The explicit targets of `aim` as node ids (indexes into its group
     /// or the fault pool; out-of-range indexes are dropped).
     fn explicit(&self, aim: &Aim) -> Vec<NodeId> {
-        let layout = self.system.layout();
-        let base = aim
-            .group
-            .as_deref()
-            .and_then(|g| layout.group(g))
-            .unwrap_or(&layout.fault_pool);
+        let base = self.base_pool(aim);
         aim.nodes
             .iter()
             .filter_map(|&i| base.get(i as usize).copied())

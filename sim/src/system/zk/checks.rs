@@ -139,8 +139,9 @@ pub fn session_order(history: &History) -> Vec<Violation> {
     out
 }
 
-fn meta_zxid(history: &History, op: &Operation) -> Option<u64> {
-    let e = &history.events[op.complete_index?];
+/// The zxid the completion of `op` carries in its meta, if any.
+pub(super) fn meta_zxid(history: &History, op: &Operation) -> Option<u64> {
+    let e = history.events.get(op.complete_index?)?;
     e.meta.as_ref()?.get("zxid")?.as_u64()
 }
 

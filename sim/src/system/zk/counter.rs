@@ -34,6 +34,7 @@ use serde_json::Value;
 
 use kzsim_model::zk::tree::DataTree;
 
+use super::checks::meta_zxid;
 use super::checks::DEFINITE_ERRORS;
 use crate::history::{History, Operation, Outcome};
 use crate::outcome::Violation;
@@ -46,16 +47,6 @@ fn is_seq_create(op: &Operation) -> bool {
 
 fn data_of(op: &Operation) -> Option<&str> {
     op.input.get("data").and_then(Value::as_str)
-}
-
-fn zxid_of(history: &History, op: &Operation) -> Option<u64> {
-    history
-        .events
-        .get(op.complete_index?)?
-        .meta
-        .as_ref()?
-        .get("zxid")?
-        .as_u64()
 }
 
 fn name(path: &str) -> &str {
@@ -239,7 +230,7 @@ fn reads(
         .filter(|o| o.outcome == Outcome::Ok)
         .filter_map(|o| {
             Some((
-                zxid_of(history, o)?,
+                meta_zxid(history, o)?,
                 seq_of(o.output.as_str()?)?,
                 o.invoke_index,
             ))
@@ -273,7 +264,7 @@ fn reads(
         if op.f != "getChildren" || op.outcome != Outcome::Ok || key != Some(COUNTER_PARENT) {
             continue;
         }
-        let Some(z) = zxid_of(history, op) else {
+        let Some(z) = meta_zxid(history, op) else {
             continue;
         };
         let mut seqs: Vec<u64> = op

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::checks::meta_zxid;
 use crate::history::{History, Operation, Outcome};
 use crate::outcome::Violation;
 
@@ -28,16 +29,6 @@ struct Write<'a> {
     data: &'a str,
     zxid: Option<u64>,
     at: usize,
-}
-
-fn zxid(history: &History, op: &Operation) -> Option<u64> {
-    history
-        .events
-        .get(op.complete_index?)?
-        .meta
-        .as_ref()?
-        .get("zxid")?
-        .as_u64()
 }
 
 /// The `fenced-register` checks.
@@ -55,7 +46,7 @@ pub fn check(history: &History, ops: &[Operation]) -> Vec<Violation> {
         let w = Write {
             expect,
             data,
-            zxid: zxid(history, op),
+            zxid: meta_zxid(history, op),
             at: op.invoke_index,
         };
         match op.outcome {
@@ -102,7 +93,7 @@ pub fn check(history: &History, ops: &[Operation]) -> Vec<Violation> {
         .filter(|o| o.f == "read" && o.outcome == Outcome::Ok)
     {
         let (Some(z), Some(v), Some(d)) = (
-            zxid(history, op),
+            meta_zxid(history, op),
             op.output.get("version").and_then(Value::as_i64),
             op.output.get("data").and_then(Value::as_str),
         ) else {
