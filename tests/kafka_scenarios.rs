@@ -16,11 +16,7 @@ bug_test!(
 );
 bug_test!(finds_kafka_no_epoch_truncation, "kafka_no_epoch_truncation");
 bug_test!(finds_kafka_unclean_election, "kafka_unclean_election");
-// kafka_ignore_min_isr is not found by a scenario since flush.messages runs
-// in the append path: with flushed logs, a record acknowledged by a lone ISR
-// member is lost only when that replica's data is, and the same fault loses
-// records in faithful Kafka too (the last ISR member standing leads again),
-// so no scenario tells them apart yet. The model's own fault test shows it.
+bug_test!(finds_kafka_ignore_min_isr, "kafka_ignore_min_isr");
 bug_test!(finds_kafka_no_idempotent_dedup, "kafka_no_idempotent_dedup");
 bug_test!(
     finds_kafka_no_fetch_epoch_fencing,

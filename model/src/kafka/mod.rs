@@ -103,13 +103,13 @@ pub const BUGS: &[BugInfo] = &[
         name: "kafka_unclean_election",
         component: "kafka",
         breaks: "the controller elects out-of-sync replicas (the 2013 Jepsen loss)",
-        scenario: "kafka-follower-partition",
+        scenario: "kafka-lone-leader",
     },
     BugInfo {
         name: "kafka_ignore_min_isr",
         component: "kafka",
         breaks: "the leader acknowledges acks=all writes with an ISR smaller than min.insync.replicas",
-        scenario: "kafka-isr-shrink",
+        scenario: "kafka-lone-leader",
     },
     // Not found by any scenario yet, and it cannot be as modelled: every
     // LeaderAndIsr a zombie controller sends carries a partition state it
