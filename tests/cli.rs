@@ -249,6 +249,8 @@ fn unknown_groups_roles_and_anomalies_are_errors() {
         ("cut_from = \"moon\"\n", "moon"),
         ("target = \"boss\"\n", "boss"),
         ("nodes = [7]\n", "server 7"),
+        ("cut_nodes = [5]\n", "`cut_nodes` names server 5"),
+        ("cut_nodes = [1]\ncut_from = \"zk\"\n", "not both"),
     ] {
         let f = scenario_file(&format!("{KAFKA}{fault}{extra}"));
         let o = kzsim(&["run", f.arg(), "--seed", "1"]);

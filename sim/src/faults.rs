@@ -64,6 +64,15 @@ impl Engine {
     /// The servers a partition aimed at `aim` cuts its targets off from:
     /// a named group, or the pool's servers in a named role.
     fn cut_from(&self, aim: &Aim, hit: &[NodeId]) -> Option<Vec<NodeId>> {
+        if !aim.cut_nodes.is_empty() {
+            let base = self.base_pool(aim);
+            let from = aim
+                .cut_nodes
+                .iter()
+                .filter_map(|&i| base.get(i as usize).copied())
+                .filter(|n| !hit.contains(n));
+            return Some(from.collect());
+        }
         let name = aim.cut_from.as_deref()?;
         let layout = self.system.layout();
         let from = match layout.group(name) {

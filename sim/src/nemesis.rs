@@ -159,6 +159,9 @@ pub struct Aim {
     /// from the pool's servers in this role (`leader`, `controller`, ...),
     /// rather than from every other node.
     pub cut_from: Option<String>,
+    /// Partitions only: cut the targets off from these servers (indexes
+    /// into the pool), rather than from every other node.
+    pub cut_nodes: Vec<u32>,
 }
 
 /// One explicit fault from the scenario.
@@ -184,6 +187,10 @@ pub struct TimedFault {
     /// pool's servers in this role.
     #[serde(default)]
     pub cut_from: Option<String>,
+    /// Partitions: cut the targets off only from these servers (indexes
+    /// into the pool, like `nodes`).
+    #[serde(default)]
+    pub cut_nodes: Vec<u32>,
     /// How long until it is reverted (ms); none = until healed or the quiet
     /// period.
     #[serde(default)]
@@ -301,6 +308,7 @@ pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> V
                     group: f.group.clone(),
                     role: f.target,
                     cut_from: f.cut_from.clone(),
+                    cut_nodes: f.cut_nodes.clone(),
                 },
                 f.value,
                 f.duration_ms.map(|d| d * 1000),

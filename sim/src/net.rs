@@ -52,9 +52,14 @@ enum ConnState {
         last_delivery: [u64; 2],
         /// Whether each end (low, high) has been told the connection is up.
         told_up: [bool; 2],
+        /// Whether each end (low, high) has sent on it: an end that sent
+        /// must learn of a break even before it was told `ConnUp`.
+        used: [bool; 2],
     },
-    /// Broken; sends are dropped until both ends have been told.
-    Broken { until: u64 },
+    /// Broken; sends are dropped until `until`, when the ends in `owed`
+    /// (low, high) learn of it. An end that sends into the window is owed
+    /// a notice too: it has lost a message and must not think it sent it.
+    Broken { until: u64, owed: [bool; 2] },
 }
 
 /// What happens to one sent message.
@@ -217,13 +222,26 @@ impl Network {
     /// `to_alive` says whether the receiver's process is running.
     pub fn send(&mut self, now: u64, from: NodeId, to: NodeId, to_alive: bool) -> SendOutcome {
         let mut opened = false;
-        match self.conn(from, to) {
+        match self.conn_mut(from, to) {
             Some(ConnState::Up { .. }) => {}
-            Some(ConnState::Broken { until }) if now < *until => return SendOutcome::Dropped,
+            Some(ConnState::Broken { until, owed }) if now < *until => {
+                let end = usize::from(from > to);
+                if owed[end] {
+                    return SendOutcome::Dropped;
+                }
+                owed[end] = true;
+                let at = *until;
+                return SendOutcome::Broke {
+                    notify: vec![from],
+                    at,
+                };
+            }
             _ => {
                 if !to_alive || !self.connectable(from, to) {
                     let until = now + self.cfg.connect_timeout_us;
-                    self.set_conn(from, to, ConnState::Broken { until });
+                    let mut owed = [false; 2];
+                    owed[usize::from(from > to)] = true;
+                    self.set_conn(from, to, ConnState::Broken { until, owed });
                     return SendOutcome::Broke {
                         notify: vec![from],
                         at: until,
@@ -238,10 +256,14 @@ impl Network {
                         id,
                         last_delivery: [0, 0],
                         told_up: [false, false],
+                        used: [false, false],
                     },
                 );
                 opened = true;
             }
+        }
+        if let Some(ConnState::Up { used, .. }) = self.conn_mut(from, to) {
+            used[usize::from(from > to)] = true;
         }
         if !self.reachable(from, to) || (self.loss > 0.0 && self.rng.chance(self.loss)) {
             let at = now + self.cfg.detect_us;
@@ -293,17 +315,21 @@ impl Network {
     pub fn break_conn(&mut self, a: NodeId, b: NodeId, until: u64) -> Vec<NodeId> {
         let k = key(a, b);
         let mut notify = Vec::new();
-        if let Some(ConnState::Up { told_up, .. }) = self.conn(a, b) {
-            if told_up[0] {
+        let mut owed = [false; 2];
+        if let Some(ConnState::Up { told_up, used, .. }) = self.conn(a, b) {
+            for end in 0..2 {
+                owed[end] = told_up[end] || used[end];
+            }
+            if owed[0] {
                 notify.push(k.0);
             }
-            if told_up[1] {
+            if owed[1] {
                 notify.push(k.1);
             }
         } else {
             return notify;
         }
-        self.set_conn(a, b, ConnState::Broken { until });
+        self.set_conn(a, b, ConnState::Broken { until, owed });
         notify
     }
 
@@ -449,5 +475,38 @@ mod tests {
         net.send(0, 1, 2, true);
         net.set_loss(1.0);
         assert!(matches!(net.send(1, 1, 2, true), SendOutcome::Broke { .. }));
+    }
+
+    #[test]
+    fn a_send_into_the_other_ends_failed_connect_is_reported_to_its_sender() {
+        let mut net = Network::new(NetConfig::default(), 4, 7);
+        net.cut(1, 2);
+        // 2's connect fails; 2 learns at `until`.
+        let SendOutcome::Broke { notify, at } = net.send(0, 2, 1, true) else {
+            panic!()
+        };
+        assert_eq!(notify, vec![2]);
+        // 1 sends in that window: its message is lost, and it must learn
+        // so, at the same time, once.
+        assert_eq!(
+            net.send(5, 1, 2, true),
+            SendOutcome::Broke {
+                notify: vec![1],
+                at
+            }
+        );
+        assert_eq!(net.send(6, 1, 2, true), SendOutcome::Dropped);
+        assert_eq!(net.send(7, 2, 1, true), SendOutcome::Dropped);
+    }
+
+    #[test]
+    fn a_break_before_conn_up_is_reported_to_the_end_that_sent() {
+        let mut net = Network::new(NetConfig::default(), 4, 7);
+        let SendOutcome::Deliver { opened: true, .. } = net.send(0, 1, 2, true) else {
+            panic!()
+        };
+        // Neither end has been told ConnUp yet, but 1 has sent on it.
+        net.cut(1, 2);
+        assert_eq!(net.break_conn(1, 2, 100), vec![1]);
     }
 }

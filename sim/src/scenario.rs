@@ -319,6 +319,20 @@ impl Scenario {
                     format!("fault names server {bad} of `{group}`, but it has {size} servers"),
                 ));
             }
+            if let Some(bad) = t.cut_nodes.iter().find(|n| **n >= size) {
+                return Err(invalid(
+                    f.span().start,
+                    format!(
+                        "`cut_nodes` names server {bad} of `{group}`, but it has {size} servers"
+                    ),
+                ));
+            }
+            if !t.cut_nodes.is_empty() && t.cut_from.is_some() {
+                return Err(invalid(
+                    f.span().start,
+                    "a fault takes `cut_from` or `cut_nodes`, not both".to_string(),
+                ));
+            }
             if let Some(c) = &t.cut_from {
                 let known = groups.iter().any(|(n, _)| n == c)
                     || ["leader", "follower", "controller"].contains(&c.as_str());

@@ -91,7 +91,7 @@ pub const BUGS: &[BugInfo] = &[
         name: "kafka_no_epoch_truncation",
         component: "kafka",
         breaks: "a new follower truncates to its high watermark instead of asking the leader where its epoch ends (KIP-101/279); replicas diverge",
-        scenario: "kafka-isr-shrink",
+        scenario: "kafka-fast-failover",
     },
     BugInfo {
         name: "kafka_no_fetch_epoch_fencing",
