@@ -10,7 +10,8 @@
 //! - `broker`: the broker node (embedded ZooKeeper session, registration,
 //!   controller election, LeaderAndIsr / UpdateMetadata, metadata);
 //!   `replica`: leader and follower (produce, fetch, ISR, high watermark,
-//!   epoch truncation); `controller`: the controller duties.
+//!   epoch truncation); `controller`: the controller duties; `channel`:
+//!   the controller's request queue to each broker.
 //! - `producer`, `consumer`: the client nodes the workload drives.
 //!
 //! # Using it from a host
@@ -51,6 +52,7 @@
 
 pub mod admin;
 pub mod broker;
+mod channel;
 pub mod consumer;
 mod controller;
 pub mod epoch;

@@ -164,6 +164,7 @@ fn leader_and_isr_from_a_stale_controller_is_ignored() {
         // A zombie controller (epoch ce - 1) makes f leader.
         let v = c.broker(f).unwrap().replica_view(&tp).unwrap();
         let zombie = KafkaMsg::LeaderAndIsr {
+            corr: 0,
             controller_epoch: ce - 1,
             broker_epoch: c.broker(f).unwrap().broker_epoch(),
             partitions: vec![PartitionInfo {
