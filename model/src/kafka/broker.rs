@@ -515,7 +515,11 @@ impl KafkaBroker {
     }
 
     /// Whether a controller request with these epochs is to be obeyed.
-    fn control_request_ok(&self, controller_epoch: u32, broker_epoch: u64) -> Result<(), KafkaError> {
+    fn control_request_ok(
+        &self,
+        controller_epoch: u32,
+        broker_epoch: u64,
+    ) -> Result<(), KafkaError> {
         if self.stale_controller(controller_epoch) {
             Err(KafkaError::StaleControllerEpoch)
         } else if self.stale_broker_epoch(broker_epoch) {

@@ -25,6 +25,10 @@ use crate::system::Monitor;
 /// How many violations of each kind are kept (the rest are counted).
 const KEEP: usize = 5;
 
+/// What one broker's metadata cache held: its incarnation and, per
+/// partition, the newest (leader epoch, znode version) seen in it.
+type MetadataSeen = (u32, BTreeMap<Tp, (u32, i32)>);
+
 /// Watches every broker's replicas after each of its steps.
 pub struct ReplicaMonitor {
     brokers: Vec<NodeId>,
@@ -35,7 +39,7 @@ pub struct ReplicaMonitor {
     leaders: BTreeMap<Tp, BTreeMap<u32, NodeId>>,
     /// Per broker: the incarnation and, per partition, the newest
     /// (leader epoch, znode version) its metadata cache held in it.
-    meta: BTreeMap<NodeId, (u32, BTreeMap<Tp, (u32, i32)>)>,
+    meta: BTreeMap<NodeId, MetadataSeen>,
     found: Vec<Violation>,
     dropped: usize,
 }
