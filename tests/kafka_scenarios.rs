@@ -22,3 +22,7 @@ bug_test!(
     finds_kafka_no_fetch_epoch_fencing,
     "kafka_no_fetch_epoch_fencing"
 );
+bug_test!(
+    finds_kafka_no_controller_epoch_fencing,
+    "kafka_no_controller_epoch_fencing"
+);

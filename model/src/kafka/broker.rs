@@ -342,6 +342,7 @@ impl KafkaBroker {
         if self.registered_session == 0 {
             self.start_registration(cx);
         } else if self.controller.is_some() {
+            self.channel_tick(cx);
             self.controller_tick(cx);
         } else if !self.controller_busy {
             self.controller_busy = true;
@@ -513,6 +514,47 @@ impl KafkaBroker {
         }
     }
 
+    /// Whether a controller request with these epochs is to be obeyed.
+    fn control_request_ok(
+        &self,
+        controller_epoch: u32,
+        broker_epoch: u64,
+    ) -> Result<(), KafkaError> {
+        if self.stale_controller(controller_epoch) {
+            Err(KafkaError::StaleControllerEpoch)
+        } else if self.stale_broker_epoch(broker_epoch) {
+            Err(KafkaError::StaleBrokerEpoch)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Answers a controller request (not one from our own controller,
+    /// which is handled in the step that made it).
+    fn answer_controller(
+        &mut self,
+        controller: NodeId,
+        corr: u64,
+        result: Result<(), KafkaError>,
+        cx: &mut Ctx<'_>,
+    ) {
+        if controller != self.id {
+            cx.send(
+                controller,
+                Msg::Kafka(KafkaMsg::ControllerResp { corr, result }),
+            );
+        }
+    }
+
+    /// What this broker's metadata cache says of each partition: its
+    /// leader epoch and the version of its partition-state znode, in
+    /// partition order.
+    pub fn metadata_versions(&self) -> impl Iterator<Item = (&Tp, (u32, i32))> + '_ {
+        self.meta
+            .iter()
+            .map(|(tp, i)| (tp, (i.state.leader_epoch, i.zk_version)))
+    }
+
     /// A controller request from this broker's own controller.
     pub(crate) fn on_kafka_local(&mut self, m: KafkaMsg, cx: &mut Ctx<'_>) {
         let me = self.id;
@@ -522,38 +564,41 @@ impl KafkaBroker {
     fn on_kafka(&mut self, from: NodeId, m: KafkaMsg, cx: &mut Ctx<'_>) {
         match m {
             KafkaMsg::LeaderAndIsr {
+                corr,
                 controller_epoch,
                 broker_epoch,
                 partitions,
             } => {
-                if self.stale_controller(controller_epoch) || self.stale_broker_epoch(broker_epoch)
-                {
-                    return;
-                }
-                self.controller_epoch = self.controller_epoch.max(controller_epoch);
-                for p in partitions {
-                    if p.replicas.contains(&self.id) {
-                        self.open_replica(&p.tp, cx);
-                        self.become_leader_or_follower(p, cx);
+                let result = self.control_request_ok(controller_epoch, broker_epoch);
+                if result.is_ok() {
+                    self.controller_epoch = self.controller_epoch.max(controller_epoch);
+                    for p in partitions {
+                        if p.replicas.contains(&self.id) {
+                            self.open_replica(&p.tp, cx);
+                            self.become_leader_or_follower(p, cx);
+                        }
                     }
                 }
+                self.answer_controller(from, corr, result, cx);
             }
             KafkaMsg::UpdateMetadata {
+                corr,
                 controller_epoch,
                 broker_epoch,
                 live,
                 partitions,
             } => {
-                if self.stale_controller(controller_epoch) || self.stale_broker_epoch(broker_epoch)
-                {
-                    return;
+                let result = self.control_request_ok(controller_epoch, broker_epoch);
+                if result.is_ok() {
+                    self.controller_epoch = self.controller_epoch.max(controller_epoch);
+                    self.meta_live = live;
+                    for p in partitions {
+                        self.meta.insert(p.tp.clone(), p);
+                    }
                 }
-                self.controller_epoch = self.controller_epoch.max(controller_epoch);
-                self.meta_live = live;
-                for p in partitions {
-                    self.meta.insert(p.tp.clone(), p);
-                }
+                self.answer_controller(from, corr, result, cx);
             }
+            KafkaMsg::ControllerResp { corr, .. } => self.channel_answered(from, corr, cx),
             KafkaMsg::Metadata { corr } => cx.send(
                 from,
                 Msg::Kafka(KafkaMsg::MetadataResp {

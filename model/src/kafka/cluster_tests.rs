@@ -455,3 +455,48 @@ fn paused_controller_is_replaced_and_resigns_as_a_zombie() {
         );
     }
 }
+
+#[test]
+fn controller_requests_to_a_cut_off_broker_wait_and_arrive_after_the_heal() {
+    let (mut c, tp) = setup(BugSet::none());
+    send(&mut c, &tp, "x");
+    let k = c.controllers()[0];
+    let l = c.leaders(&tp)[0];
+    let f = *BROKERS.iter().find(|&&b| b != k).unwrap();
+    let g = *BROKERS.iter().rev().find(|&&b| b != l).unwrap();
+    let queued = |c: &Cluster| {
+        c.broker(k)
+            .and_then(|b| b.controller.as_ref())
+            .map_or(0, |ctl| ctl.channels.queued(f))
+    };
+    let meta = |c: &Cluster, b: NodeId| -> Vec<(u32, i32)> {
+        c.broker(b)
+            .unwrap()
+            .metadata_versions()
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let before = meta(&c, f);
+    // The controller cannot reach f; the leader loses g, so the ISR
+    // shrinks and the controller announces it.
+    c.block(k, f, true);
+    c.block(l, g, true);
+    assert!(
+        c.run_until(3_000, |c| queued(c) > 0
+            && !leader_view(c, &tp).1.isr.contains(&g)
+            && meta(c, k) != before),
+        "no request waiting for the cut-off broker"
+    );
+    // Retried on every tick, never dropped while f counts as alive.
+    c.run_ms(300);
+    assert!(queued(&c) > 0);
+    assert_eq!(meta(&c, f), before);
+    c.block(k, f, false);
+    c.block(l, g, false);
+    assert!(
+        c.run_until(2_000, |c| queued(c) == 0 && meta(c, f) == meta(c, k)),
+        "queued requests never arrived: {:?} vs {:?}",
+        meta(&c, f),
+        meta(&c, k)
+    );
+}

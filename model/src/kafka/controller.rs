@@ -18,15 +18,16 @@
 //! version, so a controller that lost its office cannot write (KAFKA-6082);
 //! a failed check makes it resign. After a write it sends LeaderAndIsr to
 //! the partition's replicas and UpdateMetadata to every live broker, both
-//! carrying its epoch. ISR changes made by leaders are picked up by the
-//! next read and announced with UpdateMetadata.
+//! carrying its epoch, through its per-broker channels (`channel`). ISR
+//! changes made by leaders are picked up by the next read and announced
+//! with UpdateMetadata.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::kafka::broker::{KafkaBroker, ZkPurpose};
+use crate::kafka::channel::Channels;
 use crate::kafka::types::{KafkaMsg, PartitionInfo, PartitionState, Tp};
 use crate::kafka::zkdata;
-use crate::msg::Msg;
 use crate::node::{Ctx, NodeId};
 use crate::zk::{CreateMode, ZkError, ZkOp, ZkReply, ZkResponse};
 
@@ -56,8 +57,8 @@ pub(crate) struct Controller {
     known: BTreeMap<NodeId, u64>,
     /// Brokers currently considered alive.
     alive: BTreeSet<NodeId>,
-    /// Brokers whose connection broke: send them everything again.
-    resend: BTreeSet<NodeId>,
+    /// The request queue to each live broker.
+    pub(crate) channels: Channels,
     topics: BTreeMap<String, BTreeMap<u32, Vec<NodeId>>>,
     states: BTreeMap<Tp, (PartitionState, i32)>,
     announced: BTreeMap<Tp, i32>,
@@ -76,7 +77,7 @@ impl Controller {
             live: BTreeMap::new(),
             known: BTreeMap::new(),
             alive: BTreeSet::new(),
-            resend: BTreeSet::new(),
+            channels: Channels::default(),
             topics: BTreeMap::new(),
             states: BTreeMap::new(),
             announced: BTreeMap::new(),
@@ -266,9 +267,10 @@ impl KafkaBroker {
         let newly: Vec<NodeId> = alive
             .iter()
             .copied()
-            .filter(|id| !c.known.contains_key(id) || c.resend.contains(id))
+            .filter(|id| !c.known.contains_key(id))
             .collect();
-        c.resend.clear();
+        // Dead and re-registered brokers lose their queues (removeBroker).
+        c.channels.retain(&alive);
         c.known = c
             .live
             .iter()
@@ -441,13 +443,10 @@ impl KafkaBroker {
         }
     }
 
-    /// The connection with `peer` broke: requests to it may be lost, so
-    /// the controller will send it everything again (as Kafka's controller
-    /// channel re-sends its queue after reconnecting).
+    /// The connection with `peer` broke: the request in flight to it is
+    /// sent again (Kafka's controller channel re-sends after reconnecting).
     pub(crate) fn controller_conn_lost(&mut self, peer: NodeId) {
-        if let Some(c) = self.controller.as_mut() {
-            c.resend.insert(peer);
-        }
+        self.channel_conn_lost(peer);
     }
 
     /// The broker epoch of `to` in the controller's last read of the
@@ -468,6 +467,7 @@ impl KafkaBroker {
         cx: &mut Ctx<'_>,
     ) {
         let msg = KafkaMsg::LeaderAndIsr {
+            corr: 0,
             controller_epoch: epoch,
             broker_epoch: self.known_broker_epoch(to),
             partitions,
@@ -475,7 +475,7 @@ impl KafkaBroker {
         if to == self.id {
             self.on_kafka_local(msg, cx);
         } else {
-            cx.send(to, Msg::Kafka(msg));
+            self.channel_send(to, msg, cx);
         }
     }
 
@@ -488,6 +488,7 @@ impl KafkaBroker {
         cx: &mut Ctx<'_>,
     ) {
         let msg = KafkaMsg::UpdateMetadata {
+            corr: 0,
             controller_epoch: epoch,
             broker_epoch: self.known_broker_epoch(to),
             live: live.to_vec(),
@@ -497,7 +498,7 @@ impl KafkaBroker {
             // The controller's own broker learns it directly.
             self.on_kafka_local(msg, cx);
         } else {
-            cx.send(to, Msg::Kafka(msg));
+            self.channel_send(to, msg, cx);
         }
     }
 

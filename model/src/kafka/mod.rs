@@ -10,7 +10,8 @@
 //! - `broker`: the broker node (embedded ZooKeeper session, registration,
 //!   controller election, LeaderAndIsr / UpdateMetadata, metadata);
 //!   `replica`: leader and follower (produce, fetch, ISR, high watermark,
-//!   epoch truncation); `controller`: the controller duties.
+//!   epoch truncation); `controller`: the controller duties; `channel`:
+//!   the controller's request queue to each broker.
 //! - `producer`, `consumer`: the client nodes the workload drives.
 //!
 //! # Using it from a host
@@ -51,6 +52,7 @@
 
 pub mod admin;
 pub mod broker;
+mod channel;
 pub mod consumer;
 mod controller;
 pub mod epoch;
@@ -111,21 +113,11 @@ pub const BUGS: &[BugInfo] = &[
         breaks: "the leader acknowledges acks=all writes with an ISR smaller than min.insync.replicas",
         scenario: "kafka-lone-leader",
     },
-    // Not found by any scenario yet, and it cannot be as modelled: every
-    // LeaderAndIsr a zombie controller sends carries a partition state it
-    // read from or wrote to ZooKeeper before it was fenced (its writes are
-    // guarded by /controller_epoch's version, KAFKA-6082, and it resigns on
-    // a changed session), so a broker that heard of a newer state already
-    // drops it by leader epoch, and one that restarted drops it by broker
-    // epoch (KIP-380); a stale UpdateMetadata only misleads clients, whose
-    // fetches and produces then fail and retry. Making it matter needs a
-    // zombie whose decisions reach ZooKeeper (KAFKA-3083: unguarded writes
-    // through a re-created session), which is a controller-side switch.
     BugInfo {
         name: "kafka_no_controller_epoch_fencing",
         component: "kafka",
-        breaks: "brokers obey LeaderAndIsr / UpdateMetadata from a zombie controller with a stale epoch",
-        scenario: "kafka-controller-failover",
+        breaks: "brokers obey LeaderAndIsr / UpdateMetadata from a zombie controller with a stale epoch; a zombie's queued UpdateMetadata sets their metadata back to a deposed leader",
+        scenario: "kafka-zombie-controller",
     },
     BugInfo {
         name: "kafka_no_idempotent_dedup",

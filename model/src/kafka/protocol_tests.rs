@@ -164,6 +164,7 @@ fn leader_and_isr_from_a_stale_controller_is_ignored() {
         // A zombie controller (epoch ce - 1) makes f leader.
         let v = c.broker(f).unwrap().replica_view(&tp).unwrap();
         let zombie = KafkaMsg::LeaderAndIsr {
+            corr: 0,
             controller_epoch: ce - 1,
             broker_epoch: c.broker(f).unwrap().broker_epoch(),
             partitions: vec![PartitionInfo {
@@ -182,5 +183,60 @@ fn leader_and_isr_from_a_stale_controller_is_ignored() {
         c.run_ms(20);
         let now_leader = c.broker(f).unwrap().replica_view(&tp).unwrap().leader;
         assert_eq!(now_leader, bug, "bug={bug}");
+    }
+}
+
+#[test]
+fn update_metadata_from_a_stale_controller_is_refused() {
+    for bug in [false, true] {
+        let (mut c, tp, l) = cluster(bug.then_some("kafka_no_controller_epoch_fencing"));
+        let f = *BROKERS.iter().find(|&&b| b != l).unwrap();
+        assert!(c.run_until(1_000, |c| c
+            .broker(f)
+            .is_some_and(|b| b.metadata_versions().count() == 1)));
+        let b = c.broker(f).unwrap();
+        let ce = b.controller_epoch();
+        let before: Vec<_> = b.metadata_versions().map(|(_, v)| v).collect();
+        assert_eq!(before.len(), 1);
+        // A zombie controller (epoch ce - 1) announces an older state.
+        let zombie = KafkaMsg::UpdateMetadata {
+            corr: 7,
+            controller_epoch: ce - 1,
+            broker_epoch: b.broker_epoch(),
+            live: BROKERS.to_vec(),
+            partitions: vec![PartitionInfo {
+                tp: tp.clone(),
+                state: PartitionState {
+                    leader: Some(f),
+                    leader_epoch: 0,
+                    isr: vec![f],
+                    controller_epoch: ce - 1,
+                },
+                replicas: BROKERS.to_vec(),
+                zk_version: -1,
+            }],
+        };
+        c.inject(PROBE, f, Msg::Kafka(zombie));
+        c.run_ms(20);
+        let after: Vec<_> = c
+            .broker(f)
+            .unwrap()
+            .metadata_versions()
+            .map(|(_, v)| v)
+            .collect();
+        let resp: Vec<_> = answers(&mut c)
+            .into_iter()
+            .filter_map(|m| match m {
+                KafkaMsg::ControllerResp { corr: 7, result } => Some(result),
+                _ => None,
+            })
+            .collect();
+        if bug {
+            assert_eq!(after, vec![(0, -1)]);
+            assert_eq!(resp, vec![Ok(())]);
+        } else {
+            assert_eq!(after, before);
+            assert_eq!(resp, vec![Err(KafkaError::StaleControllerEpoch)]);
+        }
     }
 }

@@ -135,6 +135,10 @@ pub enum KafkaError {
     /// A LeaderAndIsr or UpdateMetadata from an older controller epoch.
     #[error("STALE_CONTROLLER_EPOCH")]
     StaleControllerEpoch,
+    /// A LeaderAndIsr or UpdateMetadata meant for another incarnation of
+    /// the broker (KIP-380), or one that came before it registered.
+    #[error("STALE_BROKER_EPOCH")]
+    StaleBrokerEpoch,
     /// The partition has no leader right now.
     #[error("LEADER_NOT_AVAILABLE")]
     LeaderNotAvailable,
@@ -268,6 +272,8 @@ pub enum KafkaMsg {
     },
     /// Controller -> broker: become leader or follower of these partitions.
     LeaderAndIsr {
+        /// Correlation id, echoed in [`KafkaMsg::ControllerResp`].
+        corr: u64,
         /// The controller's epoch.
         controller_epoch: u32,
         /// The receiver's broker epoch as the controller knows it: the
@@ -279,6 +285,8 @@ pub enum KafkaMsg {
     },
     /// Controller -> broker: the cluster metadata to serve to clients.
     UpdateMetadata {
+        /// Correlation id, echoed in [`KafkaMsg::ControllerResp`].
+        corr: u64,
         /// The controller's epoch.
         controller_epoch: u32,
         /// The receiver's broker epoch as the controller knows it (KIP-380).
@@ -287,6 +295,16 @@ pub enum KafkaMsg {
         live: Vec<NodeId>,
         /// The partitions.
         partitions: Vec<PartitionInfo>,
+    },
+    /// Broker -> controller: the answer to a LeaderAndIsr or an
+    /// UpdateMetadata (Kafka's LeaderAndIsrResponse / UpdateMetadataResponse),
+    /// sent whether the request was obeyed or refused.
+    ControllerResp {
+        /// Correlation id of the request.
+        corr: u64,
+        /// Why it was refused (`STALE_CONTROLLER_EPOCH` or
+        /// `STALE_BROKER_EPOCH`), if it was.
+        result: Result<(), KafkaError>,
     },
     /// Client -> broker: the cluster metadata, please.
     Metadata {

@@ -54,6 +54,7 @@ pub const ANOMALIES: &[&str] = &[
     "replica-divergence",
     "hw-regression",
     "duplicate-leader",
+    "metadata-regression",
     "not-recovered",
     "malformed-history",
 ];

@@ -5,6 +5,14 @@
 //!   lags). Committed records were un-committed.
 //! - `duplicate-leader`: two brokers led the same partition in the same
 //!   leader epoch.
+//! - `metadata-regression`: a broker's metadata cache went back to an older
+//!   state of a partition (a lower leader epoch, or the same epoch and an
+//!   older partition-state znode version) within one incarnation of the
+//!   broker. Every state a controller announces was in ZooKeeper, where
+//!   they only move forward, and a broker obeys only the newest controller
+//!   epoch it heard of; an older state can come only from a zombie
+//!   controller, and clients that ask this broker for metadata are sent
+//!   back to a deposed leader.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +25,10 @@ use crate::system::Monitor;
 /// How many violations of each kind are kept (the rest are counted).
 const KEEP: usize = 5;
 
+/// What one broker's metadata cache held: its incarnation and, per
+/// partition, the newest (leader epoch, znode version) seen in it.
+type MetadataSeen = (u32, BTreeMap<Tp, (u32, i32)>);
+
 /// Watches every broker's replicas after each of its steps.
 pub struct ReplicaMonitor {
     brokers: Vec<NodeId>,
@@ -25,6 +37,9 @@ pub struct ReplicaMonitor {
     hw: BTreeMap<NodeId, BTreeMap<Tp, (u32, u64)>>,
     /// Per partition and leader epoch: the first broker seen leading it.
     leaders: BTreeMap<Tp, BTreeMap<u32, NodeId>>,
+    /// Per broker: the incarnation and, per partition, the newest
+    /// (leader epoch, znode version) its metadata cache held in it.
+    meta: BTreeMap<NodeId, MetadataSeen>,
     found: Vec<Violation>,
     dropped: usize,
 }
@@ -36,6 +51,7 @@ impl ReplicaMonitor {
             brokers,
             hw: BTreeMap::new(),
             leaders: BTreeMap::new(),
+            meta: BTreeMap::new(),
             found: Vec::new(),
             dropped: 0,
         }
@@ -59,6 +75,7 @@ impl Monitor for ReplicaMonitor {
             return;
         };
         self.observe(now_us, id, incarnation, b.replica_positions());
+        self.observe_metadata(now_us, id, incarnation, b.metadata_versions());
     }
 
     fn violations(&self) -> Vec<Violation> {
@@ -74,6 +91,46 @@ impl Monitor for ReplicaMonitor {
 }
 
 impl ReplicaMonitor {
+    /// Takes note of what broker `id`'s metadata cache says of each
+    /// partition at `now_us`: `(leader epoch, znode version)`.
+    pub fn observe_metadata<'a>(
+        &mut self,
+        now_us: u64,
+        id: NodeId,
+        incarnation: u32,
+        versions: impl Iterator<Item = (&'a Tp, (u32, i32))>,
+    ) {
+        let (inc, seen) = self.meta.entry(id).or_default();
+        if *inc != incarnation {
+            // A new process starts with an empty cache.
+            *inc = incarnation;
+            seen.clear();
+        }
+        let mut back = Vec::new();
+        for (tp, v) in versions {
+            match seen.get_mut(tp) {
+                Some(max) if v < *max => {
+                    back.push(format!(
+                        "t={}ms broker {id}: metadata of {tp} went back from leader epoch {} (znode version {}) to {} (version {})",
+                        now_us / 1000,
+                        max.0,
+                        max.1,
+                        v.0,
+                        v.1
+                    ));
+                    *max = v;
+                }
+                Some(max) => *max = v,
+                None => {
+                    seen.insert(tp.clone(), v);
+                }
+            }
+        }
+        for detail in back {
+            self.report("metadata-regression", detail);
+        }
+    }
+
     /// Takes note of where broker `id`'s replicas stand at `now_us`.
     pub fn observe<'a>(
         &mut self,
@@ -161,6 +218,38 @@ mod tests {
         m.observe(0, 1, 1, [(&tp, pos(false, 0, 9))].into_iter());
         m.observe(5_000, 1, 1, [(&tp, pos(false, 1, 4))].into_iter());
         assert_eq!(kinds(&m), vec!["hw-regression"]);
+    }
+
+    fn meta(m: &mut ReplicaMonitor, id: NodeId, inc: u32, epoch: u32, version: i32) {
+        let tp = Tp::new("t", 0);
+        m.observe_metadata(0, id, inc, [(&tp, (epoch, version))].into_iter());
+    }
+
+    #[test]
+    fn metadata_moving_forward_or_restarting_empty_passes() {
+        let mut m = ReplicaMonitor::new(vec![1, 2]);
+        // ISR changes (same epoch, newer znode), a new leader, repeats.
+        for (e, v) in [(0, 0), (0, 1), (0, 1), (1, 2), (3, 5)] {
+            meta(&mut m, 1, 1, e, v);
+        }
+        // Restarted: the new process learns the cluster from scratch.
+        meta(&mut m, 1, 2, 1, 2);
+        meta(&mut m, 2, 1, 0, 0);
+        assert!(kinds(&m).is_empty(), "{:?}", m.violations());
+    }
+
+    #[test]
+    fn metadata_going_back_within_an_incarnation_is_a_regression() {
+        let mut m = ReplicaMonitor::new(vec![1]);
+        meta(&mut m, 1, 1, 4, 7);
+        // A zombie controller's older state: an earlier leader epoch.
+        meta(&mut m, 1, 1, 3, 6);
+        assert_eq!(kinds(&m), vec!["metadata-regression"]);
+        let mut m = ReplicaMonitor::new(vec![1]);
+        meta(&mut m, 1, 1, 4, 7);
+        // The same leader epoch with an older ISR.
+        meta(&mut m, 1, 1, 4, 6);
+        assert_eq!(kinds(&m), vec!["metadata-regression"]);
     }
 
     #[test]
