@@ -227,8 +227,11 @@ fn replication_bugs_lose_acked_writes_under_faults() {
         "kafka_no_epoch_truncation",
         "kafka_truncate_to_hw_on_restart",
         "kafka_no_idempotent_dedup",
-        "kafka_ignore_min_isr",
     ] {
+        // kafka_ignore_min_isr is not here: these faults (no machine
+        // crashes, no cut between a leader and both its followers) do not
+        // make a lone ISR member lose what it acknowledged; the
+        // kafka-lone-leader scenario does.
         let Some((seed, what)) = hunt(bug) else {
             panic!("{bug} not found in 300 seeds");
         };

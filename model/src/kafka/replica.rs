@@ -53,8 +53,29 @@ struct Waiting {
 #[derive(Clone, Debug, Default)]
 struct LeaderState {
     progress: BTreeMap<NodeId, Progress>,
+    /// An ISR write (or the re-read after a failed one) is in flight.
     isr_pending: bool,
+    /// The ISR last proposed while it may or may not be in ZooKeeper yet.
+    /// The high watermark counts its members too (KIP-497's "maximal
+    /// ISR"): a follower being added must hold every record committed from
+    /// the moment the write could land, or it joins an ISR whose committed
+    /// records it lacks, and can be elected without them.
+    proposed_isr: Option<Vec<NodeId>>,
     waiting: Vec<Waiting>,
+}
+
+impl LeaderState {
+    /// The ISR the high watermark is computed over: the committed ISR and
+    /// any proposed members.
+    fn maximal_isr(&self, isr: &[NodeId]) -> Vec<NodeId> {
+        let mut all = isr.to_vec();
+        for x in self.proposed_isr.iter().flatten() {
+            if !all.contains(x) {
+                all.push(*x);
+            }
+        }
+        all
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -562,6 +583,7 @@ impl KafkaBroker {
             return;
         };
         ls.isr_pending = true;
+        ls.proposed_isr = Some(isr.clone());
         let state = PartitionState {
             leader: Some(me),
             leader_epoch: info.state.leader_epoch,
@@ -607,9 +629,16 @@ impl KafkaBroker {
             Ok(ZkResponse::Stat(st)) => {
                 info.state.isr = isr;
                 info.zk_version = st.version;
+                ls.proposed_isr = None;
                 self.maybe_advance_hw(&tp, cx);
             }
-            Err(ZkError::BadVersion) => {
+            // Not written (BadVersion), or not known (the connection or the
+            // session went): read what ZooKeeper holds. Until then an
+            // unknown write may have landed, so its members still count.
+            result => {
+                if result == Err(ZkError::BadVersion) {
+                    ls.proposed_isr = None;
+                }
                 ls.isr_pending = true;
                 self.zk_call(
                     ZkOp::GetData {
@@ -620,9 +649,6 @@ impl KafkaBroker {
                     cx,
                 );
             }
-            // Unknown outcome: the next attempt meets BadVersion if it
-            // happened, and re-reads.
-            _ => {}
         }
     }
 
@@ -643,6 +669,7 @@ impl KafkaBroker {
                 if s.leader == Some(me) && s.leader_epoch == my_epoch {
                     info.state.isr = s.isr;
                     info.zk_version = st.version;
+                    ls.proposed_isr = None;
                     self.maybe_advance_hw(&tp, cx);
                 }
             }
@@ -666,7 +693,13 @@ impl KafkaBroker {
         let leo = r.log.ack_leo();
         let follower_leos: BTreeMap<NodeId, u64> =
             ls.progress.iter().map(|(id, p)| (*id, p.leo)).collect();
-        let hw = high_watermark(me, leo, &info.state.isr, &follower_leos, r.log.hw());
+        let hw = high_watermark(
+            me,
+            leo,
+            &ls.maximal_isr(&info.state.isr),
+            &follower_leos,
+            r.log.hw(),
+        );
         r.log.set_hw(hw);
         let isr_len = info.state.isr.len();
         let (done, left): (Vec<Waiting>, Vec<Waiting>) = ls
@@ -821,6 +854,29 @@ impl KafkaBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_follower_being_added_to_the_isr_holds_the_high_watermark_back() {
+        // Leader 1, ISR {1, 2}; 3 caught up and is being added (the write
+        // may land at any moment). 2 has fetched to 9, 3 only to 6.
+        let ls = LeaderState {
+            proposed_isr: Some(vec![1, 2, 3]),
+            ..LeaderState::default()
+        };
+        let isr = ls.maximal_isr(&[1, 2]);
+        assert_eq!(isr, vec![1, 2, 3]);
+        let leos = BTreeMap::from([(2, 9), (3, 6)]);
+        // Over the committed ISR alone it would commit 7 and 8, which 3
+        // lacks, and 3 may be in the ISR already.
+        assert_eq!(high_watermark(1, 9, &[1, 2], &leos, 6), 9);
+        assert_eq!(high_watermark(1, 9, &isr, &leos, 6), 6);
+        // A proposed shrink adds nobody.
+        let shrink = LeaderState {
+            proposed_isr: Some(vec![1]),
+            ..LeaderState::default()
+        };
+        assert_eq!(shrink.maximal_isr(&[1, 2]), vec![1, 2]);
+    }
 
     #[test]
     fn high_watermark_is_the_isr_minimum_and_never_goes_back() {
