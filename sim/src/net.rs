@@ -262,10 +262,11 @@ impl Network {
                 opened = true;
             }
         }
-        if let Some(ConnState::Up { used, .. }) = self.conn_mut(from, to) {
-            used[usize::from(from > to)] = true;
-        }
         if !self.reachable(from, to) || (self.loss > 0.0 && self.rng.chance(self.loss)) {
+            // This end sent on it: it must hear of the break.
+            if let Some(ConnState::Up { used, .. }) = self.conn_mut(from, to) {
+                used[dir(from, to)] = true;
+            }
             let at = now + self.cfg.detect_us;
             let notify = self.break_conn(from, to, at);
             return SendOutcome::Broke { notify, at };
@@ -273,11 +274,15 @@ impl Network {
         let lat = self.latency(from, to);
         let clogged = !self.clogged.is_empty() && self.clogged.contains(&(from, to));
         let Some(ConnState::Up {
-            id, last_delivery, ..
+            id,
+            last_delivery,
+            used,
+            ..
         }) = self.conn_mut(from, to)
         else {
             unreachable!("connection is up")
         };
+        used[dir(from, to)] = true;
         if clogged {
             return SendOutcome::Held { conn: *id, opened };
         }
