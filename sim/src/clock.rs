@@ -31,9 +31,7 @@ impl Clock {
         if self.drift_ppm == 0 {
             return SimTime(t.saturating_add_signed(self.offset_us));
         }
-        let t = t as i128;
-        let l = t + t * self.drift_ppm as i128 / 1_000_000 + self.offset_us as i128;
-        SimTime(l.max(0) as u64)
+        SimTime(self.unclamped(t).max(0) as u64)
     }
 
     /// The earliest true time at or after `now` when the node's clock reads
@@ -52,9 +50,21 @@ impl Clock {
         t
     }
 
-    /// Jumps the clock by `delta_us` (forward if positive).
-    pub fn jump(&mut self, delta_us: i64) {
-        self.offset_us += delta_us;
+    /// The reading at true time `t` before it is held at zero.
+    fn unclamped(&self, t: u64) -> i128 {
+        let t = t as i128;
+        t + t * self.drift_ppm as i128 / 1_000_000 + self.offset_us as i128
+    }
+
+    /// Jumps the clock by `delta_us` at true time `now` (forward if
+    /// positive). A jump back never takes the reading below zero, the
+    /// node's boot: a larger one stops there, and the clock runs on from
+    /// zero rather than standing still until true time catches up.
+    pub fn jump(&mut self, delta_us: i64, now: u64) {
+        let reading = self.unclamped(now);
+        let floor = reading.min(0);
+        let delta = (delta_us as i128).max(floor - reading);
+        self.offset_us += delta as i64;
     }
 }
 
@@ -76,9 +86,24 @@ mod tests {
         let mut c = Clock::default();
         let deadline = SimTime(10_000);
         assert_eq!(c.true_time_of(deadline, 0), 10_000);
-        c.jump(5_000);
+        c.jump(5_000, 0);
         assert_eq!(c.true_time_of(deadline, 0), 5_000);
-        c.jump(-10_000);
-        assert_eq!(c.true_time_of(deadline, 0), 15_000);
+        c.jump(-10_000, 8_000);
+        assert_eq!(c.true_time_of(deadline, 8_000), 15_000);
+    }
+
+    #[test]
+    fn a_jump_back_past_boot_stops_at_zero_and_the_clock_runs_on() {
+        let mut c = Clock::default();
+        c.jump(-5_000_000, 1_000_000);
+        assert_eq!(c.local(1_000_000).0, 0);
+        assert_eq!(c.local(1_000_500).0, 500);
+        // A clock that starts behind (negative offset) is not moved by a
+        // jump back, and a jump forward counts in full.
+        let mut c = Clock::new(-2_000, 0);
+        c.jump(-1_000, 1_000);
+        assert_eq!(c.offset_us, -2_000);
+        c.jump(3_000, 1_000);
+        assert_eq!(c.local(1_000).0, 2_000);
     }
 }

@@ -413,7 +413,8 @@ impl Engine {
                     }
                 };
                 for &n in &hit {
-                    self.hosts[n as usize].clock.jump(delta_us);
+                    let now = self.now;
+                    self.hosts[n as usize].clock.jump(delta_us, now);
                     self.reschedule_timers(n);
                 }
                 hit

@@ -86,7 +86,7 @@ impl FaultKind {
             (SlowLink, "slow-link", "add `value` ms of latency to the links out of one server"),
             (Loss, "loss", "lose messages with probability `value`; a loss breaks its connection"),
             (Delay, "delay", "add `value` ms of latency to every link"),
-            (ClockJump, "clock-jump", "jump one server's clock by `value` ms (negative: back)"),
+            (ClockJump, "clock-jump", "jump one server's clock by `value` ms (negative: back, never past its boot at zero)"),
             (DiskCorrupt, "disk-corrupt", "flip a bit in the last bytes of a durable file of one server"),
             (DiskEio, "disk-eio", "the next `value` fsyncs of one server fail with EIO, dropping unsynced pages"),
             (DiskFull, "disk-full", "one server's disk is full (ENOSPC) until healed"),

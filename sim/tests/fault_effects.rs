@@ -271,13 +271,23 @@ fn clock_jump_moves_that_nodes_timers() {
     assert_eq!(arrive.len(), 1);
     assert!((500..=502).contains(&arrive[0]), "{arrive:?}");
     let back = run(
-        "[[faults.at]]\nat_ms = 100\nkind = \"clock-jump\"\nnodes = [0]\nvalue = -300.0\n",
+        "[[faults.at]]\nat_ms = 400\nkind = \"clock-jump\"\nnodes = [0]\nvalue = -300.0\n",
         0,
         Some(1000),
         false,
     );
     let arrive = back.times(1, "ack 0");
     assert!((1300..=1302).contains(&arrive[0]), "{arrive:?}");
+    // A jump back past the node's boot stops at zero: at 100 ms, -300 ms
+    // takes the clock back by 100 ms only, and it runs on from there.
+    let past_boot = run(
+        "[[faults.at]]\nat_ms = 100\nkind = \"clock-jump\"\nnodes = [0]\nvalue = -300.0\n",
+        0,
+        Some(1000),
+        false,
+    );
+    let arrive = past_boot.times(1, "ack 0");
+    assert!((1100..=1102).contains(&arrive[0]), "{arrive:?}");
 }
 
 #[test]
