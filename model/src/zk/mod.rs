@@ -70,7 +70,7 @@ pub const BUGS: &[BugInfo] = &[
         name: "zk_ack_before_fsync",
         component: "zk",
         breaks: "a follower acks a proposal before its log is durable; a power loss loses committed writes",
-        scenario: "zk-power-loss",
+        scenario: "zk-follower-power-loss",
     },
     BugInfo {
         name: "zk_commit_without_quorum",
