@@ -382,9 +382,13 @@ impl Engine {
             SlowLink => {
                 let hit = self.targets(nodes, pool.clone());
                 let extra = (value.unwrap_or(100.0) * 1000.0) as u64;
-                let all: Vec<NodeId> = self.system.layout().all().collect();
+                // Every link out of the targets, or only those to the
+                // servers named by `cut_from` / `cut_nodes`.
+                let to = self
+                    .cut_from(&aim, &hit)
+                    .unwrap_or_else(|| self.system.layout().all().collect());
                 for &n in &hit {
-                    for &m in &all {
+                    for &m in &to {
                         self.net.set_slow(n, m, extra);
                     }
                 }

@@ -83,7 +83,7 @@ impl FaultKind {
             (PartitionOneWay, "partition-one-way", "drop traffic one way between two random groups"),
             (Heal, "heal", "heal every partition"),
             (Swizzle, "swizzle", "FoundationDB-style swizzle-clog: clog links one by one, unclog in random order"),
-            (SlowLink, "slow-link", "add `value` ms of latency to the links out of one server"),
+            (SlowLink, "slow-link", "add `value` ms of latency to the links out of one server (to `cut_from` / `cut_nodes` only, if given)"),
             (Loss, "loss", "lose messages with probability `value`; a loss breaks its connection"),
             (Delay, "delay", "add `value` ms of latency to every link"),
             (ClockJump, "clock-jump", "jump one server's clock by `value` ms (negative: back, never past its boot at zero)"),
@@ -155,12 +155,13 @@ pub struct Aim {
     pub group: Option<String>,
     /// Choose among the pool's servers in this role (all when none is).
     pub role: Role,
-    /// Partitions only: cut the targets off from this group of servers, or
-    /// from the pool's servers in this role (`leader`, `controller`, ...),
-    /// rather than from every other node.
+    /// Partitions: cut the targets off from this group of servers, or from
+    /// the pool's servers in this role (`leader`, `controller`, ...), rather
+    /// than from every other node; `slow-link`: slow only the links to them.
     pub cut_from: Option<String>,
-    /// Partitions only: cut the targets off from these servers (indexes
-    /// into the pool), rather than from every other node.
+    /// Partitions: cut the targets off from these servers (indexes into the
+    /// pool), rather than from every other node; `slow-link`: slow only the
+    /// links to them.
     pub cut_nodes: Vec<u32>,
 }
 
@@ -184,11 +185,13 @@ pub struct TimedFault {
     #[serde(default)]
     pub target: Role,
     /// Partitions: cut the targets off only from this group, or from the
-    /// pool's servers in this role.
+    /// pool's servers in this role; `slow-link`: slow only the links to
+    /// them.
     #[serde(default)]
     pub cut_from: Option<String>,
     /// Partitions: cut the targets off only from these servers (indexes
-    /// into the pool, like `nodes`).
+    /// into the pool, like `nodes`); `slow-link`: slow only the links to
+    /// them.
     #[serde(default)]
     pub cut_nodes: Vec<u32>,
     /// How long until it is reverted (ms); none = until healed or the quiet

@@ -446,3 +446,30 @@ fn a_resumed_process_answers_its_backlog_on_the_connection_it_knew() {
         "the new connection's backlog is answered: {acks:?}"
     );
 }
+
+#[test]
+fn slow_link_to_named_servers_slows_only_those_links() {
+    // Node 0 pings 1 and 2 every 10 ms; from 300 ms its links to server 1
+    // only get 100 ms more latency.
+    let r = run(
+        "[[faults.at]]\nat_ms = 300\nkind = \"slow-link\"\nnodes = [0]\ncut_nodes = [1]\nvalue = 100.0\nduration_ms = 400\n",
+        10,
+        None,
+        false,
+    );
+    let quiet = |node| {
+        r.times(node, "msg 0")
+            .into_iter()
+            .filter(|t| (305..395).contains(t))
+            .count()
+    };
+    assert_eq!(quiet(1), 0, "server 1's pings are late");
+    assert!(quiet(2) >= 8, "server 2's pings are not");
+    // Still in order, none lost.
+    let to1: Vec<u64> = r
+        .of(1)
+        .into_iter()
+        .filter_map(|(_, w)| w.strip_prefix("msg 0 ").map(|i| i.parse().unwrap()))
+        .collect();
+    assert!(to1.windows(2).all(|w| w[0] + 1 == w[1]), "{to1:?}");
+}

@@ -100,7 +100,7 @@ pub const BUGS: &[BugInfo] = &[
         name: "zk_sync_not_through_leader",
         component: "zk",
         breaks: "sync returns at once on a follower (ZOOKEEPER-1675/3522); a sync-then-read is stale",
-        scenario: "zk-partition-leader",
+        scenario: "zk-lagging-followers",
     },
     BugInfo {
         name: "zk_expiry_on_follower",
