@@ -424,17 +424,22 @@ impl ZkServer {
             .drain(..)
             .partition(|(upto, round, _)| *upto <= committed && *round <= confirmed);
         l.pending_syncs = rest;
-        for (_, _, t) in done {
-            self.fire_sync(t, cx);
+        for (point, _, t) in done {
+            self.fire_sync(t, point, cx);
         }
     }
 
-    fn fire_sync(&mut self, t: SyncTarget, cx: &mut Ctx<'_>) {
+    fn fire_sync(&mut self, t: SyncTarget, point: Zxid, cx: &mut Ctx<'_>) {
         match t {
-            SyncTarget::Learner(p, session, cxid) => {
-                cx.send(p, Msg::Zk(ZkMsg::SyncDone { session, cxid }))
-            }
-            SyncTarget::Local(session, cxid) => self.on_sync_done(session, cxid, cx),
+            SyncTarget::Learner(p, session, cxid) => cx.send(
+                p,
+                Msg::Zk(ZkMsg::SyncDone {
+                    session,
+                    cxid,
+                    point,
+                }),
+            ),
+            SyncTarget::Local(session, cxid) => self.on_sync_done(session, cxid, point, cx),
         }
     }
 

@@ -208,7 +208,11 @@ impl ZkServer {
                 let sessions = self.serving.take_touched();
                 cx.send(leader, Msg::Zk(ZkMsg::Ping { sessions, round }));
             }
-            ZkMsg::SyncDone { session, cxid } => self.on_sync_done(session, cxid, cx),
+            ZkMsg::SyncDone {
+                session,
+                cxid,
+                point,
+            } => self.on_sync_done(session, cxid, point, cx),
             ZkMsg::RevalidateReply { session, valid } => self.on_revalidated(session, valid, cx),
             _ => {}
         }

@@ -33,8 +33,11 @@ enum Pending {
         done: Option<(Zxid, Result<ZkResponse, ZkError>)>,
     },
     /// A sync, answered when the leader's sync point is reached here
-    /// (`done`) and every earlier request of the session is answered.
-    Sync { xid: u64, done: bool },
+    /// (`done`: the point) and every earlier request of the session is
+    /// answered. The reply carries the point, as ZooKeeper's does (its
+    /// SYNC is ordered right behind the point's COMMIT): commits applied
+    /// since belong to requests after it, some perhaps of this session.
+    Sync { xid: u64, done: Option<Zxid> },
 }
 
 /// Where a client connection is.
@@ -213,7 +216,7 @@ impl ZkServer {
                 let s = c.session;
                 match op {
                     Some(ZkOp::Sync { .. }) => {
-                        c.queue.push_back(Pending::Sync { xid, done: false });
+                        c.queue.push_back(Pending::Sync { xid, done: None });
                         self.submit_sync(s, xid, cx);
                     }
                     Some(op) if !op.is_write() => {
@@ -260,7 +263,8 @@ impl ZkServer {
             Role::Following(ref f) => {
                 if self.bugs.sync_not_through_leader {
                     // Planted bug: answer from local state at once.
-                    self.on_sync_done(s, xid, cx);
+                    let point = self.tree.last_zxid();
+                    self.on_sync_done(s, xid, point, cx);
                 } else {
                     let l = f.leader;
                     send(
@@ -294,10 +298,12 @@ impl ZkServer {
                     let zxid = self.tree.last_zxid();
                     send(cx, client, ZkMsg::ClientResp { xid, zxid, result });
                 }
-                Some(Pending::Sync { xid, done: true }) => {
-                    let xid = *xid;
+                Some(Pending::Sync {
+                    xid,
+                    done: Some(point),
+                }) => {
+                    let (xid, zxid) = (*xid, *point);
                     c.queue.pop_front();
-                    let zxid = self.tree.last_zxid();
                     send(
                         cx,
                         client,
@@ -442,7 +448,7 @@ impl ZkServer {
     }
 
     /// The leader's sync point for `(session, cxid)` is applied here.
-    pub(super) fn on_sync_done(&mut self, s: SessionId, cxid: u64, cx: &mut Ctx<'_>) {
+    pub(super) fn on_sync_done(&mut self, s: SessionId, cxid: u64, point: Zxid, cx: &mut Ctx<'_>) {
         let Some(&client) = self.serving.sessions.get(&s) else {
             return;
         };
@@ -452,7 +458,7 @@ impl ZkServer {
         for p in c.queue.iter_mut() {
             if let Pending::Sync { xid, done } = p {
                 if *xid == cxid {
-                    *done = true;
+                    *done = Some(point);
                 }
             }
         }

@@ -144,6 +144,8 @@ pub enum ZkMsg {
         session: SessionId,
         /// The client's request number.
         cxid: u64,
+        /// The sync point: the last proposal when the leader got the sync.
+        point: Zxid,
     },
     /// Learner -> leader: is this session alive (a client moved here)?
     Revalidate {
