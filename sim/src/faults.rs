@@ -54,8 +54,14 @@ impl Engine {
     /// The explicit targets of `aim` as node ids (indexes into its group
     /// or the fault pool; out-of-range indexes are dropped).
     fn explicit(&self, aim: &Aim) -> Vec<NodeId> {
+        self.indexed(aim, &aim.nodes)
+    }
+
+    /// Servers `indexes` of `aim`'s group or the fault pool (out-of-range
+    /// indexes are dropped).
+    fn indexed(&self, aim: &Aim, indexes: &[u32]) -> Vec<NodeId> {
         let base = self.base_pool(aim);
-        aim.nodes
+        indexes
             .iter()
             .filter_map(|&i| base.get(i as usize).copied())
             .collect()
@@ -65,13 +71,9 @@ impl Engine {
     /// a named group, or the pool's servers in a named role.
     fn cut_from(&self, aim: &Aim, hit: &[NodeId]) -> Option<Vec<NodeId>> {
         if !aim.cut_nodes.is_empty() {
-            let base = self.base_pool(aim);
-            let from = aim
-                .cut_nodes
-                .iter()
-                .filter_map(|&i| base.get(i as usize).copied())
-                .filter(|n| !hit.contains(n));
-            return Some(from.collect());
+            let mut from = self.indexed(aim, &aim.cut_nodes);
+            from.retain(|n| !hit.contains(n));
+            return Some(from);
         }
         let name = aim.cut_from.as_deref()?;
         let layout = self.system.layout();

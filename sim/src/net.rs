@@ -150,6 +150,8 @@ impl Network {
     }
 }
 
+/// The index of `from`'s end of its connection with `to` (low 0, high 1),
+/// which is also the index of the direction it sends in.
 fn dir(from: NodeId, to: NodeId) -> usize {
     usize::from(from > to)
 }
@@ -225,7 +227,7 @@ impl Network {
         match self.conn_mut(from, to) {
             Some(ConnState::Up { .. }) => {}
             Some(ConnState::Broken { until, owed }) if now < *until => {
-                let end = usize::from(from > to);
+                let end = dir(from, to);
                 if owed[end] {
                     return SendOutcome::Dropped;
                 }
@@ -240,7 +242,7 @@ impl Network {
                 if !to_alive || !self.connectable(from, to) {
                     let until = now + self.cfg.connect_timeout_us;
                     let mut owed = [false; 2];
-                    owed[usize::from(from > to)] = true;
+                    owed[dir(from, to)] = true;
                     self.set_conn(from, to, ConnState::Broken { until, owed });
                     return SendOutcome::Broke {
                         notify: vec![from],
@@ -318,22 +320,16 @@ impl Network {
     /// `until`). Until then sends on this pair are dropped, so a new
     /// connection's `ConnUp` cannot overtake the old one's `ConnLost`.
     pub fn break_conn(&mut self, a: NodeId, b: NodeId, until: u64) -> Vec<NodeId> {
+        let Some(ConnState::Up { told_up, used, .. }) = self.conn(a, b) else {
+            return Vec::new();
+        };
+        let owed = [told_up[0] || used[0], told_up[1] || used[1]];
         let k = key(a, b);
-        let mut notify = Vec::new();
-        let mut owed = [false; 2];
-        if let Some(ConnState::Up { told_up, used, .. }) = self.conn(a, b) {
-            for end in 0..2 {
-                owed[end] = told_up[end] || used[end];
-            }
-            if owed[0] {
-                notify.push(k.0);
-            }
-            if owed[1] {
-                notify.push(k.1);
-            }
-        } else {
-            return notify;
-        }
+        let notify = [k.0, k.1]
+            .into_iter()
+            .zip(owed)
+            .filter_map(|(end, told)| told.then_some(end))
+            .collect();
         self.set_conn(a, b, ConnState::Broken { until, owed });
         notify
     }

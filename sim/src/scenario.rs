@@ -313,19 +313,15 @@ impl Scenario {
                     }
                 },
             };
-            if let Some(bad) = t.nodes.iter().find(|n| **n >= size) {
-                return Err(invalid(
-                    f.span().start,
-                    format!("fault names server {bad} of `{group}`, but it has {size} servers"),
-                ));
-            }
-            if let Some(bad) = t.cut_nodes.iter().find(|n| **n >= size) {
-                return Err(invalid(
-                    f.span().start,
-                    format!(
-                        "`cut_nodes` names server {bad} of `{group}`, but it has {size} servers"
-                    ),
-                ));
+            for (field, indexes) in [("nodes", &t.nodes), ("cut_nodes", &t.cut_nodes)] {
+                if let Some(bad) = indexes.iter().find(|n| **n >= size) {
+                    return Err(invalid(
+                        f.span().start,
+                        format!(
+                            "`{field}` names server {bad} of `{group}`, but it has {size} servers"
+                        ),
+                    ));
+                }
             }
             if !t.cut_nodes.is_empty() && t.cut_from.is_some() {
                 return Err(invalid(

@@ -514,19 +514,21 @@ impl KafkaBroker {
         }
     }
 
-    /// Whether a controller request with these epochs is to be obeyed.
-    fn control_request_ok(
-        &self,
+    /// Whether a controller request with these epochs is to be obeyed;
+    /// if it is, its controller epoch is the newest this broker knows of.
+    fn accept_control_request(
+        &mut self,
         controller_epoch: u32,
         broker_epoch: u64,
     ) -> Result<(), KafkaError> {
         if self.stale_controller(controller_epoch) {
-            Err(KafkaError::StaleControllerEpoch)
-        } else if self.stale_broker_epoch(broker_epoch) {
-            Err(KafkaError::StaleBrokerEpoch)
-        } else {
-            Ok(())
+            return Err(KafkaError::StaleControllerEpoch);
         }
+        if self.stale_broker_epoch(broker_epoch) {
+            return Err(KafkaError::StaleBrokerEpoch);
+        }
+        self.controller_epoch = self.controller_epoch.max(controller_epoch);
+        Ok(())
     }
 
     /// Answers a controller request (not one from our own controller,
@@ -569,9 +571,8 @@ impl KafkaBroker {
                 broker_epoch,
                 partitions,
             } => {
-                let result = self.control_request_ok(controller_epoch, broker_epoch);
+                let result = self.accept_control_request(controller_epoch, broker_epoch);
                 if result.is_ok() {
-                    self.controller_epoch = self.controller_epoch.max(controller_epoch);
                     for p in partitions {
                         if p.replicas.contains(&self.id) {
                             self.open_replica(&p.tp, cx);
@@ -588,9 +589,8 @@ impl KafkaBroker {
                 live,
                 partitions,
             } => {
-                let result = self.control_request_ok(controller_epoch, broker_epoch);
+                let result = self.accept_control_request(controller_epoch, broker_epoch);
                 if result.is_ok() {
-                    self.controller_epoch = self.controller_epoch.max(controller_epoch);
                     self.meta_live = live;
                     for p in partitions {
                         self.meta.insert(p.tp.clone(), p);
@@ -678,7 +678,7 @@ impl Node for KafkaBroker {
                 self.drive_zk(input, cx)
             }
             Input::ConnLost { peer } => {
-                self.controller_conn_lost(peer);
+                self.channel_conn_lost(peer);
                 self.on_conn_lost(peer, cx)
             }
             Input::ConnUp { .. } => {}

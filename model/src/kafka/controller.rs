@@ -443,12 +443,6 @@ impl KafkaBroker {
         }
     }
 
-    /// The connection with `peer` broke: the request in flight to it is
-    /// sent again (Kafka's controller channel re-sends after reconnecting).
-    pub(crate) fn controller_conn_lost(&mut self, peer: NodeId) {
-        self.channel_conn_lost(peer);
-    }
-
     /// The broker epoch of `to` in the controller's last read of the
     /// registrations (0 if it is not registered).
     fn known_broker_epoch(&self, to: NodeId) -> u64 {
