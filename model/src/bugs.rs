@@ -24,6 +24,7 @@ pub fn all_bugs() -> Vec<BugInfo> {
     v.extend_from_slice(crate::demo::BUGS);
     v.extend_from_slice(crate::zk::BUGS);
     v.extend_from_slice(crate::kafka::BUGS);
+    v.extend_from_slice(crate::group::BUGS);
     v
 }
 

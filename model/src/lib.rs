@@ -10,6 +10,7 @@ pub mod bugs;
 pub mod codec;
 pub mod demo;
 pub mod disk;
+pub mod group;
 pub mod kafka;
 pub mod msg;
 pub mod node;

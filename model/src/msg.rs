@@ -5,6 +5,7 @@
 //! network and one trace.
 
 use crate::demo::{DemoMsg, DemoReply, DemoRequest};
+use crate::group::{GroupMsg, GroupReply, GroupRequest};
 use crate::kafka::{KafkaMsg, KafkaReply, KafkaRequest};
 use crate::zk::{ZkMsg, ZkReply, ZkRequest};
 
@@ -17,6 +18,8 @@ pub enum Msg {
     Zk(ZkMsg),
     /// Kafka brokers and clients (replication, control, client protocol).
     Kafka(KafkaMsg),
+    /// The consumer-group protocol (members and coordinators).
+    Group(GroupMsg),
 }
 
 /// A request from the workload to a client node.
@@ -28,6 +31,8 @@ pub enum ClientRequest {
     Zk(ZkRequest),
     /// A Kafka producer or consumer operation (see [`crate::kafka::KafkaRequest`]).
     Kafka(KafkaRequest),
+    /// A group member's operation (see [`crate::group::GroupRequest`]).
+    Group(GroupRequest),
 }
 
 /// A client node's answer to the workload.
@@ -39,4 +44,6 @@ pub enum ClientReply {
     Zk(ZkReply),
     /// A Kafka client's answer (see [`crate::kafka::KafkaReply`]).
     Kafka(KafkaReply),
+    /// A group member's answer (see [`crate::group::GroupReply`]).
+    Group(GroupReply),
 }

@@ -1,0 +1,1 @@
+//! Offsets-log records. (Being written.)
