@@ -97,6 +97,77 @@ impl KafkaConsumer {
         self.positions.get(tp).map(|p| p.offset)
     }
 
+    /// Consumes exactly `tps` from now on: partitions not assigned before
+    /// start at offset 0 until [`KafkaConsumer::seek`] moves them; the
+    /// positions of the others are kept.
+    pub fn assign(&mut self, tps: &[Tp]) {
+        self.positions.retain(|tp, _| tps.contains(tp));
+        for tp in tps {
+            self.positions.entry(tp.clone()).or_default();
+        }
+    }
+
+    /// Moves the position in `tp` (assigning it if needed) to `offset`,
+    /// forgetting the epoch of the last record consumed there.
+    pub fn seek(&mut self, tp: &Tp, offset: u64) {
+        self.positions.insert(
+            tp.clone(),
+            Position {
+                offset,
+                last_epoch: None,
+                validated: None,
+            },
+        );
+    }
+
+    /// The assigned partitions and their positions.
+    pub fn positions(&self) -> impl Iterator<Item = (&Tp, u64)> + '_ {
+        self.positions.iter().map(|(tp, p)| (tp, p.offset))
+    }
+
+    /// Whether a poll is in progress.
+    pub fn polling(&self) -> bool {
+        self.poll.is_some()
+    }
+
+    /// Steps the consumer as a state machine inside another node (a group
+    /// member): its timers are shifted by `timer_base`, its sends go out
+    /// through `cx`, and its replies to `Poll` requests come back here
+    /// instead of to the workload. Only inputs meant for it may be passed:
+    /// `Msg::Kafka` messages, connection events, its own (unshifted)
+    /// timers, and `KafkaRequest::Poll` client requests.
+    pub fn step_embedded(
+        &mut self,
+        input: Input,
+        timer_base: u64,
+        cx: &mut Ctx<'_>,
+    ) -> Vec<(ReqId, KafkaReply)> {
+        let mut effects = Vec::new();
+        {
+            let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
+            self.step(input, &mut inner);
+        }
+        let mut replies = Vec::new();
+        for e in effects {
+            match e {
+                crate::node::Effect::SetTimer { timer, after_us } => {
+                    cx.set_timer_us(timer + timer_base, after_us)
+                }
+                crate::node::Effect::CancelTimer { timer } => cx.cancel_timer(timer + timer_base),
+                crate::node::Effect::Reply {
+                    id,
+                    reply: ClientReply::Kafka(r),
+                } => replies.push((id, r)),
+                other => cx.push(other),
+            }
+        }
+        replies
+    }
+
+    /// The highest timer id the consumer uses (embedders shift theirs
+    /// past it).
+    pub const MAX_TIMER: u64 = TIMER_POLL;
+
     fn corr(&mut self) -> u64 {
         self.next_corr += 1;
         self.next_corr
