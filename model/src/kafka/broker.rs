@@ -26,6 +26,9 @@ use crate::kafka::{KafkaBugs, KafkaConfig};
 use crate::msg::{ClientRequest, Msg};
 use crate::node::{Ctx, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
+use crate::group::coordinator::Append;
+use crate::group::{GroupBugs, GroupCoordinator, GroupError, GroupMsg, GroupView, OFFSETS_TOPIC};
+use crate::kafka::types::Acks;
 use crate::zk::{CreateMode, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse};
 
 /// The housekeeping tick.
@@ -65,6 +68,8 @@ pub(crate) enum ZkPurpose {
     IsrReread(Tp),
     /// A controller request (handled in `controller`).
     Ctl(crate::kafka::controller::CtlPurpose),
+    /// Create `/brokers/topics/__consumer_offsets`.
+    OffsetsTopic,
 }
 
 /// A read-only view of one replica, for checks after a run.
@@ -129,6 +134,12 @@ pub struct KafkaBroker {
     /// Outstanding fsyncs of active log segments: the partition and the
     /// log end each covers.
     sync_ops: BTreeMap<u64, (Tp, u64)>,
+    /// Answers to this broker's own appends (its coordinator's), by token.
+    pub(crate) local_acks: Vec<(u64, Result<u64, KafkaError>)>,
+    /// The group coordinator for the offsets partitions this broker leads.
+    coordinator: GroupCoordinator,
+    /// A create of the offsets topic's znode is in flight.
+    creating_offsets_topic: bool,
 }
 
 impl KafkaBroker {
@@ -140,6 +151,7 @@ impl KafkaBroker {
             cfg.zk_session_timeout_ms,
             id as usize,
         );
+        let cfg_group = cfg.group.clone();
         KafkaBroker {
             id,
             bugs: KafkaBugs::from_set(bugs),
@@ -164,6 +176,9 @@ impl KafkaBroker {
             next_corr: 1,
             last_hw_checkpoint: SimTime::ZERO,
             sync_ops: BTreeMap::new(),
+            local_acks: Vec::new(),
+            coordinator: GroupCoordinator::new(cfg_group, GroupBugs::from_set(bugs)),
+            creating_offsets_topic: false,
         }
     }
 
@@ -356,6 +371,9 @@ impl KafkaBroker {
             );
         }
         self.replica_tick(cx);
+        let mut appends = Vec::new();
+        self.coordinator.tick(cx, &mut appends);
+        self.run_appends(appends, cx);
         if cx.now.ms_since(self.last_hw_checkpoint) >= self.cfg.hw_checkpoint_ms {
             self.last_hw_checkpoint = cx.now;
             let mut out = Vec::new();
@@ -480,6 +498,7 @@ impl KafkaBroker {
             ZkPurpose::IsrWrite { tp, epoch, isr } => self.on_isr_written(tp, epoch, isr, r, cx),
             ZkPurpose::IsrReread(tp) => self.on_isr_reread(tp, r, cx),
             ZkPurpose::Ctl(c) => self.on_ctl_reply(c, r, cx),
+            ZkPurpose::OffsetsTopic => self.creating_offsets_topic = false,
         }
     }
 
@@ -654,6 +673,32 @@ impl KafkaBroker {
 
 impl Node for KafkaBroker {
     fn step(&mut self, input: Input, cx: &mut Ctx<'_>) {
+        self.step_inner(input, cx);
+        if self.started {
+            self.drive_coordinator(cx);
+        }
+    }
+
+    fn role(&self) -> String {
+        self.role_summary()
+    }
+
+    fn is_leader(&self) -> bool {
+        // For faults that target "the leader": a broker leading a partition.
+        self.replicas.values().any(|r| r.is_leader())
+    }
+
+    fn is_controller(&self) -> bool {
+        self.controller.is_some()
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+impl KafkaBroker {
+    fn step_inner(&mut self, input: Input, cx: &mut Ctx<'_>) {
         match input {
             Input::Start { files } => self.on_start(files, cx),
             _ if !self.started => {}
@@ -671,6 +716,10 @@ impl Node for KafkaBroker {
                 from,
                 msg: Msg::Kafka(m),
             } => self.on_kafka(from, m, cx),
+            Input::Message {
+                from,
+                msg: Msg::Group(m),
+            } => self.on_group(from, m, cx),
             Input::Message { .. } => {}
             Input::ConnUp { peer } | Input::ConnLost { peer }
                 if self.cfg.zk_servers.contains(&peer) =>
@@ -713,7 +762,7 @@ impl Node for KafkaBroker {
         }
     }
 
-    fn role(&self) -> String {
+    fn role_summary(&self) -> String {
         let leads = self
             .replicas
             .values()
@@ -732,16 +781,114 @@ impl Node for KafkaBroker {
         )
     }
 
-    fn is_leader(&self) -> bool {
-        // For faults that target "the leader": a broker leading a partition.
-        self.replicas.values().any(|r| r.is_leader())
+}
+
+// ----- the group coordinator's host -----
+
+impl KafkaBroker {
+    /// The groups this broker coordinates, for checks after a run.
+    pub fn groups(&self) -> BTreeMap<String, GroupView> {
+        self.coordinator.groups()
     }
 
-    fn is_controller(&self) -> bool {
-        self.controller.is_some()
+    /// The offsets partitions this broker leads, with their leader epochs.
+    fn offsets_leadership(&self) -> BTreeMap<u32, u32> {
+        self.replicas
+            .iter()
+            .filter(|(tp, r)| tp.topic == OFFSETS_TOPIC && r.is_leader())
+            .map(|(tp, r)| {
+                let epoch = r.info.as_ref().map(|i| i.state.leader_epoch).unwrap_or(0);
+                (tp.partition, epoch)
+            })
+            .collect()
     }
 
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
+    /// After every step: tell the coordinator which offsets partitions
+    /// this broker leads, load those whose load is due, and hand it the
+    /// answers to its appends.
+    fn drive_coordinator(&mut self, cx: &mut Ctx<'_>) {
+        let led = self.offsets_leadership();
+        let now = cx.now;
+        self.coordinator.set_leadership(&led, now, cx);
+        for p in self.coordinator.due_loads(now) {
+            let tp = Tp::new(OFFSETS_TOPIC, p);
+            let batches = self
+                .replicas
+                .get(&tp)
+                .map(|r| r.log.batches().to_vec())
+                .unwrap_or_default();
+            self.coordinator.load(p, &batches, now);
+        }
+        while !self.local_acks.is_empty() {
+            let acks = std::mem::take(&mut self.local_acks);
+            let mut appends = Vec::new();
+            for (token, result) in acks {
+                self.coordinator
+                    .on_append_done(token, result, cx, &mut appends);
+            }
+            self.run_appends(appends, cx);
+        }
+    }
+
+    fn run_appends(&mut self, appends: Vec<Append>, cx: &mut Ctx<'_>) {
+        for a in appends {
+            let acks = if a.acks_all { Acks::All } else { Acks::Leader };
+            self.append_local(
+                Tp::new(OFFSETS_TOPIC, a.partition),
+                a.values,
+                a.token,
+                acks,
+                a.timeout_ms,
+                cx,
+            );
+        }
+    }
+
+    fn on_group(&mut self, from: NodeId, m: GroupMsg, cx: &mut Ctx<'_>) {
+        if let GroupMsg::FindCoordinator { corr, group } = m {
+            let result = self.find_coordinator(&group, cx);
+            cx.send(
+                from,
+                Msg::Group(GroupMsg::FindCoordinatorResp { corr, result }),
+            );
+            return;
+        }
+        let mut appends = Vec::new();
+        self.coordinator.on_msg(from, m, cx, &mut appends);
+        self.run_appends(appends, cx);
+    }
+
+    /// The leader of the group's offsets partition, as this broker's
+    /// metadata knows it; creates the offsets topic through ZooKeeper
+    /// when it does not exist yet (Kafka's auto-creation of internal
+    /// topics), with replicas spread over the live brokers.
+    fn find_coordinator(&mut self, group: &str, cx: &mut Ctx<'_>) -> Result<NodeId, GroupError> {
+        let n = self.coordinator.config().offsets_partitions;
+        let p = crate::group::offsets_partition(group, n);
+        if let Some(info) = self.meta.get(&Tp::new(OFFSETS_TOPIC, p)) {
+            return info.state.leader.ok_or(GroupError::CoordinatorNotAvailable);
+        }
+        let rf = self.coordinator.config().offsets_replication_factor;
+        let mut live = self.meta_live.clone();
+        live.sort();
+        if self.registered_session != 0 && !self.creating_offsets_topic && live.len() >= rf {
+            self.creating_offsets_topic = true;
+            let assignment: BTreeMap<u32, Vec<NodeId>> = (0..n)
+                .map(|p| {
+                    let replicas = (0..rf)
+                        .map(|i| live[(p as usize + i) % live.len()])
+                        .collect();
+                    (p, replicas)
+                })
+                .collect();
+            self.create(
+                &zkdata::topic_path(OFFSETS_TOPIC),
+                zkdata::encode_assignment(&assignment),
+                CreateMode::Persistent,
+                ZkPurpose::OffsetsTopic,
+                cx,
+            );
+        }
+        Err(GroupError::CoordinatorNotAvailable)
     }
 }

@@ -186,6 +186,8 @@ pub struct KafkaConfig {
     pub replica_fetch_wait_ms: u64,
     /// Period of the high-watermark checkpoint.
     pub hw_checkpoint_ms: u64,
+    /// The group coordinator's settings (`offsets.*`, `group.*`).
+    pub group: crate::group::CoordinatorConfig,
 }
 
 impl Default for KafkaConfig {
@@ -200,6 +202,7 @@ impl Default for KafkaConfig {
             tick_ms: 50,
             replica_fetch_wait_ms: 10,
             hw_checkpoint_ms: 200,
+            group: crate::group::CoordinatorConfig::default(),
         }
     }
 }

@@ -197,6 +197,45 @@ fn produce_resp(cx: &mut Ctx<'_>, to: NodeId, corr: u64, result: Result<u64, Kaf
 }
 
 impl KafkaBroker {
+    /// Answers a produce: over the network, or, for this broker's own
+    /// appends (its group coordinator's), into `local_acks`.
+    fn answer_produce(
+        &mut self,
+        to: NodeId,
+        corr: u64,
+        result: Result<u64, KafkaError>,
+        cx: &mut Ctx<'_>,
+    ) {
+        if to == self.id {
+            self.local_acks.push((corr, result));
+        } else {
+            produce_resp(cx, to, corr, result);
+        }
+    }
+
+    /// Appends `values` to `tp` for this broker's own use (the group
+    /// coordinator's records), as an ordinary produce that this broker
+    /// sent itself: the answer comes back in `local_acks` with `token`.
+    pub(crate) fn append_local(
+        &mut self,
+        tp: Tp,
+        values: Vec<Vec<u8>>,
+        token: u64,
+        acks: Acks,
+        timeout_ms: u64,
+        cx: &mut Ctx<'_>,
+    ) {
+        let me = self.id;
+        let batch = Batch {
+            base_offset: 0,
+            epoch: 0,
+            producer_id: 0,
+            base_seq: -1,
+            values,
+        };
+        self.on_produce(me, token, tp, acks, timeout_ms, batch, cx);
+    }
+
     /// Applies one partition of a LeaderAndIsr (already controller-fenced).
     pub(crate) fn become_leader_or_follower(&mut self, p: PartitionInfo, cx: &mut Ctx<'_>) {
         let me = self.id;
@@ -210,9 +249,10 @@ impl KafkaBroker {
         }
         if let Role::Leader(ls) = std::mem::replace(&mut r.role, Role::None) {
             for w in ls.waiting {
-                produce_resp(cx, w.from, w.corr, Err(KafkaError::NotLeader));
+                self.answer_produce(w.from, w.corr, Err(KafkaError::NotLeader), cx);
             }
         }
+        let r = self.replicas.get_mut(&tp).expect("opened");
         r.info = Some(p.clone());
         match p.state.leader {
             Some(l) if l == me => {
@@ -715,7 +755,7 @@ impl KafkaBroker {
             } else {
                 Ok(w.base)
             };
-            produce_resp(cx, w.from, w.corr, result);
+            self.answer_produce(w.from, w.corr, result, cx);
         }
     }
 
@@ -733,30 +773,30 @@ impl KafkaBroker {
         let min_isr = self.cfg.min_insync_replicas;
         let bugs = self.bugs;
         let now = cx.now;
-        let reply = |cx: &mut Ctx<'_>, result| {
+        let refuse = |b: &mut KafkaBroker, cx: &mut Ctx<'_>, e| {
             if acks != Acks::None {
-                produce_resp(cx, from, corr, result);
+                b.answer_produce(from, corr, Err(e), cx);
             }
         };
         let Some(r) = self.replicas.get_mut(&tp) else {
-            return reply(cx, Err(KafkaError::UnknownTopicOrPartition));
+            return refuse(self, cx, KafkaError::UnknownTopicOrPartition);
         };
         let epoch = r.epoch();
         let (Role::Leader(_), Some(info)) = (&r.role, &r.info) else {
-            return reply(cx, Err(KafkaError::NotLeader));
+            return refuse(self, cx, KafkaError::NotLeader);
         };
         if batch.values.is_empty() {
-            return reply(cx, Err(KafkaError::OutOfOrderSequence));
+            return refuse(self, cx, KafkaError::OutOfOrderSequence);
         }
         if acks == Acks::All && info.state.isr.len() < min_isr && !bugs.ignore_min_isr {
-            return reply(cx, Err(KafkaError::NotEnoughReplicas));
+            return refuse(self, cx, KafkaError::NotEnoughReplicas);
         }
         let n = batch.values.len() as u64;
         let check = r
             .log
             .check_sequence(batch.producer_id, batch.base_seq, batch.values.len());
         let base = match check {
-            SeqCheck::OutOfOrder => return reply(cx, Err(KafkaError::OutOfOrderSequence)),
+            SeqCheck::OutOfOrder => return refuse(self, cx, KafkaError::OutOfOrderSequence),
             SeqCheck::Duplicate(off) if !bugs.no_idempotent_dedup => off,
             _ => {
                 batch.epoch = epoch;
@@ -813,6 +853,7 @@ impl KafkaBroker {
         let now = cx.now;
         let mut shrink = Vec::new();
         let mut out = Vec::new();
+        let mut timed_out = Vec::new();
         for (tp, r) in self.replicas.iter_mut() {
             r.log.maybe_flush(now, &mut out);
             let (Role::Leader(ls), Some(info)) = (&mut r.role, &r.info) else {
@@ -822,7 +863,7 @@ impl KafkaBroker {
                 ls.waiting.drain(..).partition(|w| now >= w.deadline);
             ls.waiting = left;
             for w in expired {
-                produce_resp(cx, w.from, w.corr, Err(KafkaError::RequestTimedOut));
+                timed_out.push((w.from, w.corr));
             }
             if ls.isr_pending {
                 continue;
@@ -845,6 +886,9 @@ impl KafkaBroker {
             }
         }
         self.disk_all(out, cx);
+        for (from, corr) in timed_out {
+            self.answer_produce(from, corr, Err(KafkaError::RequestTimedOut), cx);
+        }
         for (tp, isr) in shrink {
             self.propose_isr(&tp, isr, cx);
         }

@@ -5,6 +5,7 @@
 //! has a home server: in a partition it stays on its home server's side.
 
 pub mod demo;
+pub mod group;
 pub mod kafka;
 pub mod zk;
 

@@ -5,6 +5,7 @@
 //! between operations, a fresh process id after an indeterminate outcome, as
 //! in Jepsen); a [`Workload`] only decides the operations and reads replies.
 
+pub mod group;
 pub mod kafka;
 pub mod register;
 pub mod zk;
