@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::disk::{Disk, FsyncToken, Issued};
 use crate::history::{EventType, History};
 use crate::host::{Deferred, DownReason, Host};
-use crate::nemesis::{self, Action};
+use crate::nemesis::{self, Action, FaultKind};
 use crate::net::{ConnId, Network, SendOutcome};
 use crate::queue::SlabHeapQueue;
 use crate::rng::{stream_rng, Stream};
@@ -31,6 +31,9 @@ use crate::workload::{OpCall, Workload};
 /// How long a halted (fail-stop) process stays down before its supervisor
 /// restarts it.
 const HALT_RESTART_US: u64 = 1_000_000;
+
+/// The error of an operation in flight on a client node that crashed.
+pub const CLIENT_CRASHED: &str = "client crashed";
 
 /// Trace tags: what kind of event a trace entry is.
 mod tag {
@@ -112,6 +115,9 @@ struct Thread {
     client: NodeId,
     process: u64,
     in_flight: Option<(ReqId, OpCall)>,
+    /// Waiting for its client to be up and not stalled: no invoke is
+    /// queued; [`Engine::wake_threads`] queues one.
+    parked: bool,
 }
 
 /// Counters of one run.
@@ -150,7 +156,7 @@ pub struct Engine {
     pub(crate) trace: Trace,
     pub(crate) schedule: Vec<Action>,
     pub(crate) nem_rng: ChaCha8Rng,
-    pub(crate) active: BTreeMap<u32, (crate::nemesis::FaultKind, Vec<NodeId>)>,
+    pub(crate) active: BTreeMap<u32, (FaultKind, Vec<NodeId>)>,
     pub(crate) quiet_started: bool,
     pub(crate) held: BTreeMap<(NodeId, NodeId), HeldQueue>,
     pub(crate) stats: Stats,
@@ -209,6 +215,7 @@ impl Engine {
                 client: layout.clients[t % layout.clients.len()],
                 process: t as u64,
                 in_flight: None,
+                parked: false,
             })
             .collect();
         let workload = system.workload();
@@ -617,10 +624,12 @@ impl Engine {
         }
     }
 
-    /// Starts (or restarts) node `id` from what its disk holds.
+    /// Starts (or restarts) node `id` from what its disk holds; the
+    /// threads waiting for it (a client) go on.
     pub(crate) fn boot(&mut self, id: NodeId) {
         if let Some(files) = self.spawn(id) {
             self.step(id, Input::Start { files });
+            self.wake_threads(id);
         }
     }
 
@@ -653,6 +662,9 @@ impl Engine {
         if lose_cache {
             host.disk.crash(&mut host.disk_rng);
         }
+        if !self.system.layout().is_server(id) {
+            self.client_crashed(id);
+        }
         let until = self.now + self.net.config().detect_us;
         for peer in self.net.peers_of(id) {
             let notify: Vec<NodeId> = self
@@ -675,10 +687,16 @@ impl Engine {
         if self.now >= self.writers_stop_us && self.workload.stops_early(process) {
             return;
         }
+        let client = self.threads[t].client;
+        // A request into a crashed client would never be answered, and a
+        // stalled application calls nothing: wait until it is back.
+        if !self.hosts[client as usize].alive() || self.stalled(client) {
+            self.threads[t].parked = true;
+            return;
+        }
         let call = self.workload.invoke(process, &mut self.wl_rng);
         let req = self.next_req;
         self.next_req += 1;
-        let client = self.threads[t].client;
         self.history.invoke(
             process,
             call.f,
@@ -727,6 +745,61 @@ impl Engine {
         }
         let delay = self.think();
         self.push(self.now + delay.max(1), Ev::Invoke { thread: t });
+    }
+
+    /// Whether a `stall-client` fault holds the application on `client`.
+    pub(crate) fn stalled(&self, client: NodeId) -> bool {
+        self.active
+            .values()
+            .any(|(kind, hit)| *kind == FaultKind::StallClient && hit.contains(&client))
+    }
+
+    /// Queues, after think time, the next invoke of each thread parked on
+    /// `client`, if it is up and not stalled now.
+    pub(crate) fn wake_threads(&mut self, client: NodeId) {
+        if !self.hosts[client as usize].alive() || self.stalled(client) {
+            return;
+        }
+        for t in 0..self.threads.len() {
+            if self.threads[t].client == client && self.threads[t].parked {
+                self.threads[t].parked = false;
+                let delay = self.think();
+                self.push(self.now + delay.max(1), Ev::Invoke { thread: t });
+            }
+        }
+    }
+
+    /// Client node `client` went down: what was in flight on it ends
+    /// `info` ("client crashed"), with its invocation value, and those
+    /// threads wait for it to be booted; every thread on it goes on as a
+    /// new process, as its session is gone with the process.
+    fn client_crashed(&mut self, client: NodeId) {
+        let n_threads = self.threads.len() as u64;
+        for t in 0..self.threads.len() {
+            if self.threads[t].client != client {
+                continue;
+            }
+            let process = self.threads[t].process;
+            self.workload.client_crashed(process);
+            if let Some((req, call)) = self.threads[t].in_flight.take() {
+                self.req_thread.remove(&req);
+                self.trace
+                    .record(self.now, tag::REPLY, client, &(req, CLIENT_CRASHED));
+                self.history.push(crate::history::Event {
+                    process,
+                    kind: EventType::Info,
+                    f: call.f.to_string(),
+                    key: call.key,
+                    value: call.value,
+                    time: self.now,
+                    node: Some(client),
+                    error: Some(CLIENT_CRASHED.to_string()),
+                    meta: None,
+                });
+                self.threads[t].parked = true;
+            }
+            self.threads[t].process += n_threads;
+        }
     }
 
     /// The nodes as the end-of-run checks see them.

@@ -130,6 +130,26 @@ impl Engine {
             .collect()
     }
 
+    /// The client nodes a client fault aimed at `aim` hits: its explicit
+    /// `nodes` (client indexes, out-of-range ones dropped), or one client
+    /// picked among those `eligible` now.
+    fn client_targets(&mut self, aim: &Aim, eligible: fn(&Engine, NodeId) -> bool) -> Vec<NodeId> {
+        let clients = &self.system.layout().clients;
+        if !aim.nodes.is_empty() {
+            return aim
+                .nodes
+                .iter()
+                .filter_map(|i| clients.get(*i as usize).copied())
+                .collect();
+        }
+        let pool = clients
+            .iter()
+            .copied()
+            .filter(|&c| eligible(self, c))
+            .collect();
+        self.pick(pool)
+    }
+
     fn targets(&mut self, explicit: &[NodeId], pool: Vec<NodeId>) -> Vec<NodeId> {
         if explicit.is_empty() {
             self.pick(pool)
@@ -268,30 +288,30 @@ impl Engine {
                 hit
             }
             PauseClient => {
-                let clients = self.system.layout().clients.clone();
-                let pool = clients
-                    .iter()
-                    .copied()
-                    .filter(|c| {
-                        let h = &self.hosts[*c as usize];
-                        h.alive() && !h.paused
-                    })
-                    .collect();
-                // Explicit targets are client indexes, not server ones.
-                let hit = if aim.nodes.is_empty() {
-                    self.pick(pool)
-                } else {
-                    aim.nodes
-                        .iter()
-                        .filter_map(|i| clients.get(*i as usize).copied())
-                        .collect()
-                };
+                let hit = self.client_targets(&aim, |e, c| {
+                    let h = &e.hosts[c as usize];
+                    h.alive() && !h.paused
+                });
                 for &n in &hit {
                     if self.hosts[n as usize].alive() {
                         self.hosts[n as usize].paused = true;
                     }
                 }
                 hit
+            }
+            CrashClient => {
+                let hit = self.client_targets(&aim, |e, c| e.hosts[c as usize].alive());
+                for &n in &hit {
+                    // A process crash: what was in flight ends `info` (see
+                    // `take_down`); a client has no durable files.
+                    self.take_down(n, DownReason::Fault, false);
+                }
+                hit
+            }
+            StallClient => {
+                // The stall itself is the entry in `active` that this
+                // occurrence gets (see `Engine::stalled`).
+                self.client_targets(&aim, |e, c| e.hosts[c as usize].alive() && !e.stalled(c))
             }
             Resume => {
                 let hit = if nodes.is_empty() {
@@ -466,9 +486,16 @@ impl Engine {
     fn end_fault(&mut self, kind: FaultKind, hit: &[NodeId]) {
         use FaultKind::*;
         match kind {
-            Crash | Kill | PowerLoss => {
+            Crash | Kill | PowerLoss | CrashClient => {
                 for &n in hit {
                     self.boot(n);
+                }
+            }
+            StallClient => {
+                // Its entry has left `active`: the threads on these
+                // clients go on, unless another stall holds them.
+                for &n in hit {
+                    self.wake_threads(n);
                 }
             }
             Pause | PauseClient => {
@@ -507,9 +534,11 @@ impl Engine {
         }
     }
 
-    /// The quiet period: every fault healed, every node running.
+    /// The quiet period: every fault healed, every node running, except
+    /// the faults that outlive it (a stalled application stays stalled
+    /// until its own end).
     fn quiet(&mut self) {
-        self.active.clear();
+        self.active.retain(|_, (kind, _)| kind.outlives_quiet());
         self.net.heal();
         self.net.clear_degradation();
         self.unclog_all();

@@ -5,7 +5,9 @@
 //! with a duration, ends. Random schedules are drawn from the seed with a rate
 //! per fault kind; explicit schedules come from the scenario. Every schedule
 //! ends with a quiet period: all faults healed, every node running, so the
-//! end-of-run checks can read everything.
+//! end-of-run checks can read everything. A stalled application
+//! (`stall-client`) is the one exception: its stall is its own fault, which
+//! the quiet period does not heal; it ends at its own end time only.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +31,13 @@ pub enum FaultKind {
     /// Stop a client node's process (an application's GC pause); it resumes
     /// later with stale beliefs, its session perhaps expired meanwhile.
     PauseClient,
+    /// Crash a client node's process: its volatile state and the operations
+    /// in flight on it are gone; it is booted fresh when the fault ends.
+    CrashClient,
+    /// The application on a client node stops issuing calls (a deadlock)
+    /// while the node itself (heartbeats, timers, network) runs on; not
+    /// ended by the quiet period.
+    StallClient,
     /// Resume a paused process.
     Resume,
     /// Split the servers into two random halves.
@@ -75,6 +84,8 @@ impl FaultKind {
             (Restart, "restart", "start a crashed server again from what its disk durably holds"),
             (Pause, "pause", "stop a server's process; it resumes later with stale beliefs and a backlog of input"),
             (PauseClient, "pause-client", "stop a client node's process (an application's GC pause); `nodes` are client indexes; it resumes later, its session perhaps expired"),
+            (CrashClient, "crash-client", "crash a client node's process (`nodes` are client indexes): operations in flight on it end `info` \"client crashed\", its threads go on as new processes; booted fresh when the fault ends or the quiet period begins"),
+            (StallClient, "stall-client", "the application on a client node (`nodes` are client indexes) issues no new call while its node runs on; ends at its own end time only, never by the quiet period"),
             (Resume, "resume", "resume paused servers"),
             (PartitionHalves, "partition-halves", "split the servers (and their clients) into two random halves"),
             (PartitionIsolate, "partition-isolate", "cut one server off from every other node"),
@@ -115,6 +126,22 @@ impl FaultKind {
                 | FaultKind::ClockJump
                 | FaultKind::DiskCorrupt
         )
+    }
+
+    /// Whether the fault's explicit `nodes` are client indexes (into the
+    /// layout's clients) rather than server ones.
+    pub fn targets_clients(self) -> bool {
+        matches!(
+            self,
+            FaultKind::PauseClient | FaultKind::CrashClient | FaultKind::StallClient
+        )
+    }
+
+    /// Whether the fault is the application's own and so outlives the
+    /// quiet period: it ends at its own end time only (it lasts to the end
+    /// of the run when that is later, or when it has no duration).
+    pub fn outlives_quiet(self) -> bool {
+        self == FaultKind::StallClient
     }
 }
 
@@ -174,7 +201,8 @@ pub struct TimedFault {
     /// What it is.
     pub kind: FaultKind,
     /// Target servers (indexes into the pool; client indexes for
-    /// `pause-client`); empty = chosen when it fires.
+    /// `pause-client`, `crash-client` and `stall-client`); empty = chosen
+    /// when it fires.
     #[serde(default)]
     pub nodes: Vec<u32>,
     /// The server group targets come from (`servers`, or the system's
@@ -195,7 +223,7 @@ pub struct TimedFault {
     #[serde(default)]
     pub cut_nodes: Vec<u32>,
     /// How long until it is reverted (ms); none = until healed or the quiet
-    /// period.
+    /// period (`stall-client`: until the end of the run).
     #[serde(default)]
     pub duration_ms: Option<u64>,
     /// A parameter (loss probability, delay ms, jump ms, slow factor, count).
@@ -255,7 +283,8 @@ pub enum ActionKind {
         /// The occurrence.
         id: u32,
     },
-    /// The quiet period begins: heal everything, restart everything.
+    /// The quiet period begins: heal everything, restart everything (but
+    /// leave the faults that [outlive it](FaultKind::outlives_quiet)).
     Quiet,
 }
 
@@ -269,6 +298,9 @@ pub struct Action {
 }
 
 /// Builds the whole schedule of a run, sorted by time (stable for ties).
+/// A fault's end comes at the quiet period at the latest, unless the fault
+/// [outlives it](FaultKind::outlives_quiet): then it may come after the run
+/// has ended, and so never.
 pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> Vec<Action> {
     let quiet_at_us = (duration_ms - cfg.quiet_ms) * 1000;
     let mut actions = Vec::new();
@@ -291,7 +323,11 @@ pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> V
             },
         });
         if let Some(d) = dur_us {
-            let end = (at_us + d).min(quiet_at_us);
+            let end = if kind.outlives_quiet() {
+                at_us + d
+            } else {
+                (at_us + d).min(quiet_at_us)
+            };
             actions.push(Action {
                 at_us: end,
                 kind: ActionKind::End { id },
@@ -379,5 +415,34 @@ mod tests {
             .filter(|x| matches!(x.kind, ActionKind::End { .. }))
             .count();
         assert_eq!(starts, ends, "every random fault is reverted");
+    }
+
+    #[test]
+    fn only_a_stall_ends_after_the_quiet_period_begins() {
+        let mut cfg = FaultsConfig::default();
+        cfg.random.insert(FaultKind::CrashClient, 2.0);
+        cfg.random.insert(FaultKind::StallClient, 2.0);
+        cfg.min_duration_ms = 3_000;
+        cfg.max_duration_ms = 3_000;
+        let a = schedule(&cfg, 10_000, &mut ChaCha8Rng::seed_from_u64(3));
+        let kinds: BTreeMap<u32, FaultKind> = a
+            .iter()
+            .filter_map(|x| match x.kind {
+                ActionKind::Start { id, kind, .. } => Some((id, kind)),
+                _ => None,
+            })
+            .collect();
+        let ends = |k: FaultKind| -> Vec<u64> {
+            a.iter()
+                .filter_map(|x| match x.kind {
+                    ActionKind::End { id } if kinds[&id] == k => Some(x.at_us),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert!(ends(FaultKind::CrashClient).iter().all(|t| *t <= 8_000_000));
+        let stalls = ends(FaultKind::StallClient);
+        assert!(stalls.iter().any(|t| *t > 8_000_000), "{stalls:?}");
+        assert!(a.windows(2).all(|w| w[0].at_us <= w[1].at_us), "sorted");
     }
 }

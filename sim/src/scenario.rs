@@ -286,7 +286,7 @@ impl Scenario {
         let groups = spec.cluster.groups();
         for f in &spec.faults.at {
             let t = f.get_ref();
-            if t.kind == crate::nemesis::FaultKind::PauseClient {
+            if t.kind.targets_clients() {
                 if let Some(bad) = t.nodes.iter().find(|n| **n >= spec.cluster.clients) {
                     return Err(invalid(
                         f.span().start,

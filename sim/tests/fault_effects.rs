@@ -2,18 +2,25 @@
 //! everything they see: partitions break connections and heals let them
 //! reconnect, crashes lose exactly the unsynced bytes, clock jumps move
 //! timers, pauses hold input back, clogs hold messages and release them in
-//! order, loss breaks connections, disk faults reach the node.
+//! order, loss breaks connections, disk faults reach the node. The client
+//! faults are shown on slow client nodes and the history: a crashed client's
+//! operations in flight end `info` and it boots fresh; a stalled
+//! application issues nothing, through the quiet period too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use kzsim_model::demo::DemoMsg;
-use kzsim_model::{Ctx, DiskReply, DiskRequest, Input, Msg, Node, NodeId};
+use kzsim_model::demo::{DemoMsg, DemoReply};
+use kzsim_model::{ClientReply, Ctx, DiskReply, DiskRequest, Input, Msg, Node, NodeId};
 use kzsim_sim::engine::Engine;
+use kzsim_sim::history::{Event, EventType};
+use kzsim_sim::outcome::Violation;
 use kzsim_sim::scenario::Scenario;
-use kzsim_sim::system::System;
+use kzsim_sim::system::{Layout, System};
 use kzsim_sim::testkit::ClosureSystem;
+use kzsim_sim::workload::register::RegisterWorkload;
+use kzsim_sim::workload::Workload;
 
 /// What a probe saw: (node, local time in ms, event).
 type Log = Arc<Mutex<Vec<(NodeId, u64, String)>>>;
@@ -472,4 +479,310 @@ fn slow_link_to_named_servers_slows_only_those_links() {
         .filter_map(|(_, w)| w.strip_prefix("msg 0 ").map(|i| i.parse().unwrap()))
         .collect();
     assert!(to1.windows(2).all(|w| w[0] + 1 == w[1]), "{to1:?}");
+}
+
+/// A client node's heartbeat timer (request ids, its other timers, start
+/// at 1).
+const HEARTBEAT: u64 = 0;
+
+/// A client node that answers every request 40 ms later and beats every
+/// 10 ms; it logs its start, each request and each beat.
+struct SlowClient {
+    log: Log,
+}
+
+impl Node for SlowClient {
+    fn step(&mut self, input: Input, cx: &mut Ctx<'_>) {
+        let log = |cx: &Ctx<'_>, what: String| {
+            self.log.lock().unwrap().push((cx.me, cx.now.as_ms(), what));
+        };
+        match input {
+            Input::Start { files } => {
+                log(cx, format!("start {}", files.len()));
+                cx.set_timer_ms(HEARTBEAT, 10);
+            }
+            Input::Timer { timer: HEARTBEAT } => {
+                log(cx, "hb".into());
+                cx.set_timer_ms(HEARTBEAT, 10);
+            }
+            Input::Client { id, .. } => {
+                log(cx, format!("req {id}"));
+                cx.set_timer_ms(id, 40);
+            }
+            Input::Timer { timer } => cx.reply(timer, ClientReply::Demo(DemoReply::WriteOk)),
+            _ => {}
+        }
+    }
+}
+
+/// One idle server and two slow client nodes (ids 1 and 2) under a
+/// write-only register workload; every build is logged.
+struct SlowClients {
+    layout: Layout,
+    log: Log,
+}
+
+impl System for SlowClients {
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn build(&self, id: NodeId) -> Box<dyn Node> {
+        self.log
+            .lock()
+            .unwrap()
+            .push((id, u64::MAX, "build".into()));
+        if self.layout.is_server(id) {
+            Box::new(Echo)
+        } else {
+            Box::new(SlowClient {
+                log: self.log.clone(),
+            })
+        }
+    }
+
+    fn workload(&self) -> Box<dyn Workload> {
+        Box::new(RegisterWorkload::new(0.0))
+    }
+
+    fn check(
+        &self,
+        _history: &kzsim_sim::history::History,
+        _nodes: &[Option<&dyn Node>],
+    ) -> Vec<Violation> {
+        Vec::new()
+    }
+
+    fn anomalies(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// What a run of the slow clients left: the nodes' log, the history and
+/// the trace hash.
+struct ClientRun {
+    run: Run,
+    history: Vec<Event>,
+    trace: String,
+}
+
+impl ClientRun {
+    /// History events of `kind` on client node `node`.
+    fn events(&self, node: NodeId, kind: EventType) -> Vec<&Event> {
+        self.history
+            .iter()
+            .filter(|e| e.node == Some(node) && e.kind == kind)
+            .collect()
+    }
+
+    /// Times (µs) of the invocations on client node `node`.
+    fn invokes(&self, node: NodeId) -> Vec<u64> {
+        self.events(node, EventType::Invoke)
+            .iter()
+            .map(|e| e.time)
+            .collect()
+    }
+
+    /// How many invocations on `node` fall in `[from_ms, to_ms)`.
+    fn invokes_in(&self, node: NodeId, from_ms: u64, to_ms: u64) -> usize {
+        self.invokes(node)
+            .iter()
+            .filter(|t| (from_ms * 1000..to_ms * 1000).contains(*t))
+            .count()
+    }
+
+    /// The processes that invoked on `node`.
+    fn processes(&self, node: NodeId, from_ms: u64, to_ms: u64) -> BTreeSet<u64> {
+        self.events(node, EventType::Invoke)
+            .iter()
+            .filter(|e| (from_ms * 1000..to_ms * 1000).contains(&e.time))
+            .map(|e| e.process)
+            .collect()
+    }
+}
+
+/// Runs the slow clients for 2 s with 4 processes (0 and 2 on client node 1,
+/// 1 and 3 on node 2) under `faults` (the quiet period: the last
+/// `quiet_ms`).
+fn client_run(quiet_ms: u64, faults: &str, seed: u64) -> ClientRun {
+    let text = format!(
+        "description = \"clients\"\nduration_ms = 2000\n[cluster]\nsystem = \"demo\"\nservers = 1\nclients = 2\n[workload]\nprocesses = 4\nthink_ms = 5.0\n[network]\nlatency_us = 1000\njitter_us = 0\n[faults]\nquiet_ms = {quiet_ms}\n{faults}"
+    );
+    let scenario = Scenario::parse(&text, Path::new("clients.toml")).expect("client scenario");
+    let log: Log = Arc::default();
+    let system = SlowClients {
+        layout: Layout::new(1, 2),
+        log: log.clone(),
+    };
+    let mut engine = Engine::with_system(&scenario, seed, Box::new(system));
+    engine.run();
+    engine
+        .history()
+        .operations()
+        .expect("a well-formed history");
+    let log = log.lock().unwrap().clone();
+    ClientRun {
+        run: Run { log },
+        history: engine.history().events.clone(),
+        trace: engine.trace().hex(),
+    }
+}
+
+#[test]
+fn crash_client_ends_its_ops_info_and_boots_it_fresh() {
+    let faults =
+        "[[faults.at]]\nat_ms = 500\nkind = \"crash-client\"\nnodes = [0]\nduration_ms = 200\n";
+    let r = client_run(100, faults, 1);
+    // What was in flight on node 1 ended at once, `info`, with its
+    // invocation's value.
+    let crashed: Vec<&Event> = r
+        .events(1, EventType::Info)
+        .into_iter()
+        .filter(|e| e.error.as_deref() == Some("client crashed"))
+        .collect();
+    assert!(!crashed.is_empty(), "an op was in flight at 500 ms");
+    for e in &crashed {
+        assert_eq!(e.time, 500_000);
+        let invoke = r
+            .history
+            .iter()
+            .rfind(|i| i.kind == EventType::Invoke && i.process == e.process && i.time <= e.time)
+            .expect("its invocation");
+        assert_eq!(e.value, invoke.value);
+        assert_eq!(e.f, invoke.f);
+    }
+    assert!(
+        r.events(2, EventType::Info).is_empty(),
+        "node 2 is untouched"
+    );
+    // Nothing is issued on the node while it is down; it is built again
+    // and started with no files when the fault ends.
+    assert_eq!(r.invokes_in(1, 500, 700), 0);
+    assert!(r.invokes_in(2, 500, 700) > 5);
+    assert_eq!(r.run.times(1, "build").len(), 2);
+    assert_eq!(r.run.times(1, "start 0"), vec![0, 700]);
+    assert!(r.run.times(1, "hb").iter().all(|t| *t <= 500 || *t >= 710));
+    // Its threads go on as new processes, and their calls are answered.
+    assert_eq!(r.processes(1, 0, 500), BTreeSet::from([0, 2]));
+    assert_eq!(r.processes(1, 700, 2000), BTreeSet::from([4, 6]));
+    assert_eq!(r.processes(2, 0, 2000), BTreeSet::from([1, 3]));
+    let answered_after = r
+        .events(1, EventType::Ok)
+        .iter()
+        .filter(|e| e.time > 700_000)
+        .count();
+    assert!(answered_after > 5, "{answered_after}");
+    // The old process's requests are never answered.
+    assert!(r
+        .events(1, EventType::Ok)
+        .iter()
+        .all(|e| e.time < 500_000 || e.process >= 4));
+}
+
+#[test]
+fn crash_client_without_duration_is_booted_by_the_quiet_period() {
+    let faults = "[[faults.at]]\nat_ms = 500\nkind = \"crash-client\"\nnodes = [1]\n";
+    let r = client_run(600, faults, 1);
+    assert_eq!(r.run.times(2, "start 0"), vec![0, 1400]);
+    assert_eq!(r.invokes_in(2, 500, 1400), 0);
+    assert!(r.invokes_in(2, 1400, 2000) > 0, "its threads go on");
+    assert_eq!(r.processes(2, 1400, 2000), BTreeSet::from([5, 7]));
+}
+
+#[test]
+fn stall_client_issues_nothing_on_that_client_while_its_node_runs() {
+    let faults =
+        "[[faults.at]]\nat_ms = 500\nkind = \"stall-client\"\nnodes = [0]\nduration_ms = 300\n";
+    let r = client_run(100, faults, 1);
+    assert_eq!(r.invokes_in(1, 500, 800), 0, "{:?}", r.invokes(1));
+    assert!(r.invokes_in(2, 500, 800) > 10, "the other client goes on");
+    assert!(r.invokes_in(1, 800, 1000) > 0, "it goes on after the stall");
+    // An op in flight when the stall began completes normally.
+    let completed_in_stall = r
+        .events(1, EventType::Ok)
+        .iter()
+        .filter(|e| (500_000..800_000).contains(&e.time))
+        .count();
+    assert!(completed_in_stall > 0);
+    assert!(r.events(1, EventType::Info).is_empty());
+    // The node itself runs on: its heartbeats go on, it is not rebuilt,
+    // and its processes stay.
+    let beats = r
+        .run
+        .times(1, "hb")
+        .into_iter()
+        .filter(|t| (500..800).contains(t))
+        .count();
+    assert!(beats >= 29, "{beats}");
+    assert_eq!(r.run.times(1, "build").len(), 1);
+    assert_eq!(r.processes(1, 0, 2000), BTreeSet::from([0, 2]));
+}
+
+#[test]
+fn stall_client_outlives_the_quiet_period() {
+    // The quiet period starts at 1400 ms; new ops stop at 1850 ms. Client 0
+    // is stalled from 1200 to 1600 ms, client 1 from 1300 ms with no end.
+    let faults =
+        "[[faults.at]]\nat_ms = 1200\nkind = \"stall-client\"\nnodes = [0]\nduration_ms = 400\n\
+        [[faults.at]]\nat_ms = 1300\nkind = \"stall-client\"\nnodes = [1]\n";
+    let r = client_run(600, faults, 1);
+    assert_eq!(r.invokes_in(1, 1200, 1600), 0, "{:?}", r.invokes(1));
+    assert!(
+        r.invokes_in(1, 1600, 1850) > 0,
+        "client 0's stall ends at 1600 ms"
+    );
+    assert!(r.invokes_in(2, 1200, 1300) > 0);
+    assert_eq!(r.invokes_in(2, 1300, 2000), 0, "client 1 stays stalled");
+    // A stall whose end is past the run's end lasts to the end.
+    let r = client_run(
+        600,
+        "[[faults.at]]\nat_ms = 1300\nkind = \"stall-client\"\nnodes = [1]\nduration_ms = 5000\n",
+        1,
+    );
+    assert_eq!(r.invokes_in(2, 1300, 2000), 0);
+    assert!(r.invokes_in(1, 1300, 1850) > 0);
+}
+
+#[test]
+fn client_faults_are_deterministic_and_drawn_by_random_schedules() {
+    let faults = "[[faults.at]]\nat_ms = 300\nkind = \"crash-client\"\nduration_ms = 150\n\
+        [[faults.at]]\nat_ms = 600\nkind = \"stall-client\"\nduration_ms = 300\n\
+        [faults.random]\ncrash-client = 3.0\nstall-client = 3.0\n";
+    let a = client_run(200, faults, 7);
+    let b = client_run(200, faults, 7);
+    assert_eq!(a.trace, b.trace);
+    assert_eq!(a.history, b.history);
+    assert_eq!(a.run.log, b.run.log);
+    let crashes = a
+        .history
+        .iter()
+        .filter(|e| e.error.as_deref() == Some("client crashed"))
+        .count();
+    assert!(crashes > 0, "the random crashes hit ops in flight");
+    let builds: usize = [1, 2].iter().map(|n| a.run.times(*n, "build").len()).sum();
+    assert!(builds > 4, "crashed clients are booted again: {builds}");
+    let c = client_run(200, faults, 8);
+    assert_ne!(a.trace, c.trace, "another seed, another run");
+}
+
+#[test]
+fn client_faults_name_client_indexes() {
+    let text = "description = \"x\"\nduration_ms = 1000\n[cluster]\nsystem = \"demo\"\nservers = 1\nclients = 2\n[faults]\nquiet_ms = 100\n[[faults.at]]\nat_ms = 10\nkind = \"stall-client\"\nnodes = [2]\n";
+    let err = Scenario::parse(text, Path::new("x.toml")).unwrap_err();
+    assert!(err.to_string().contains("names client 2"), "{err}");
+    assert!(Scenario::parse(&text.replace("[2]", "[1]"), Path::new("x.toml")).is_ok());
+}
+
+#[test]
+fn the_demo_system_passes_its_checks_under_client_faults() {
+    let text = "description = \"demo\"\nduration_ms = 3000\n[cluster]\nsystem = \"demo\"\nservers = 3\nclients = 3\n[workload]\nprocesses = 6\n[faults]\nquiet_ms = 500\n[faults.random]\ncrash-client = 2.0\nstall-client = 2.0\n";
+    let scenario = Scenario::parse(text, Path::new("demo.toml")).expect("demo scenario");
+    for seed in 0..10 {
+        let opts = kzsim_sim::RunOptions {
+            check_determinism: true,
+            ..Default::default()
+        };
+        let out = kzsim_sim::run_seed(&scenario, seed, &opts);
+        assert!(out.ok, "seed {seed}: {:?}", out.violations);
+    }
 }

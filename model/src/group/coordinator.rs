@@ -31,8 +31,7 @@ use rand::Rng;
 use crate::group::assignor;
 use crate::group::records::{GroupRecord, MemberRecord};
 use crate::group::types::{
-    Assignor, Generation, GroupError, GroupMsg, JoinResult, MemberId, Subscription,
-    NO_GENERATION,
+    Assignor, Generation, GroupError, GroupMsg, JoinResult, MemberId, Subscription, NO_GENERATION,
 };
 use crate::group::{offsets_partition, CoordinatorConfig, GroupBugs};
 use crate::kafka::{Batch, KafkaError, Tp};
@@ -421,9 +420,16 @@ impl GroupCoordinator {
                 member_id,
                 assignments,
             } => {
-                if let Err(e) =
-                    self.sync(from, corr, &group, generation, &member_id, assignments, cx, out)
-                {
+                if let Err(e) = self.sync(
+                    from,
+                    corr,
+                    &group,
+                    generation,
+                    &member_id,
+                    assignments,
+                    cx,
+                    out,
+                ) {
                     send(
                         cx,
                         from,

@@ -32,9 +32,8 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::bugs::BugSet;
 use crate::group::assignor;
 use crate::group::types::{
-    AssignedPartition, Assignor, CommitOutcome, CommitRecord, Generation, GroupError,
-    GroupEvents, GroupMsg, GroupReply, GroupRequest, JoinResult, MemberId, Subscription,
-    NO_GENERATION,
+    AssignedPartition, Assignor, CommitOutcome, CommitRecord, Generation, GroupError, GroupEvents,
+    GroupMsg, GroupReply, GroupRequest, JoinResult, MemberId, Subscription, NO_GENERATION,
 };
 use crate::group::GroupBugs;
 use crate::kafka::{ConsumerConfig, KafkaConsumer, KafkaReply, KafkaRequest, Tp};
@@ -251,7 +250,13 @@ impl GroupMember {
         self.next_corr
     }
 
-    fn request(&mut self, to: NodeId, p: Pending, m: impl FnOnce(u64) -> GroupMsg, cx: &mut Ctx<'_>) {
+    fn request(
+        &mut self,
+        to: NodeId,
+        p: Pending,
+        m: impl FnOnce(u64) -> GroupMsg,
+        cx: &mut Ctx<'_>,
+    ) {
         let corr = self.corr();
         self.inflight.insert(corr, (p, to, cx.now));
         cx.send(to, Msg::Group(m(corr)));
@@ -418,7 +423,10 @@ impl GroupMember {
                         | GroupError::Network
                         | GroupError::NotEnoughReplicas
                 );
-                if matches!(e, GroupError::NotCoordinator | GroupError::CoordinatorNotAvailable) {
+                if matches!(
+                    e,
+                    GroupError::NotCoordinator | GroupError::CoordinatorNotAvailable
+                ) {
                     self.coordinator_lost();
                 }
                 let c = self.commit.as_mut().expect("commit");
@@ -605,7 +613,8 @@ impl GroupMember {
                     if self.cfg.auto_commit
                         && !call.auto_done
                         && self.phase == Phase::Stable
-                        && cx.now.ms_since(self.last_auto_commit) >= self.cfg.auto_commit_interval_ms
+                        && cx.now.ms_since(self.last_auto_commit)
+                            >= self.cfg.auto_commit_interval_ms
                     {
                         call.auto_done = true;
                         self.last_auto_commit = cx.now;
@@ -741,7 +750,12 @@ impl GroupMember {
     /// Answers a finished commit call.
     fn reply(&mut self, cx: &mut Ctx<'_>) {
         let Some(call) = self.call.take() else { return };
-        let events = std::mem::take(&mut self.events);
+        // Only what the commit itself did: assignment changes stay for
+        // the next poll, which reports the partitions it owns.
+        let events = GroupEvents {
+            commits: std::mem::take(&mut self.events.commits),
+            ..GroupEvents::default()
+        };
         let commit = call.committed.expect("committed");
         cx.reply(
             call.id,
@@ -841,10 +855,8 @@ impl GroupMember {
                 match result {
                     Ok(offsets) => {
                         for tp in &added {
-                            let committed = offsets
-                                .iter()
-                                .find(|(t, _)| t == tp)
-                                .and_then(|(_, o)| *o);
+                            let committed =
+                                offsets.iter().find(|(t, _)| t == tp).and_then(|(_, o)| *o);
                             let start = committed.unwrap_or(0);
                             self.fetcher.seek(tp, start);
                             self.owned.push(tp.clone());
@@ -912,7 +924,10 @@ impl GroupMember {
         if in_group
             && !self.bugs.poll_timeout_ignored
             && now.ms_since(self.last_poll) > self.cfg.max_poll_interval_ms
-            && !self.call.as_ref().is_some_and(|c| c.req == GroupRequest::Poll)
+            && !self
+                .call
+                .as_ref()
+                .is_some_and(|c| c.req == GroupRequest::Poll)
         {
             if let Some(to) = self.coordinator {
                 let (group, member_id) = (self.cfg.group.clone(), self.member_id.clone());

@@ -276,6 +276,9 @@ mod tests {
         bytes.push(0);
         assert_eq!(GroupRecord::decode(&bytes), None);
         assert_eq!(GroupRecord::decode(b"17"), None);
-        assert_eq!(GroupRecord::decode(&[2, 255, 255, 255, 255, 255, 255, 255, 255]), None);
+        assert_eq!(
+            GroupRecord::decode(&[2, 255, 255, 255, 255, 255, 255, 255, 255]),
+            None
+        );
     }
 }

@@ -17,18 +17,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::bugs::BugSet;
 use crate::disk::{DiskRequest, FileName};
+use crate::group::coordinator::Append;
+use crate::group::{GroupBugs, GroupCoordinator, GroupError, GroupMsg, GroupView, OFFSETS_TOPIC};
 use crate::kafka::controller::Controller;
 use crate::kafka::log::PartitionLog;
 use crate::kafka::replica::Replica;
+use crate::kafka::types::Acks;
 use crate::kafka::types::{Batch, KafkaError, KafkaMsg, PartitionInfo, Tp};
 use crate::kafka::zkdata;
 use crate::kafka::{KafkaBugs, KafkaConfig};
 use crate::msg::{ClientRequest, Msg};
 use crate::node::{Ctx, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
-use crate::group::coordinator::Append;
-use crate::group::{GroupBugs, GroupCoordinator, GroupError, GroupMsg, GroupView, OFFSETS_TOPIC};
-use crate::kafka::types::Acks;
 use crate::zk::{CreateMode, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse};
 
 /// The housekeeping tick.
@@ -780,7 +780,6 @@ impl KafkaBroker {
             self.controller_epoch
         )
     }
-
 }
 
 // ----- the group coordinator's host -----

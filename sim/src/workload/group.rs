@@ -18,9 +18,7 @@ use std::collections::BTreeSet;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};
 
-use kzsim_model::group::{
-    CommitOutcome, CommitRecord, GroupEvents, GroupReply, GroupRequest,
-};
+use kzsim_model::group::{CommitOutcome, CommitRecord, GroupEvents, GroupReply, GroupRequest};
 use kzsim_model::kafka::Tp;
 use kzsim_model::{ClientReply, ClientRequest};
 
@@ -178,12 +176,7 @@ impl Workload for GroupWorkload {
                 });
                 let mut done = OpDone::new(kind, value, error);
                 if !events.commits.is_empty() || events.lost.is_some() {
-                    done.meta = Some(events_json(
-                        &commit.member,
-                        commit.generation,
-                        &[],
-                        events,
-                    ));
+                    done.meta = Some(events_json(&commit.member, commit.generation, &[], events));
                 }
                 done
             }

@@ -75,4 +75,12 @@ pub trait Workload {
         let _ = process;
         false
     }
+
+    /// The client node running `process` crashed (`crash-client`): its
+    /// session is gone, and so is the operation in flight, which the
+    /// engine records as `info` without asking [`Workload::complete`]. The
+    /// thread goes on as a new process on the rebooted node.
+    fn client_crashed(&mut self, process: u64) {
+        let _ = process;
+    }
 }

@@ -22,7 +22,9 @@
 //!
 //! Any `ConnectionLoss` sends the process back to `acquire` (re-verify);
 //! `SessionExpired` forgets the session's nodes (they go with it) and the
-//! process continues as a new process with a new session. Writes whose
+//! process continues as a new process with a new session; so does a
+//! process whose client node crashed (`crash-client`), though the old
+//! session's nodes stay until it expires. Writes whose
 //! answer is `ConnectionLoss` or `SessionExpired` are `info`: a request
 //! outstanding when the session ended may have been applied.
 //!
@@ -306,6 +308,18 @@ impl Workload for LockWorkload {
             done.meta = Some(m);
         }
         done
+    }
+
+    fn client_crashed(&mut self, process: u64) {
+        // A new process on the rebooted node has a new session and knows
+        // nothing of the old one's attempts: it starts again with a new
+        // attempt (the old session's nodes stay until it expires).
+        let thread = process % self.threads;
+        if let Some(p) = self.procs.get_mut(&thread) {
+            if p.next != Next::Setup {
+                p.reset();
+            }
+        }
     }
 }
 

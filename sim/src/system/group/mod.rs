@@ -82,7 +82,9 @@ impl GroupSettings {
                     self.protocol = GroupProtocol::Zookeeper;
                     Ok(())
                 }
-                _ => Err("cluster.config.group_protocol must be \"coordinator\" or \"zookeeper\"".into()),
+                _ => Err(
+                    "cluster.config.group_protocol must be \"coordinator\" or \"zookeeper\"".into(),
+                ),
             },
             "assignor" => match v.as_str() {
                 Some("range") => {
@@ -93,7 +95,9 @@ impl GroupSettings {
                     self.member.assignor = Assignor::CooperativeSticky;
                     Ok(())
                 }
-                _ => Err("cluster.config.assignor must be \"range\" or \"cooperative-sticky\"".into()),
+                _ => Err(
+                    "cluster.config.assignor must be \"range\" or \"cooperative-sticky\"".into(),
+                ),
             },
             "session_timeout_ms" => positive(v).map(|n| self.member.session_timeout_ms = n),
             "heartbeat_interval_ms" => positive(v).map(|n| self.member.heartbeat_interval_ms = n),
@@ -109,8 +113,9 @@ impl GroupSettings {
                 self.coordinator.offsets_partitions = n as u32;
                 Ok(())
             }),
-            "group_initial_rebalance_delay_ms" => config_int(v, key)
-                .map(|n| self.coordinator.initial_rebalance_delay_ms = n),
+            "group_initial_rebalance_delay_ms" => {
+                config_int(v, key).map(|n| self.coordinator.initial_rebalance_delay_ms = n)
+            }
             _ => return None,
         };
         Some(r)
@@ -184,11 +189,25 @@ pub fn queue_view(history: &History, ops: &[Operation]) -> Vec<Operation> {
                     .any(|k| m[*k].as_array().is_some_and(|a| !a.is_empty()))
                     || !m["lost"].is_null();
                 if changed {
-                    let mut a = op.clone();
-                    a.f = "assign".into();
-                    a.input = m["owned"].clone();
-                    a.output = Value::Null;
-                    out.push(a);
+                    // Partitions taken in this call start afresh: first an
+                    // assignment without them, then with them.
+                    let taken: Vec<&Value> = m["assigned"]
+                        .as_array()
+                        .map(|a| a.iter().map(|x| &x[0]).collect())
+                        .unwrap_or_default();
+                    let owned = m["owned"].as_array().cloned().unwrap_or_default();
+                    let kept: Vec<Value> = owned
+                        .iter()
+                        .filter(|p| !taken.contains(p))
+                        .cloned()
+                        .collect();
+                    for keys in [Value::Array(kept), Value::Array(owned)] {
+                        let mut a = op.clone();
+                        a.f = "assign".into();
+                        a.input = keys;
+                        a.output = Value::Null;
+                        out.push(a);
+                    }
                 }
             }
         }

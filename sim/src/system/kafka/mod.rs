@@ -34,7 +34,9 @@ use kzsim_model::{BugSet, Node, NodeId};
 use crate::history::History;
 use crate::outcome::Violation;
 use crate::scenario::Scenario;
+use crate::system::group::{self, GroupSettings, GROUP_KEYS};
 use crate::system::{config_bool as boolean, config_int as int, Layout, Monitor, System};
+use crate::workload::group::GroupWorkload;
 use crate::workload::kafka::KafkaWorkload;
 use crate::workload::Workload;
 
@@ -57,6 +59,11 @@ pub const ANOMALIES: &[&str] = &[
     "metadata-regression",
     "not-recovered",
     "malformed-history",
+    "group-lost",
+    "group-split-brain",
+    "offset-regression",
+    "zombie-commit",
+    "group-not-recovered",
 ];
 
 const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, flush_messages, flush_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, producers, fault_pool";
@@ -73,6 +80,10 @@ pub struct KafkaSystem {
     broker_config: KafkaConfig,
     producer_config: ProducerConfig,
     bugs: BugSet,
+    /// Consumer-group settings, with `workload.kind = "group"`.
+    group: Option<GroupSettings>,
+    /// When the quiet period starts (µs).
+    quiet_from_us: u64,
 }
 
 impl KafkaSystem {
@@ -107,12 +118,32 @@ impl KafkaSystem {
             ..KafkaConfig::default()
         };
         let mut pc = ProducerConfig::default();
+        let kind = scenario.spec.workload.kind.as_str();
+        if !kind.is_empty() && kind != "queue" && kind != "group" {
+            return Err(format!(
+                "unknown Kafka workload `{kind}` (known: queue, group)"
+            ));
+        }
+        let mut partitions_set = None;
+        let mut group = GroupSettings::new(TOPIC, 2);
         for (key, v) in &c.config {
+            if let Some(r) = group.parse(key, v) {
+                if kind != "group" {
+                    return Err(format!(
+                        "cluster.config.{key} is a consumer-group setting: it needs workload.kind = \"group\""
+                    ));
+                }
+                r?;
+                continue;
+            }
             match key.as_str() {
                 "zk_servers" => {
                     int(v, key)?;
                 }
-                "partitions" => partitions = int(v, key)?.clamp(1, 64) as u32,
+                "partitions" => {
+                    partitions = int(v, key)?.clamp(1, 64) as u32;
+                    partitions_set = Some(partitions);
+                }
                 "replication_factor" => rf = int(v, key)?,
                 "acks" => {
                     pc.acks = match v
@@ -151,7 +182,7 @@ impl KafkaSystem {
                 }
                 other => {
                     return Err(format!(
-                        "unknown Kafka setting `cluster.config.{other}` (known: {KNOWN_KEYS})"
+                        "unknown Kafka setting `cluster.config.{other}` (known: {KNOWN_KEYS}; with workload.kind = \"group\": {GROUP_KEYS})"
                     ))
                 }
             }
@@ -167,12 +198,15 @@ impl KafkaSystem {
                 c.clients - 1
             ));
         }
-        if !scenario.spec.workload.kind.is_empty() && scenario.spec.workload.kind != "queue" {
-            return Err(format!(
-                "unknown Kafka workload `{}` (known: queue)",
-                scenario.spec.workload.kind
-            ));
-        }
+        let _ = partitions_set;
+        let group = if kind == "group" {
+            group.member.partitions = partitions;
+            group.validate(b)?;
+            bc.group = group.coordinator.clone();
+            Some(group)
+        } else {
+            None
+        };
         let zk: Vec<NodeId> = (0..z).collect();
         let brokers: Vec<NodeId> = (z..z + b).collect();
         let clients: Vec<NodeId> = (z + b..z + b + c.clients).collect();
@@ -209,6 +243,12 @@ impl KafkaSystem {
             broker_config: bc,
             producer_config: pc,
             bugs: bugs.clone(),
+            group,
+            quiet_from_us: scenario
+                .spec
+                .duration_ms
+                .saturating_sub(scenario.spec.faults.quiet_ms)
+                * 1000,
         })
     }
 
@@ -271,6 +311,8 @@ impl System for KafkaSystem {
                 self.brokers.clone(),
                 self.producer_config.clone(),
             ))
+        } else if let Some(g) = &self.group {
+            g.build_member(id, &self.zk, &self.brokers, &self.bugs)
         } else {
             Box::new(KafkaConsumer::new(
                 self.brokers.clone(),
@@ -281,6 +323,15 @@ impl System for KafkaSystem {
     }
 
     fn workload(&self) -> Box<dyn Workload> {
+        if let Some(g) = &self.group {
+            return Box::new(GroupWorkload::new(
+                TOPIC,
+                self.partitions,
+                self.layout.clients.len() as u64,
+                self.producers.len() as u64,
+                !g.member.auto_commit,
+            ));
+        }
         Box::new(KafkaWorkload::new(
             TOPIC,
             self.partitions,
@@ -294,7 +345,14 @@ impl System for KafkaSystem {
             Ok(ops) => ops,
             Err(e) => return vec![Violation::new("malformed-history", e.to_string(), vec![])],
         };
-        let mut out = checks::queue(&ops);
+        let mut out = if self.group.is_some() {
+            let mut out = checks::queue(&group::queue_view(history, &ops));
+            let report = group::checks::check(&ops, self.partitions, self.quiet_from_us);
+            out.extend(report.violations);
+            out
+        } else {
+            checks::queue(&ops)
+        };
         out.extend(checks::final_replicas(&checks::views(
             TOPIC,
             self.partitions,
