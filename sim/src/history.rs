@@ -204,6 +204,7 @@ impl History {
                         complete_index: None,
                         node: e.node,
                         error: None,
+                        meta: None,
                     });
                 }
                 kind => {
@@ -226,6 +227,7 @@ impl History {
                     op.complete_time = Some(e.time);
                     op.complete_index = Some(i);
                     op.error = e.error.clone();
+                    op.meta = e.meta.clone();
                 }
             }
         }
@@ -272,6 +274,8 @@ pub struct Operation {
     pub node: Option<u32>,
     /// The completion's error or reason (e.g. a ZooKeeper error code).
     pub error: Option<String>,
+    /// The completion's `meta` (system-specific facts), if any.
+    pub meta: Option<Value>,
 }
 
 /// A malformed history.

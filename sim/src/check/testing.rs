@@ -19,5 +19,6 @@ pub fn op(f: &str, input: Value, output: Value) -> Operation {
         complete_index: Some(1),
         node: None,
         error: None,
+        meta: None,
     }
 }

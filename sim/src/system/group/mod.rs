@@ -12,6 +12,8 @@
 //! `offsets_partitions` (3), `group_initial_rebalance_delay_ms` (100).
 
 pub mod checks;
+#[cfg(test)]
+mod checks_tests;
 
 use kzsim_model::group::{
     Assignor, CoordinatorConfig, GroupMember, MemberConfig, ZkConsumer, ZkConsumerConfig,
