@@ -28,10 +28,9 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 
-use crate::group::assignor;
 use crate::group::records::{GroupRecord, MemberRecord};
 use crate::group::types::{
-    Assignor, Generation, GroupError, GroupMsg, JoinResult, MemberId, Subscription, NO_GENERATION,
+    Assignor, Generation, GroupError, GroupMsg, JoinResult, MemberId, Subscription,
 };
 use crate::group::{offsets_partition, CoordinatorConfig, GroupBugs};
 use crate::kafka::{Batch, KafkaError, Tp};
@@ -152,9 +151,6 @@ enum Load {
 pub struct GroupCoordinator {
     cfg: CoordinatorConfig,
     bugs: GroupBugs,
-    /// Topic partition counts the leader's assignor needs (the workload's
-    /// topics), as the broker's metadata knows them.
-    topics: BTreeMap<String, u32>,
     loads: BTreeMap<u32, Load>,
     groups: BTreeMap<String, Group>,
     writes: BTreeMap<u64, Write>,
@@ -184,7 +180,6 @@ impl GroupCoordinator {
         GroupCoordinator {
             cfg,
             bugs,
-            topics: BTreeMap::new(),
             loads: BTreeMap::new(),
             groups: BTreeMap::new(),
             writes: BTreeMap::new(),
@@ -195,12 +190,6 @@ impl GroupCoordinator {
     /// The settings.
     pub fn config(&self) -> &CoordinatorConfig {
         &self.cfg
-    }
-
-    /// Tells the coordinator the partition count of a topic (from the
-    /// broker's metadata), for the leader's assignment.
-    pub fn set_topic(&mut self, topic: &str, partitions: u32) {
-        self.topics.insert(topic.to_string(), partitions);
     }
 
     /// The groups this coordinator serves, for checks after a run.
@@ -496,7 +485,7 @@ impl GroupCoordinator {
                                 .encode()
                             })
                             .collect();
-                        let token = self.write(
+                        self.write(
                             p,
                             values,
                             Write::Commit {
@@ -507,7 +496,6 @@ impl GroupCoordinator {
                             },
                             out,
                         );
-                        let _ = token;
                     }
                 }
             }
@@ -525,7 +513,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn write(&mut self, p: u32, values: Vec<Vec<u8>>, w: Write, out: &mut Vec<Append>) -> u64 {
+    fn write(&mut self, p: u32, values: Vec<Vec<u8>>, w: Write, out: &mut Vec<Append>) {
         let token = self.next_token;
         self.next_token += 1;
         self.writes.insert(token, w);
@@ -536,7 +524,6 @@ impl GroupCoordinator {
             acks_all: !self.bugs.offsets_not_replicated,
             timeout_ms: self.cfg.commit_timeout_ms,
         });
-        token
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -603,7 +590,6 @@ impl GroupCoordinator {
         m.subscription = subscription;
         m.last_heartbeat = now;
         m.awaiting_join = Some(corr);
-        let _ = id;
         match g.state {
             GroupState::PreparingRebalance => {}
             GroupState::Empty | GroupState::Dead => {
@@ -657,7 +643,6 @@ impl GroupCoordinator {
         cx: &mut Ctx<'_>,
         out: &mut Vec<Append>,
     ) {
-        let topics = self.topics.clone();
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -712,7 +697,6 @@ impl GroupCoordinator {
             .iter()
             .map(|(id, m)| (id.clone(), m.subscription.clone()))
             .collect();
-        let _ = topics;
         let (generation, leader) = (g.generation, g.leader.clone());
         for (id, m) in g.members.iter_mut() {
             let corr = m.awaiting_join.take().expect("joined");
@@ -1028,18 +1012,4 @@ impl GroupCoordinator {
             }
         }
     }
-
-    /// The leader's assignment of a joined generation (used by members;
-    /// kept here so both sides share one assignor call).
-    pub fn assign(
-        protocol: Assignor,
-        members: &[(MemberId, Subscription)],
-        topics: &BTreeMap<String, u32>,
-        no_two_phase: bool,
-    ) -> BTreeMap<MemberId, Vec<Tp>> {
-        assignor::assign(protocol, members, topics, no_two_phase)
-    }
 }
-
-/// The generation a member reports when it has none.
-pub const NONE: Generation = NO_GENERATION;
