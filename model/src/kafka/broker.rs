@@ -131,8 +131,8 @@ pub struct KafkaBroker {
     next_op: u64,
     pub(crate) next_corr: u64,
     last_hw_checkpoint: SimTime,
-    /// Outstanding fsyncs of active log segments: the partition and the
-    /// log end each covers.
+    /// Outstanding fsyncs of log flushes: the partition and the log end
+    /// each covers.
     sync_ops: BTreeMap<u64, (Tp, u64)>,
     /// Answers to this broker's own appends (its coordinator's), by token.
     pub(crate) local_acks: Vec<(u64, Result<u64, KafkaError>)>,
@@ -223,11 +223,11 @@ impl KafkaBroker {
             let op = self.next_op;
             self.next_op += 1;
             if let DiskRequest::Fsync { file } = &r {
-                // A flush of a log's active segment: note what it covers.
+                // A log's flush: note what it covers.
                 let flushed = self.replicas.iter_mut().find_map(|(tp, rep)| {
-                    (rep.log.active_file() == Some(file.as_str()))
-                        .then(|| rep.log.take_flush_mark().map(|end| (tp.clone(), end)))
-                        .flatten()
+                    rep.log
+                        .take_flush_mark(file.as_str())
+                        .map(|end| (tp.clone(), end))
                 });
                 if let Some(f) = flushed {
                     self.sync_ops.insert(op, f);

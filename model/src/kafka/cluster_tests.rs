@@ -500,3 +500,53 @@ fn controller_requests_to_a_cut_off_broker_wait_and_arrive_after_the_heal() {
         meta(&c, k)
     );
 }
+
+#[test]
+fn a_follower_catching_up_across_a_segment_roll_with_flush_messages_rejoins_the_isr() {
+    // flush.messages = 1 (a follower fetches on only once its appends are
+    // on disk) and segments of a few batches each: the catch-up fetch of a
+    // follower that fell behind holds batches on both sides of a roll, so
+    // one step flushes the old segment, rolls and flushes the new one. The
+    // old segment's flush must be accounted to its own fsync, or the
+    // follower waits forever for a sync that already happened and never
+    // fetches (nor rejoins the ISR) again.
+    let mut c = Cluster::with(BugSet::none(), ProducerConfig::default(), |k| {
+        k.log.flush_messages = Some(1);
+        k.log.segment_bytes = 150;
+    });
+    assert!(c.run_until(5_000, |c| c.controllers().len() == 1
+        && BROKERS
+            .iter()
+            .all(|&b| c.broker(b).is_some_and(|x| x.is_registered()))));
+    c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
+    let tp = Tp::new("t", 0);
+    assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
+    send(&mut c, &tp, "x");
+    let (l, v) = leader_view(&c, &tp);
+    assert_eq!(v.isr.len(), 3);
+    let f = *BROKERS.iter().find(|&&b| b != l).unwrap();
+    c.block(l, f, true);
+    for i in 0..8 {
+        match send(&mut c, &tp, &format!("s{i}")) {
+            KafkaReply::Sent { offset: Some(_) } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(!leader_view(&c, &tp).1.isr.contains(&f));
+    c.block(l, f, false);
+    assert!(
+        c.run_until(3_000, |c| leader_view(c, &tp).1.isr.contains(&f)),
+        "follower never rejoined: its log ends at {} of the leader's {}",
+        c.broker(f).unwrap().replica_view(&tp).unwrap().log_end,
+        leader_view(&c, &tp).1.log_end
+    );
+    // And it keeps replicating afterwards.
+    for i in 0..4 {
+        send(&mut c, &tp, &format!("t{i}"));
+    }
+    c.run_ms(500);
+    let (_, lv) = leader_view(&c, &tp);
+    assert!(lv.isr.contains(&f), "isr {:?}", lv.isr);
+    let fv = c.broker(f).unwrap().replica_view(&tp).unwrap();
+    assert_eq!(fv.batches, lv.batches);
+}

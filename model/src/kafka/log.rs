@@ -88,9 +88,10 @@ pub struct PartitionLog {
     hw: u64,
     unflushed: u64,
     first_unflushed: Option<SimTime>,
-    /// The log end offset as of each `flush` whose fsync has not been
-    /// reported done (see [`PartitionLog::take_flush_mark`]).
-    flush_marks: VecDeque<u64>,
+    /// The segment file and the log end offset of each `flush` whose
+    /// fsync the host has not claimed yet (see
+    /// [`PartitionLog::take_flush_mark`]).
+    flush_marks: VecDeque<(String, u64)>,
     /// Records below this must be on disk before they count: the end of
     /// the last append whose `flush.messages` flush runs in the append path
     /// (as Kafka's does, synchronously, before the append returns).
@@ -390,7 +391,7 @@ impl PartitionLog {
             out.push(DiskRequest::Fsync {
                 file: s.file.clone(),
             });
-            self.flush_marks.push_back(self.leo());
+            self.flush_marks.push_back((s.file.clone(), self.leo()));
         }
         self.unflushed = 0;
         self.first_unflushed = None;
@@ -443,11 +444,20 @@ impl PartitionLog {
         self.segments.last().map(|s| s.file.as_str())
     }
 
-    /// The log end offset a `flush` fsync just handed to the disk covers
-    /// (the oldest not yet taken); the host reports it back with
-    /// [`PartitionLog::note_synced`] when that fsync completes.
-    pub fn take_flush_mark(&mut self) -> Option<u64> {
-        self.flush_marks.pop_front()
+    /// The log end offset covered by the fsync of `file` the host is
+    /// handing to the disk, if that fsync is the oldest unclaimed `flush`
+    /// (and not, say, the fsync of a segment being rolled past); the host
+    /// reports it back with [`PartitionLog::note_synced`] when that fsync
+    /// completes. Matched by the file the flush was for, not the active
+    /// segment at the time the host looks: one step may flush a segment
+    /// and then roll to a new one (a follower appending several fetched
+    /// batches), and that flush's mark must not be left behind for the
+    /// next segment's fsync to take.
+    pub fn take_flush_mark(&mut self, file: &str) -> Option<u64> {
+        match self.flush_marks.front() {
+            Some((f, _)) if f == file => self.flush_marks.pop_front().map(|m| m.1),
+            _ => None,
+        }
     }
 
     /// An fsync covering records below `end` completed.
@@ -665,8 +675,9 @@ mod tests {
         assert_eq!((log.leo(), log.ack_leo()), (2, 0));
         assert!(log.sync_pending());
         log.append(batch(0, &["c"]), SimTime::ZERO, &mut out);
-        let first = log.take_flush_mark().unwrap();
-        let second = log.take_flush_mark().unwrap();
+        let seg = log.active_file().unwrap().to_string();
+        let first = log.take_flush_mark(&seg).unwrap();
+        let second = log.take_flush_mark(&seg).unwrap();
         assert_eq!((first, second), (2, 3));
         log.note_synced(first);
         assert_eq!(log.ack_leo(), 2);

@@ -825,7 +825,7 @@ impl KafkaBroker {
         }
     }
 
-    /// An fsync of `tp`'s active segment covering records below `end`
+    /// The fsync of a flush of `tp`'s log covering records below `end`
     /// completed: a leader may now count them, a follower waiting for it
     /// fetches on.
     pub(crate) fn on_log_synced(&mut self, tp: Tp, end: u64, cx: &mut Ctx<'_>) {
