@@ -69,7 +69,7 @@ mod fault_tests;
 #[cfg(test)]
 mod protocol_tests;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use admin::KafkaAdmin;
 pub use broker::{KafkaBroker, ReplicaPosition, ReplicaView};

@@ -181,10 +181,7 @@ impl Cluster {
 
     /// A broker's state.
     pub(crate) fn broker(&self, id: NodeId) -> Option<&KafkaBroker> {
-        self.nodes
-            .get(&id)
-            .and_then(|n| n.as_any())
-            .and_then(|a| a.downcast_ref::<KafkaBroker>())
+        self.node::<KafkaBroker>(id)
     }
 
     /// Crashes a node: volatile state and unsynced bytes are lost.
@@ -216,6 +213,33 @@ impl Cluster {
     /// Restarts a crashed server or broker from its durable files.
     pub(crate) fn restart(&mut self, id: NodeId) {
         self.start(id);
+    }
+
+    /// Boots another node (a client of a kind the cluster does not build
+    /// itself, e.g. a group member) under `id`, or a fresh incarnation of
+    /// a crashed one; it gets `Input::Start` with its durable files.
+    pub(crate) fn boot_node(&mut self, id: NodeId, node: Box<dyn Node>) {
+        self.add(id, node);
+        let disk = self.disks.entry(id).or_default();
+        disk.cache = disk.durable.clone();
+        let files = disk.durable.clone();
+        self.down.remove(&id);
+        self.push(
+            self.now,
+            Ev::Input {
+                to: id,
+                input: Input::Start { files },
+                conn: None,
+            },
+        );
+    }
+
+    /// Node `id` as its concrete type, if it is up and of that type.
+    pub(crate) fn node<T: 'static>(&self, id: NodeId) -> Option<&T> {
+        self.nodes
+            .get(&id)
+            .and_then(|n| n.as_any())
+            .and_then(|a| a.downcast_ref::<T>())
     }
 
     /// Cuts (or heals) the link between two nodes.
