@@ -231,3 +231,31 @@ pub trait Node {
         None
     }
 }
+
+/// Steps `node` as a part of another node (a ZooKeeper client inside a
+/// broker, a fetcher inside a group member): its timers are shifted by
+/// `timer_base` into the host node's timer space, its other effects pass
+/// through `cx`, and the replies it makes are handed back instead of going
+/// to a workload.
+pub fn step_embedded(
+    node: &mut dyn Node,
+    input: Input,
+    timer_base: u64,
+    cx: &mut Ctx<'_>,
+) -> Vec<(ReqId, ClientReply)> {
+    let mut effects = Vec::new();
+    {
+        let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
+        node.step(input, &mut inner);
+    }
+    let mut replies = Vec::new();
+    for e in effects {
+        match e {
+            Effect::SetTimer { timer, after_us } => cx.set_timer_us(timer + timer_base, after_us),
+            Effect::CancelTimer { timer } => cx.cancel_timer(timer + timer_base),
+            Effect::Reply { id, reply } => replies.push((id, reply)),
+            other => cx.push(other),
+        }
+    }
+    replies
+}

@@ -142,31 +142,14 @@ impl KafkaConsumer {
         timer_base: u64,
         cx: &mut Ctx<'_>,
     ) -> Vec<(ReqId, KafkaReply)> {
-        let mut effects = Vec::new();
-        {
-            let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
-            self.step(input, &mut inner);
-        }
-        let mut replies = Vec::new();
-        for e in effects {
-            match e {
-                crate::node::Effect::SetTimer { timer, after_us } => {
-                    cx.set_timer_us(timer + timer_base, after_us)
-                }
-                crate::node::Effect::CancelTimer { timer } => cx.cancel_timer(timer + timer_base),
-                crate::node::Effect::Reply {
-                    id,
-                    reply: ClientReply::Kafka(r),
-                } => replies.push((id, r)),
-                other => cx.push(other),
-            }
-        }
-        replies
+        crate::node::step_embedded(self, input, timer_base, cx)
+            .into_iter()
+            .filter_map(|(id, r)| match r {
+                ClientReply::Kafka(r) => Some((id, r)),
+                _ => None,
+            })
+            .collect()
     }
-
-    /// The highest timer id the consumer uses (embedders shift theirs
-    /// past it).
-    pub const MAX_TIMER: u64 = TIMER_POLL;
 
     fn corr(&mut self) -> u64 {
         self.next_corr += 1;

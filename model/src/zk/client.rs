@@ -17,7 +17,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use crate::msg::{ClientReply, ClientRequest, Msg};
-use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId};
+use crate::node::{Ctx, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
 use crate::zk::types::{
     SessionId, WatchEvent, WatchKind, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse, Zxid,
@@ -74,26 +74,13 @@ impl ZkClient {
         timer_base: u64,
         cx: &mut Ctx<'_>,
     ) -> Vec<(ReqId, ZkReply)> {
-        let mut effects = Vec::new();
-        {
-            let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
-            self.step(input, &mut inner);
-        }
-        let mut replies = Vec::new();
-        for e in effects {
-            match e {
-                Effect::SetTimer { timer, after_us } => {
-                    cx.set_timer_us(timer + timer_base, after_us)
-                }
-                Effect::CancelTimer { timer } => cx.cancel_timer(timer + timer_base),
-                Effect::Reply {
-                    id,
-                    reply: ClientReply::Zk(r),
-                } => replies.push((id, r)),
-                other => cx.push(other),
-            }
-        }
-        replies
+        crate::node::step_embedded(self, input, timer_base, cx)
+            .into_iter()
+            .filter_map(|(id, r)| match r {
+                ClientReply::Zk(r) => Some((id, r)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// A client of the ensemble `servers` asking for sessions of
