@@ -226,6 +226,13 @@ pub trait Node {
         false
     }
 
+    /// Whether this node coordinates a consumer group now (a broker whose
+    /// group coordinator has loaded a group; used by faults that target
+    /// the coordinator).
+    fn is_group_coordinator(&self) -> bool {
+        false
+    }
+
     /// The node as `Any`, so end-of-run checks can inspect its final state.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None

@@ -48,6 +48,7 @@ impl Engine {
             Role::Leader => node.is_some_and(|n| n.is_leader()),
             Role::Follower => node.is_some_and(|n| !n.is_leader()),
             Role::Controller => node.is_some_and(|n| n.is_controller()),
+            Role::Coordinator => node.is_some_and(|n| n.is_group_coordinator()),
         }
     }
 
@@ -84,6 +85,7 @@ impl Engine {
                     "leader" => Role::Leader,
                     "follower" => Role::Follower,
                     "controller" => Role::Controller,
+                    "coordinator" => Role::Coordinator,
                     _ => Role::Any,
                 };
                 layout

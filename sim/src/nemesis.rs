@@ -158,6 +158,8 @@ pub enum Role {
     Follower,
     /// The server that believes it is the controller (Kafka).
     Controller,
+    /// A broker that coordinates a consumer group (Kafka).
+    Coordinator,
 }
 
 impl Role {
@@ -168,6 +170,7 @@ impl Role {
             Role::Leader => "leader",
             Role::Follower => "follower",
             Role::Controller => "controller",
+            Role::Coordinator => "coordinator",
         }
     }
 }

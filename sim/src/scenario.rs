@@ -75,7 +75,8 @@ pub enum SystemKind {
 impl ClusterSpec {
     /// The server groups a fault can name, with their sizes, the default
     /// fault pool first: `servers` for ZooKeeper and the demo; `brokers`,
-    /// `zk` and `servers` (all of them) for Kafka.
+    /// `zk`, `servers` (all of them) and `consumers` (the client nodes
+    /// after the producers, for partitions aimed at consumers) for Kafka.
     pub fn groups(&self) -> Vec<(&'static str, u32)> {
         match self.system {
             SystemKind::Demo | SystemKind::Zk => vec![("servers", self.servers)],
@@ -85,9 +86,22 @@ impl ClusterSpec {
                     ("brokers", self.servers),
                     ("zk", zk),
                     ("servers", zk + self.servers),
+                    ("consumers", self.consumers()),
                 ]
             }
         }
+    }
+
+    /// Kafka: the client nodes that are not producers
+    /// (`cluster.config.producers`, default half the clients, at least 1).
+    pub fn consumers(&self) -> u32 {
+        let producers = self
+            .config
+            .get("producers")
+            .and_then(|v| v.as_integer())
+            .map(|n| n.clamp(0, self.clients as i64) as u32)
+            .unwrap_or((self.clients / 2).max(1));
+        self.clients.saturating_sub(producers)
     }
 
     /// Kafka: the ZooKeeper ensemble's size (`cluster.config.zk_servers`,
@@ -331,12 +345,12 @@ impl Scenario {
             }
             if let Some(c) = &t.cut_from {
                 let known = groups.iter().any(|(n, _)| n == c)
-                    || ["leader", "follower", "controller"].contains(&c.as_str());
+                    || ["leader", "follower", "controller", "coordinator"].contains(&c.as_str());
                 if !known {
                     return Err(invalid(
                         f.span().start,
                         format!(
-                            "unknown `cut_from` `{c}` (known: {}, leader, follower, controller)",
+                            "unknown `cut_from` `{c}` (known: {}, leader, follower, controller, coordinator)",
                             groups.iter().map(|g| g.0).collect::<Vec<_>>().join(", ")
                         ),
                     ));

@@ -214,6 +214,11 @@ impl GroupCoordinator {
             .collect()
     }
 
+    /// Whether it coordinates a group now (has a group loaded).
+    pub fn coordinates(&self) -> bool {
+        !self.groups.is_empty()
+    }
+
     /// Whether the coordinator serves (has loaded) offsets partition `p`.
     pub fn serves(&self, p: u32) -> bool {
         matches!(self.loads.get(&p), Some(Load::Loaded { .. }))

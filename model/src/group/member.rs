@@ -343,6 +343,7 @@ impl GroupMember {
             generation: self.generation,
             offsets: self.positions(tps),
             outcome: CommitOutcome::Ok,
+            started: cx.now,
         };
         let fenced = self.lost.is_some() || self.generation == NO_GENERATION;
         let mut c = Commit {

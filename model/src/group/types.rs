@@ -6,6 +6,7 @@
 
 use crate::kafka::Tp;
 use crate::node::NodeId;
+use crate::time::SimTime;
 
 /// A group generation; [`NO_GENERATION`] when a member has none.
 pub type Generation = i32;
@@ -316,6 +317,9 @@ pub struct CommitRecord {
     pub offsets: Vec<(Tp, u64)>,
     /// How it ended.
     pub outcome: CommitOutcome,
+    /// When the member began it: a commit made inside another call (a
+    /// revocation, an auto-commit) may have started before that call.
+    pub started: SimTime,
 }
 
 /// Where an assigned partition's position came from.

@@ -68,6 +68,7 @@ use crate::group::GroupBugs;
 use crate::kafka::{ConsumerConfig, KafkaConsumer, Tp};
 use crate::msg::{ClientRequest, Msg};
 use crate::node::{Ctx, Input, Node, NodeId, ReqId};
+use crate::time::SimTime;
 use crate::zk::{CreateMode, WatchKind, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse};
 
 use rebalance::{Attempt, Step};
@@ -165,6 +166,7 @@ enum Purpose {
         kind: CommitKind,
         offsets: Vec<(Tp, u64)>,
         generation: Generation,
+        started: SimTime,
     },
     /// A step of rebalance attempt `att`.
     Reb { att: u64, step: Step },
@@ -196,7 +198,9 @@ pub struct ZkConsumer {
     /// The number of the latest attempt (stale answers are ignored).
     att: u64,
     attempt: Option<Attempt>,
-    /// Successful rebalances of this incarnation.
+    /// The round of the last successful rebalance: the `cversion` of the
+    /// ids directory in the listing it was computed from (members that
+    /// read the same membership share it, as a coordinator's generation).
     generation: Generation,
     /// Partitions owned (fetched).
     owned: BTreeSet<u32>,
@@ -286,8 +290,8 @@ impl ZkConsumer {
         &self.consumer_id
     }
 
-    /// Successful rebalances of this incarnation (the generation its
-    /// replies report).
+    /// The round of the last successful rebalance (the `cversion` of the
+    /// membership listing it used; the generation its replies report).
     pub fn generation(&self) -> Generation {
         self.generation
     }
@@ -529,7 +533,8 @@ impl ZkConsumer {
                 kind,
                 offsets,
                 generation,
-            } => self.on_commit_reply(kind, offsets, generation, r, cx),
+                started,
+            } => self.on_commit_reply(kind, offsets, (generation, started), r, cx),
             Purpose::Reb { att, step } => {
                 if att == self.att && self.attempt.is_some() {
                     self.on_step(step, r, cx);
@@ -573,7 +578,7 @@ impl ZkConsumer {
                 server: 0,
                 events: Vec::new(),
             };
-            self.on_commit_reply(kind, offsets, generation, r, cx);
+            self.on_commit_reply(kind, offsets, (generation, cx.now), r, cx);
             return;
         }
         if let CommitKind::Release(_) = kind {
@@ -585,6 +590,7 @@ impl ZkConsumer {
             kind,
             offsets,
             generation,
+            started: cx.now,
         };
         self.zk_call(ZkOp::Multi(ops), purpose, cx);
     }
@@ -593,7 +599,7 @@ impl ZkConsumer {
         &mut self,
         kind: CommitKind,
         offsets: Vec<(Tp, u64)>,
-        generation: Generation,
+        (generation, started): (Generation, SimTime),
         r: ZkReply,
         cx: &mut Ctx<'_>,
     ) {
@@ -614,6 +620,7 @@ impl ZkConsumer {
             generation,
             offsets,
             outcome,
+            started,
         };
         match kind {
             CommitKind::User => {

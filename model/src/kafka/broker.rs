@@ -692,6 +692,10 @@ impl Node for KafkaBroker {
         self.controller.is_some()
     }
 
+    fn is_group_coordinator(&self) -> bool {
+        self.coordinator.coordinates()
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

@@ -191,7 +191,7 @@ impl KafkaBroker {
                     return;
                 }
             }
-            (CtlPurpose::Brokers, Ok(ZkResponse::Children(ids))) => {
+            (CtlPurpose::Brokers, Ok(ZkResponse::Children(ids, _))) => {
                 for id in ids.iter().filter_map(|s| s.parse::<NodeId>().ok()) {
                     follow.push((
                         ZkOp::Exists {
@@ -207,7 +207,7 @@ impl KafkaBroker {
                     c.live.insert(id, st.czxid);
                 }
             }
-            (CtlPurpose::Topics, Ok(ZkResponse::Children(ts))) => {
+            (CtlPurpose::Topics, Ok(ZkResponse::Children(ts, _))) => {
                 for t in ts {
                     if !c.topics.contains_key(&t) {
                         let path = zkdata::topic_path(&t);

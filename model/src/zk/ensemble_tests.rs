@@ -259,7 +259,13 @@ fn multi_and_sync_through_the_leader() {
             watch: false,
         }),
     );
-    assert_eq!(r.result, Ok(ZkResponse::Children(vec!["x".into()])));
+    match r.result {
+        Ok(ZkResponse::Children(names, stat)) => {
+            assert_eq!(names, vec!["x".to_string()]);
+            assert_eq!(stat.num_children, 1);
+        }
+        other => panic!("not a listing: {other:?}"),
+    }
 }
 
 /// A corrupt log makes server 2 recover from its newest snapshot alone

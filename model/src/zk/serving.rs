@@ -379,7 +379,8 @@ impl ZkServer {
                 Ok(r)
             }
             ZkOp::GetChildren { path, watch } => {
-                let r = ZkResponse::Children(self.tree.children(path)?);
+                let (names, stat) = self.tree.children_and_stat(path)?;
+                let r = ZkResponse::Children(names, stat);
                 if *watch {
                     self.serving.watches.add(WatchType::Child, path, s);
                 }

@@ -153,6 +153,14 @@ impl DataTree {
             .ok_or(ZkError::NoNode)
     }
 
+    /// The children of `path` (sorted) and its stat.
+    pub fn children_and_stat(&self, path: &str) -> Result<(Vec<String>, Stat), ZkError> {
+        self.nodes
+            .get(path)
+            .map(|n| (n.children.iter().cloned().collect(), n.stat))
+            .ok_or(ZkError::NoNode)
+    }
+
     /// Decides the actual path a create would produce, or its error.
     pub fn check_create(&self, path: &str, mode: CreateMode) -> Result<String, ZkError> {
         if !valid_path(path, false) {

@@ -222,8 +222,9 @@ pub enum ZkResponse {
     Data(Vec<u8>, Stat),
     /// Exists: the stat, or `None` if absent.
     Exists(Option<Stat>),
-    /// GetChildren: sorted child names.
-    Children(Vec<String>),
+    /// GetChildren: sorted child names and the parent's stat (ZooKeeper's
+    /// `getChildren2`, whose `cversion` names the membership read).
+    Children(Vec<String>, Stat),
     /// Sync completed.
     Synced,
     /// Multi succeeded: one response per op.

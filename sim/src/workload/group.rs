@@ -9,7 +9,9 @@
 //!   `{"member", "generation", "owned": [p], "assigned": [[p, start,
 //!   committed|null]], "revoked": [p], "commits": [{"member",
 //!   "generation", "offsets": {"<p>": next}, "type": "ok"|"fail"|"info",
-//!   "error"}], "resets": [[p, offset]], "lost": null|"ERROR"}`.
+//!   "error", "started": µs}], "resets": [[p, offset]], "lost":
+//!   null|"ERROR"}`; a commit made inside a call gives the simulated time
+//!   (µs) the member began it, which may be before the call.
 //! - `commit`: completion value `{"member", "generation", "offsets":
 //!   {"<p>": next}}`; ok, fail (surely not applied) or info (unknown).
 
@@ -84,6 +86,7 @@ fn commit_json(c: &CommitRecord) -> Value {
         "generation": c.generation,
         "offsets": offsets_json(&c.offsets),
         "type": kind,
+        "started": c.started.as_us(),
     });
     if let Some(e) = error {
         v["error"] = json!(e);

@@ -218,7 +218,7 @@ pub(crate) fn ok_value(resp: &ZkResponse) -> Value {
         }
         ZkResponse::Exists(Some(s)) => json!({ "version": s.version }),
         ZkResponse::Exists(None) => Value::Null,
-        ZkResponse::Children(names) => json!(names),
+        ZkResponse::Children(names, _) => json!(names),
         _ => Value::Null,
     }
 }

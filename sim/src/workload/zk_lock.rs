@@ -350,7 +350,7 @@ impl LockWorkload {
             ("lock-create", Err(ZkError::NoNode)) => p.next = Next::Setup,
             // Unknown: the listing looks for the guid.
             ("lock-create", _) => p.next = Next::Acquire,
-            ("acquire", Ok(ZkResponse::Children(names))) => {
+            ("acquire", Ok(ZkResponse::Children(names, _))) => {
                 held = Some(on_children(p, names));
             }
             ("acquire", Err(ZkError::NoNode)) => p.next = Next::Setup,

@@ -41,6 +41,9 @@ pub(super) struct Attempt {
     pub(super) failed: bool,
     /// Committed offsets read in the offsets phase.
     pub(super) committed: BTreeMap<u32, Option<u64>>,
+    /// The `cversion` of the ids directory in the listing the range was
+    /// computed from: the group-wide round this attempt belongs to.
+    pub(super) membership: i32,
 }
 
 /// A step of a rebalance attempt awaiting its ZooKeeper answer.
@@ -80,6 +83,7 @@ impl ZkConsumer {
             foreign: BTreeSet::new(),
             failed: false,
             committed: BTreeMap::new(),
+            membership: 0,
         });
         let op = ZkOp::GetChildren {
             path: ids_dir(&self.group),
@@ -115,8 +119,9 @@ impl ZkConsumer {
         let mut next: Option<(ZkOp, Step)> = None;
         match step {
             Step::List => match r.result {
-                Ok(ZkResponse::Children(ids)) if ids.contains(&me) => {
+                Ok(ZkResponse::Children(ids, stat)) if ids.contains(&me) => {
                     a.range = range_assignment(&ids, &me, partitions);
+                    a.membership = stat.cversion;
                 }
                 _ => a.failed = true,
             },
@@ -348,7 +353,7 @@ impl ZkConsumer {
                 start,
             });
         }
-        self.generation += 1;
+        self.generation = a.membership;
         self.retries = 0;
         self.reb = if self.reb_again {
             Reb::Wanted

@@ -116,6 +116,7 @@ impl ZkConsumer {
                         generation: self.generation,
                         offsets: Vec::new(),
                         outcome,
+                        started: cx.now,
                     };
                     let events = std::mem::take(&mut self.events);
                     self.finish_work(GroupReply::Committed { commit, events }, cx);

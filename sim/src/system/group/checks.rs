@@ -288,6 +288,22 @@ impl Decoded {
                 Some("info") => Outcome::Info,
                 _ => return Err(format!("bad commit type in {c}")),
             };
+            // Begun perhaps before this call: when the member says, or
+            // (unknown) at the start of the run, which never accuses it.
+            let started = match c.get("started") {
+                None => 0,
+                Some(s) => {
+                    let s = uint(s, "commit start")?;
+                    if s > complete {
+                        return Err(format!(
+                            "a commit made inside the call starts after the call ended ({} > {})",
+                            t(s),
+                            t(complete)
+                        ));
+                    }
+                    s
+                }
+            };
             self.commits.push(Commit {
                 op: i,
                 embedded: true,
@@ -295,7 +311,7 @@ impl Decoded {
                 generation: generation(c)?,
                 offsets: offsets(c)?,
                 outcome,
-                invoke: op.invoke_time,
+                invoke: started,
                 complete: Some(complete),
             });
         }

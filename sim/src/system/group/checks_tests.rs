@@ -44,6 +44,16 @@ impl Meta {
         self
     }
 
+    /// Gives the last commit made inside the call its start time.
+    fn started(mut self, t: u64) -> Meta {
+        let c = self.0["commits"]
+            .as_array_mut()
+            .and_then(|a| a.last_mut())
+            .expect("a commit");
+        c["started"] = json!(t);
+        self
+    }
+
     fn reset(mut self, p: u32, offset: u64) -> Meta {
         push(&mut self.0["resets"], json!([p, offset]));
         self
@@ -576,7 +586,10 @@ fn acknowledged_commit_from_a_zombie_is_zombie_commit() {
         170,
         180,
         recs(&[]),
-        meta("a", 1).commit("a", 1, &[(0, 6)], "ok").owned(&[0]),
+        meta("a", 1)
+            .commit("a", 1, &[(0, 6)], "ok")
+            .started(172)
+            .owned(&[0]),
     );
     let (_, ops) = h.build();
     let r = run(&ops, 1, 0);
@@ -588,6 +601,49 @@ fn acknowledged_commit_from_a_zombie_is_zombie_commit() {
     want.extend(evs(&ops, z));
     want.sort_unstable();
     assert_eq!(v[0].events, want);
+}
+
+/// A commit reported inside a poll that began before the new owner's
+/// assignment (a revocation's commit, answered after it), or whose start
+/// is not given, is not a zombie commit, though the poll came after.
+#[test]
+fn commit_inside_a_poll_started_before_the_takeover_is_not_zombie_commit() {
+    let mut h = H::default();
+    h.poll(
+        50,
+        100,
+        recs(&[]),
+        meta("b", 2).assigned(0, 0, None).owned(&[0]),
+    );
+    h.poll(
+        170,
+        180,
+        recs(&[]),
+        meta("a", 2)
+            .commit("a", 1, &[(0, 6)], "ok")
+            .started(60)
+            .commit("a", 1, &[(1, 6)], "ok"),
+    );
+    let (_, ops) = h.build();
+    let r = run(&ops, 2, 0);
+    assert!(only(&r, "zombie-commit").is_empty(), "{:?}", r.violations);
+}
+
+/// A commit that says it began after its call ended is malformed.
+#[test]
+fn commit_started_after_its_call_is_malformed() {
+    let mut h = H::default();
+    h.poll(
+        170,
+        180,
+        recs(&[]),
+        meta("a", 1).commit("a", 1, &[(0, 6)], "ok").started(190),
+    );
+    let (_, ops) = h.build();
+    let r = run(&ops, 1, 0);
+    let v = only(&r, "malformed-history");
+    assert_eq!(v.len(), 1, "{:?}", r.violations);
+    assert!(v[0].detail.contains("starts after"), "{}", v[0].detail);
 }
 
 /// Failed and unknown commits from a zombie, an acknowledged one invoked

@@ -219,6 +219,10 @@ impl KafkaSystem {
             ("brokers".to_string(), brokers.clone()),
             ("zk".to_string(), zk.clone()),
             ("servers".to_string(), servers.clone()),
+            (
+                "consumers".to_string(),
+                clients[producers as usize..].to_vec(),
+            ),
         ];
         let fault_pool = groups
             .iter()
