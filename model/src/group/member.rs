@@ -195,6 +195,10 @@ pub struct GroupMember {
     call: Option<Call>,
     queued: VecDeque<(ReqId, GroupRequest)>,
     events: GroupEvents,
+    /// Partitions given up whose revocation commit is still running: they
+    /// are reported revoked with that commit, so a report of a revocation
+    /// always comes with (or after) the commit made for it.
+    revoking: Vec<Tp>,
     started: bool,
 }
 
@@ -226,6 +230,7 @@ impl GroupMember {
             call: None,
             queued: VecDeque::new(),
             events: GroupEvents::default(),
+            revoking: Vec::new(),
             started: false,
         }
     }
@@ -441,6 +446,12 @@ impl GroupMember {
                     CommitOutcome::Failed(e)
                 };
                 match e {
+                    // As Kafka's client: a commit fenced after the member
+                    // joined a newer generation (or while it is joining)
+                    // only fails; the member is not reset.
+                    GroupError::IllegalGeneration | GroupError::UnknownMemberId
+                        if self.joined != c.record.generation
+                            || !matches!(self.phase, Phase::Stable | Phase::Idle) => {}
                     GroupError::IllegalGeneration | GroupError::UnknownMemberId => {
                         self.lost = Some(e)
                     }
@@ -467,6 +478,8 @@ impl GroupMember {
                 }
             }
         }
+        let revoked = std::mem::take(&mut self.revoking);
+        self.events.revoked.extend(revoked);
     }
 
     fn commit_deadline_passed(&mut self, now: SimTime) {
@@ -560,6 +573,15 @@ impl GroupMember {
 
     /// Drops every owned partition without committing (they are lost).
     fn drop_all(&mut self, why: GroupError) {
+        if let Some(c) = self.commit.as_mut() {
+            // Abandoned: it may yet be applied if it was sent.
+            c.record.outcome = if c.in_flight || c.maybe {
+                CommitOutcome::Unknown(why)
+            } else {
+                CommitOutcome::Failed(why)
+            };
+            self.finish_commit();
+        }
         self.events.lost = Some(why);
         self.owned.clear();
         self.fetcher.assign(&[]);
@@ -569,12 +591,19 @@ impl GroupMember {
             self.member_id.clear();
         }
         self.phase = Phase::Idle;
-        self.commit = None;
     }
 
     fn give_up(&mut self, tps: &[Tp]) {
         self.owned.retain(|tp| !tps.contains(tp));
-        self.events.revoked.extend(tps.iter().cloned());
+        let revoking = self
+            .commit
+            .as_ref()
+            .is_some_and(|c| c.why == CommitWhy::Revoke);
+        if revoking {
+            self.revoking.extend(tps.iter().cloned());
+        } else {
+            self.events.revoked.extend(tps.iter().cloned());
+        }
         let keep = self.owned.clone();
         self.fetcher.assign(&keep);
     }

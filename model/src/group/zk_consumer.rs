@@ -221,6 +221,9 @@ pub struct ZkConsumer {
     queued: VecDeque<(ReqId, GroupRequest)>,
     /// What happened since the last reply.
     events: GroupEvents,
+    /// Partitions released whose release commit is still running: they are
+    /// reported revoked with that commit.
+    revoking: Vec<Tp>,
 }
 
 impl ZkConsumer {
@@ -241,7 +244,8 @@ impl ZkConsumer {
         let kc = KafkaConsumer::new(
             brokers,
             ConsumerConfig {
-                request_timeout_ms: cfg.request_timeout_ms,
+                poll_timeout_ms: cfg.request_timeout_ms,
+                ..ConsumerConfig::default()
             },
             bugs,
         );
@@ -276,6 +280,7 @@ impl ZkConsumer {
             work: None,
             queued: VecDeque::new(),
             events: GroupEvents::default(),
+            revoking: Vec::new(),
         }
     }
 
@@ -452,6 +457,8 @@ impl ZkConsumer {
         self.registering = false;
         self.events.lost = Some(GroupError::UnknownMemberId);
         let owned: Vec<Tp> = self.owned();
+        let revoking = std::mem::take(&mut self.revoking);
+        self.events.revoked.extend(revoking);
         self.events.revoked.extend(owned);
         self.owned.clear();
         self.owned_foreign.clear();
@@ -624,7 +631,12 @@ impl ZkConsumer {
         };
         match kind {
             CommitKind::User => {
-                let events = std::mem::take(&mut self.events);
+                // Only what the commit itself did: assignment changes stay
+                // for the next poll, which reports the partitions it owns.
+                let events = GroupEvents {
+                    commits: std::mem::take(&mut self.events.commits),
+                    ..GroupEvents::default()
+                };
                 self.finish_work(
                     GroupReply::Committed {
                         commit: record,
@@ -642,6 +654,8 @@ impl ZkConsumer {
             }
             CommitKind::Release(att) => {
                 self.events.commits.push(record);
+                let revoked = std::mem::take(&mut self.revoking);
+                self.events.revoked.extend(revoked);
                 if att == self.att {
                     if let Some(a) = self.attempt.as_mut() {
                         a.waiting -= 1;

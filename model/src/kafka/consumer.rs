@@ -2,16 +2,20 @@
 //! group).
 //!
 //! It keeps a position per assigned partition and the leader epoch of the
-//! last record consumed. A `Poll` sends one fetch per partition to its
-//! leader, carrying the leader epoch from the consumer's metadata
-//! (KIP-320), and answers with what came back (or nothing, after
-//! `request_timeout_ms`). When the metadata shows a new leader epoch, the
+//! last record consumed. A `Poll` sends one fetch to the leader of each
+//! partition that has none in flight, carrying the leader epoch from the
+//! consumer's metadata (KIP-320), and answers when every request in flight
+//! has answered or after `poll_timeout_ms`, with what came back. As in
+//! Kafka's fetcher, a request outlives the poll that sent it: an answer
+//! after the poll ended is kept for the next one, and a request is given
+//! up (and metadata refreshed) only after `request_timeout_ms`, so a slow
+//! link makes polls slower, never empty forever. When the metadata shows a new leader epoch, the
 //! consumer first validates its position: it asks the new leader where the
 //! epoch of its last consumed record ends (OffsetsForLeaderEpoch) and, if
 //! that is below its position, the log was truncated under it: it resets
 //! to that offset and reports it in `truncated`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::bugs::BugSet;
 use crate::kafka::types::{
@@ -19,27 +23,38 @@ use crate::kafka::types::{
 };
 use crate::msg::{ClientReply, ClientRequest, Msg};
 use crate::node::{Ctx, Input, Node, NodeId, ReqId};
+use crate::time::SimTime;
 
 const TIMER_POLL: u64 = 1;
 
 /// Consumer settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsumerConfig {
-    /// How long a poll waits for its fetches (`request.timeout.ms`).
+    /// How long a poll waits for the requests in flight (the timeout the
+    /// application passes to `poll`).
+    pub poll_timeout_ms: u64,
+    /// How long a request may go unanswered before it is given up and the
+    /// metadata refreshed (`request.timeout.ms`).
     pub request_timeout_ms: u64,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
         ConsumerConfig {
-            request_timeout_ms: 200,
+            poll_timeout_ms: 200,
+            request_timeout_ms: 1_000,
         }
     }
 }
 
 #[derive(Clone, Debug, Default)]
 struct Position {
+    /// The next record to return to the application (what a commit
+    /// commits).
     offset: u64,
+    /// The next record to fetch: past `offset` by what is fetched and not
+    /// yet returned.
+    fetched: u64,
     /// Epoch of the last consumed record.
     last_epoch: Option<LeaderEpoch>,
     /// The leader epoch the position was validated against.
@@ -52,11 +67,20 @@ enum Pending {
     Validate(Tp),
 }
 
-struct Poll {
-    id: ReqId,
-    waiting: BTreeMap<u64, (NodeId, Pending)>,
-    records: Vec<(Tp, u64, Vec<u8>)>,
-    truncated: Vec<(Tp, u64)>,
+/// A request in flight.
+#[derive(Clone, Debug)]
+struct InFlight {
+    to: NodeId,
+    what: Pending,
+    sent: SimTime,
+}
+
+impl InFlight {
+    fn tp(&self) -> &Tp {
+        match &self.what {
+            Pending::Fetch(tp, _) | Pending::Validate(tp) => tp,
+        }
+    }
 }
 
 /// A Kafka consumer node.
@@ -68,8 +92,16 @@ pub struct KafkaConsumer {
     next_corr: u64,
     meta: BTreeMap<Tp, PartitionInfo>,
     meta_corr: Option<u64>,
+    /// When the outstanding metadata request was sent.
+    meta_sent: SimTime,
     positions: BTreeMap<Tp, Position>,
-    poll: Option<Poll>,
+    /// Requests in flight, by correlation id.
+    in_flight: BTreeMap<u64, InFlight>,
+    /// Records and truncations answered but not yet returned by a poll.
+    records: Vec<(Tp, u64, Vec<u8>)>,
+    truncated: Vec<(Tp, u64)>,
+    /// The poll in progress.
+    poll: Option<ReqId>,
     queued: VecDeque<ReqId>,
 }
 
@@ -86,7 +118,11 @@ impl KafkaConsumer {
             next_corr: 1,
             meta: BTreeMap::new(),
             meta_corr: None,
+            meta_sent: SimTime::ZERO,
             positions: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            records: Vec::new(),
+            truncated: Vec::new(),
             poll: None,
             queued: VecDeque::new(),
         }
@@ -105,15 +141,20 @@ impl KafkaConsumer {
         for tp in tps {
             self.positions.entry(tp.clone()).or_default();
         }
+        self.records.retain(|(tp, _, _)| tps.contains(tp));
+        self.truncated.retain(|(tp, _)| tps.contains(tp));
     }
 
     /// Moves the position in `tp` (assigning it if needed) to `offset`,
     /// forgetting the epoch of the last record consumed there.
     pub fn seek(&mut self, tp: &Tp, offset: u64) {
+        self.records.retain(|(t, _, _)| t != tp);
+        self.truncated.retain(|(t, _)| t != tp);
         self.positions.insert(
             tp.clone(),
             Position {
                 offset,
+                fetched: offset,
                 last_epoch: None,
                 validated: None,
             },
@@ -161,18 +202,36 @@ impl KafkaConsumer {
         self.next_broker += 1;
         let b = self.brokers[self.next_broker % self.brokers.len()];
         self.meta_corr = Some(corr);
+        self.meta_sent = cx.now;
         cx.send(b, Msg::Kafka(KafkaMsg::Metadata { corr }));
     }
 
+    /// Gives up the requests (and the metadata request) unanswered for
+    /// `request_timeout_ms`; refreshes the metadata if any was.
+    fn expire(&mut self, cx: &mut Ctx<'_>) {
+        let timeout = self.cfg.request_timeout_ms;
+        let now = cx.now;
+        let before = self.in_flight.len();
+        self.in_flight
+            .retain(|_, f| now.ms_since(f.sent) < timeout);
+        if self.meta_corr.is_some() && now.ms_since(self.meta_sent) >= timeout {
+            self.meta_corr = None;
+        }
+        if self.in_flight.len() < before {
+            self.on_error(KafkaError::RequestTimedOut, cx);
+        }
+    }
+
     fn start_poll(&mut self, id: ReqId, cx: &mut Ctx<'_>) {
-        let mut poll = Poll {
-            id,
-            waiting: BTreeMap::new(),
-            records: Vec::new(),
-            truncated: Vec::new(),
-        };
+        self.expire(cx);
         let mut need_meta = self.meta_corr.is_none() && self.meta.is_empty();
-        let tps: Vec<Tp> = self.positions.keys().cloned().collect();
+        let busy: BTreeSet<Tp> = self.in_flight.values().map(|f| f.tp().clone()).collect();
+        let tps: Vec<Tp> = self
+            .positions
+            .keys()
+            .filter(|tp| !busy.contains(tp))
+            .cloned()
+            .collect();
         for tp in tps {
             let Some(info) = self.meta.get(&tp).cloned() else {
                 need_meta = true;
@@ -207,7 +266,14 @@ impl KafkaConsumer {
                             epoch: last,
                         }),
                     );
-                    poll.waiting.insert(corr, (leader, Pending::Validate(tp)));
+                    self.in_flight.insert(
+                        corr,
+                        InFlight {
+                            to: leader,
+                            what: Pending::Validate(tp),
+                            sent: cx.now,
+                        },
+                    );
                 }
                 _ => {
                     pos.validated = Some(epoch);
@@ -218,38 +284,52 @@ impl KafkaConsumer {
                             replica: None,
                             tp: tp.clone(),
                             current_leader_epoch: current,
-                            offset: pos.offset,
+                            offset: pos.fetched,
                         }),
                     );
-                    poll.waiting
-                        .insert(corr, (leader, Pending::Fetch(tp, pos.offset)));
+                    let what = Pending::Fetch(tp, pos.fetched);
+                    self.in_flight.insert(
+                        corr,
+                        InFlight {
+                            to: leader,
+                            what,
+                            sent: cx.now,
+                        },
+                    );
                 }
             }
         }
-        if need_meta {
+        if need_meta && self.meta_corr.is_none() {
             self.refresh_metadata(cx);
         }
-        self.poll = Some(poll);
-        cx.set_timer_ms(TIMER_POLL, self.cfg.request_timeout_ms);
+        self.poll = Some(id);
+        cx.set_timer_ms(TIMER_POLL, self.cfg.poll_timeout_ms);
         self.maybe_finish(cx);
     }
 
+    /// Answers the poll when nothing is in flight any more.
     fn maybe_finish(&mut self, cx: &mut Ctx<'_>) {
-        if self.poll.as_ref().is_some_and(|p| p.waiting.is_empty()) {
+        if self.poll.is_some() && self.in_flight.is_empty() {
             self.finish(cx);
         }
     }
 
     fn finish(&mut self, cx: &mut Ctx<'_>) {
-        let Some(p) = self.poll.take() else {
+        let Some(id) = self.poll.take() else {
             return;
         };
         cx.cancel_timer(TIMER_POLL);
+        let records = std::mem::take(&mut self.records);
+        for (tp, off, _) in &records {
+            if let Some(pos) = self.positions.get_mut(tp) {
+                pos.offset = off + 1;
+            }
+        }
         cx.reply(
-            p.id,
+            id,
             ClientReply::Kafka(KafkaReply::Polled {
-                records: p.records,
-                truncated: p.truncated,
+                records,
+                truncated: std::mem::take(&mut self.truncated),
             }),
         );
         if let Some(id) = self.queued.pop_front() {
@@ -265,9 +345,8 @@ impl KafkaConsumer {
     }
 
     fn take_pending(&mut self, from: NodeId, corr: u64) -> Option<Pending> {
-        let p = self.poll.as_mut()?;
-        match p.waiting.get(&corr) {
-            Some((b, _)) if *b == from => p.waiting.remove(&corr).map(|x| x.1),
+        match self.in_flight.get(&corr) {
+            Some(f) if f.to == from => self.in_flight.remove(&corr).map(|f| f.what),
             _ => None,
         }
     }
@@ -296,15 +375,19 @@ impl KafkaConsumer {
                 };
                 match result {
                     Ok(data) => {
-                        let pos = self.positions.get_mut(&tp).expect("assigned");
-                        if pos.offset == offset {
-                            let poll = self.poll.as_mut().expect("poll");
+                        // Unassigned or moved since it was sent: stale.
+                        let Some(pos) = self.positions.get_mut(&tp).filter(|p| p.fetched == offset)
+                        else {
+                            self.maybe_finish(cx);
+                            return;
+                        };
+                        {
                             for b in data.batches {
                                 for (i, v) in b.values.into_iter().enumerate() {
                                     let off = b.base_offset + i as u64;
-                                    if off == pos.offset {
-                                        poll.records.push((tp.clone(), off, v));
-                                        pos.offset += 1;
+                                    if off == pos.fetched {
+                                        self.records.push((tp.clone(), off, v));
+                                        pos.fetched += 1;
                                         pos.last_epoch = Some(b.epoch);
                                     }
                                 }
@@ -329,15 +412,18 @@ impl KafkaConsumer {
                 let epoch = self.meta.get(&tp).map(|i| i.state.leader_epoch);
                 match result {
                     Ok(answer) => {
-                        let pos = self.positions.get_mut(&tp).expect("assigned");
-                        let end = answer.map(|a| a.1).unwrap_or(0);
-                        if end < pos.offset {
-                            pos.offset = end;
-                            pos.last_epoch = answer.map(|a| a.0);
-                            let poll = self.poll.as_mut().expect("poll");
-                            poll.truncated.push((tp.clone(), end));
+                        if let Some(pos) = self.positions.get_mut(&tp) {
+                            let end = answer.map(|a| a.1).unwrap_or(0);
+                            if end < pos.fetched {
+                                // Fetched records past the end are gone.
+                                self.records.retain(|(t, o, _)| t != &tp || *o < end);
+                                pos.offset = pos.offset.min(end);
+                                pos.fetched = end;
+                                pos.last_epoch = answer.map(|a| a.0);
+                                self.truncated.push((tp.clone(), end));
+                            }
+                            pos.validated = epoch;
                         }
-                        pos.validated = epoch;
                     }
                     Err(e) => self.on_error(e, cx),
                 }
@@ -383,19 +469,15 @@ impl Node for KafkaConsumer {
                 msg: Msg::Kafka(m),
             } => self.on_msg(from, m, cx),
             Input::ConnLost { peer } => {
-                if let Some(p) = self.poll.as_mut() {
-                    p.waiting.retain(|_, (b, _)| *b != peer);
-                }
+                self.in_flight.retain(|_, f| f.to != peer);
                 self.meta_corr = None;
                 self.on_error(KafkaError::Network, cx);
                 self.maybe_finish(cx);
             }
             Input::Timer { timer: TIMER_POLL } => {
-                // Whatever did not answer in time: refresh metadata.
-                if self.poll.as_ref().is_some_and(|p| !p.waiting.is_empty()) {
-                    self.meta_corr = None;
-                    self.on_error(KafkaError::RequestTimedOut, cx);
-                }
+                // What did not answer in time stays in flight for the
+                // next poll, unless it is past the request timeout.
+                self.expire(cx);
                 self.finish(cx);
             }
             _ => {}

@@ -178,6 +178,8 @@ impl Workload for GroupWorkload {
                     "offsets": offsets_json(&commit.offsets),
                 });
                 let mut done = OpDone::new(kind, value, error);
+                // Members report assignment changes in polls only; a
+                // commit's meta holds the commits made inside it.
                 if !events.commits.is_empty() || events.lost.is_some() {
                     done.meta = Some(events_json(&commit.member, commit.generation, &[], events));
                 }

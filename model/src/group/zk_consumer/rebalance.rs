@@ -247,7 +247,12 @@ impl ZkConsumer {
         let owned: Vec<u32> = self.owned.iter().copied().collect();
         let foreign = std::mem::take(&mut self.owned_foreign);
         let revoked = self.owned();
-        self.events.revoked.extend(revoked);
+        if offsets.is_empty() {
+            self.events.revoked.extend(revoked);
+        } else {
+            // Reported with the release commit.
+            self.revoking.extend(revoked);
+        }
         self.owned.clear();
         self.set_fetching();
         if !offsets.is_empty() {

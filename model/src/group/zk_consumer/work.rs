@@ -4,7 +4,9 @@
 //! through the embedded Kafka consumer.
 
 use super::{CommitKind, ZkConsumer, TIMER_KC_BASE, TIMER_REQ};
-use crate::group::types::{CommitOutcome, CommitRecord, GroupError, GroupReply, GroupRequest};
+use crate::group::types::{
+    CommitOutcome, CommitRecord, GroupError, GroupEvents, GroupReply, GroupRequest,
+};
 use crate::kafka::{KafkaReply, KafkaRequest, Tp};
 use crate::msg::{ClientReply, ClientRequest};
 use crate::node::{Ctx, Input, ReqId};
@@ -118,7 +120,10 @@ impl ZkConsumer {
                         outcome,
                         started: cx.now,
                     };
-                    let events = std::mem::take(&mut self.events);
+                    let events = GroupEvents {
+                        commits: std::mem::take(&mut self.events.commits),
+                        ..GroupEvents::default()
+                    };
                     self.finish_work(GroupReply::Committed { commit, events }, cx);
                 }
                 GroupRequest::Commit => {

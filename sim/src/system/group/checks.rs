@@ -11,11 +11,16 @@
 //!   [[p, start, committed|null]], "revoked", "commits": [C], "resets":
 //!   [[p, offset]], "lost"}`, where a commit `C` is `{"member",
 //!   "generation", "offsets": {"<p>": next}, "type": ok|fail|info,
-//!   "error"}` made inside the call (its interval is the poll's). A `fail`
+//!   "error", "started"}` made inside the call (`started`: the simulated
+//!   time, µs, the member began it, perhaps before the call; without it,
+//!   the commit may have begun at any time before the call ended). A
+//!   member reports a revocation with (or after) the commit it made for
+//!   it. A `fail`
 //!   or `info` poll's records are ignored; its meta, when present, still
 //!   gives commits and resets.
 //! - `commit` (explicit commitSync): completion value `{"member",
-//!   "generation", "offsets"}`, or null when unknown (ignored).
+//!   "generation", "offsets"}`, or null when unknown (ignored); its meta,
+//!   when present, gives the commits made inside it (`"commits": [C]`).
 //!
 //! Other functions are ignored. Members are told apart by member id.
 //!
@@ -35,6 +40,14 @@
 //! - `zombie-commit`: an acknowledged commit with generation g of
 //!   partition p, invoked after another member's poll that was assigned p
 //!   in a generation above g completed.
+//! - `duplicate-beyond-window`: member A reports (in an `ok` poll, not
+//!   as lost) that it revoked p, after processing records of p up to
+//!   offset m with no commit of p above m begun by then (whatever its
+//!   outcome), and a record of p in that uncommitted stretch is returned
+//!   again by a poll invoked after the revocation: A gave up a partition
+//!   without committing what it processed, so the new owner repeats more
+//!   than at-least-once allows (records since a commit that failed, or of
+//!   a member that died, are the window and not counted here).
 //! - `group-not-recovered`: a partition that no member's last `ok` poll,
 //!   invoked in the quiet period, owns.
 //! - `malformed-history`: operations whose values cannot be read (named
@@ -82,16 +95,21 @@ struct Poll {
     owned: Vec<Part>,
     /// `(partition, start, committed)`.
     assigned: Vec<(Part, u64, Option<u64>)>,
+    /// Partitions given up in the call.
+    revoked: Vec<Part>,
+    /// The member was fenced in the call (its partitions lost, not revoked).
+    lost: bool,
     /// Per partition, the `(offset, value)` records returned.
     records: BTreeMap<Part, Vec<(u64, i64)>>,
     invoke: u64,
     complete: u64,
 }
 
-/// A commit, explicit or made inside a poll.
+/// A commit, explicit or made inside a poll or another commit call.
 struct Commit {
     op: usize,
-    embedded: bool,
+    /// The call it was made inside (`poll`, `commit`), if not explicit.
+    embedded: Option<&'static str>,
     member: String,
     generation: Gen,
     offsets: BTreeMap<Part, u64>,
@@ -130,6 +148,7 @@ pub fn check(
     split_brain(ops, &d, &mut out);
     regression(ops, &d, &mut out);
     zombie(ops, &d, &mut out);
+    beyond_window(ops, &d, &mut out);
     not_recovered(ops, &d, partitions, quiet_from_us, &mut out);
     malformed(ops, &d, &mut out);
     let (processed, duplicates) = duplicates(&d);
@@ -281,40 +300,7 @@ impl Decoded {
         };
         // The commits and resets made inside the call, whatever its end.
         let complete = op.complete_time.unwrap_or(op.invoke_time);
-        for c in list(m, "commits")? {
-            let outcome = match c.get("type").and_then(Value::as_str) {
-                Some("ok") => Outcome::Ok,
-                Some("fail") => Outcome::Fail,
-                Some("info") => Outcome::Info,
-                _ => return Err(format!("bad commit type in {c}")),
-            };
-            // Begun perhaps before this call: when the member says, or
-            // (unknown) at the start of the run, which never accuses it.
-            let started = match c.get("started") {
-                None => 0,
-                Some(s) => {
-                    let s = uint(s, "commit start")?;
-                    if s > complete {
-                        return Err(format!(
-                            "a commit made inside the call starts after the call ended ({} > {})",
-                            t(s),
-                            t(complete)
-                        ));
-                    }
-                    s
-                }
-            };
-            self.commits.push(Commit {
-                op: i,
-                embedded: true,
-                member: member(c)?,
-                generation: generation(c)?,
-                offsets: offsets(c)?,
-                outcome,
-                invoke: started,
-                complete: Some(complete),
-            });
-        }
+        self.embedded_commits(i, op, m)?;
         for r in list(m, "resets")? {
             let (p, o) = pair(r)?;
             uint(o, "reset offset")?;
@@ -349,6 +335,11 @@ impl Decoded {
                 .map(part)
                 .collect::<Result<_, _>>()?,
             assigned,
+            revoked: list(m, "revoked")?
+                .iter()
+                .map(part)
+                .collect::<Result<_, _>>()?,
+            lost: !m["lost"].is_null(),
             records: records(&op.output)?,
             invoke: op.invoke_time,
             complete,
@@ -356,13 +347,57 @@ impl Decoded {
         Ok(())
     }
 
+    /// The commits a call's meta reports as made inside it (a revocation's
+    /// or an auto-commit), whatever the call's end.
+    fn embedded_commits(&mut self, i: usize, op: &Operation, m: &Value) -> Result<(), String> {
+        let complete = op.complete_time.unwrap_or(op.invoke_time);
+        for c in list(m, "commits")? {
+            let outcome = match c.get("type").and_then(Value::as_str) {
+                Some("ok") => Outcome::Ok,
+                Some("fail") => Outcome::Fail,
+                Some("info") => Outcome::Info,
+                _ => return Err(format!("bad commit type in {c}")),
+            };
+            // Begun perhaps before this call: when the member says, or
+            // (unknown) at the start of the run, which never accuses it.
+            let started = match c.get("started") {
+                None => 0,
+                Some(s) => {
+                    let s = uint(s, "commit start")?;
+                    if s > complete {
+                        return Err(format!(
+                            "a commit made inside the call starts after the call ended ({} > {})",
+                            t(s),
+                            t(complete)
+                        ));
+                    }
+                    s
+                }
+            };
+            self.commits.push(Commit {
+                op: i,
+                embedded: Some(if op.f == "poll" { "poll" } else { "commit" }),
+                member: member(c)?,
+                generation: generation(c)?,
+                offsets: offsets(c)?,
+                outcome,
+                invoke: started,
+                complete: Some(complete),
+            });
+        }
+        Ok(())
+    }
+
     fn commit(&mut self, i: usize, op: &Operation) -> Result<(), String> {
+        if let Some(m) = op.meta.as_ref().filter(|m| !m.is_null()) {
+            self.embedded_commits(i, op, m)?;
+        }
         if op.output.is_null() {
             return Ok(());
         }
         self.commits.push(Commit {
             op: i,
-            embedded: false,
+            embedded: None,
             member: member(&op.output)?,
             generation: generation(&op.output)?,
             offsets: offsets(&op.output)?,
@@ -422,7 +457,7 @@ fn and_list(items: &[String]) -> String {
 
 impl Commit {
     /// `member a's commit of offset 7 (generation 1)`, saying whether it
-    /// was made inside a poll.
+    /// was made inside another call.
     fn of(&self, offset: u64) -> String {
         format!(
             "member {}'s commit of offset {offset} (generation {}{})",
@@ -432,11 +467,10 @@ impl Commit {
         )
     }
 
-    fn inside(&self) -> &'static str {
-        if self.embedded {
-            ", made inside a poll"
-        } else {
-            ""
+    fn inside(&self) -> String {
+        match self.embedded {
+            Some(call) => format!(", made inside a {call}"),
+            None => String::new(),
         }
     }
 }
@@ -897,6 +931,83 @@ fn zombie(ops: &[Operation], d: &Decoded, out: &mut Vec<Violation>) {
             ),
             events(ops, &shown),
         ));
+    }
+}
+
+// ------------------------------------------------- duplicate-beyond-window
+
+fn beyond_window(ops: &[Operation], d: &Decoded, out: &mut Vec<Violation>) {
+    // Per (member, partition), commit attempts as (start, next offset).
+    let mut attempts: BTreeMap<(&str, Part), Vec<(u64, u64)>> = BTreeMap::new();
+    for c in &d.commits {
+        for (&p, &o) in &c.offsets {
+            attempts
+                .entry((c.member.as_str(), p))
+                .or_default()
+                .push((c.invoke, o));
+        }
+    }
+    let mut by_member: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (pi, poll) in d.polls.iter().enumerate() {
+        by_member.entry(poll.member.as_str()).or_default().push(pi);
+    }
+    for (&m, pis) in &by_member {
+        // Per partition, `(lowest, highest, first poll)` processed since
+        // the member last gave it up.
+        let mut since: BTreeMap<Part, (u64, u64, usize)> = BTreeMap::new();
+        for &ri in pis {
+            let r = &d.polls[ri];
+            for p in &r.revoked {
+                let Some((lo, hi, first)) = since.remove(p) else {
+                    continue;
+                };
+                if r.lost {
+                    continue;
+                }
+                let covered = attempts
+                    .get(&(m, *p))
+                    .into_iter()
+                    .flatten()
+                    .filter(|&&(t0, _)| t0 <= r.complete)
+                    .map(|&(_, o)| o)
+                    .max();
+                let from = covered.map_or(lo, |c| c.max(lo));
+                if from > hi {
+                    continue;
+                }
+                let later = d.polls.partition_point(|q| q.invoke < r.invoke);
+                let again = d.polls[later..].iter().find_map(|q| {
+                    let recs = q.records.get(p)?;
+                    let o = recs.iter().map(|&(o, _)| o).find(|o| (from..=hi).contains(o))?;
+                    Some((q, o))
+                });
+                let Some((q, o)) = again else { continue };
+                let last = match covered {
+                    Some(c) => format!("its last commit of it began by then was of offset {c}"),
+                    None => "it began no commit of it".into(),
+                };
+                out.push(Violation::new(
+                    "duplicate-beyond-window",
+                    format!(
+                        "partition {p}: member {m} processed it up to offset {hi} and gave it up (poll invoked at {}, not fenced), but {last}; member {} processed offset {o} again (poll invoked at {}): a revocation must commit what was processed",
+                        t(r.invoke),
+                        q.member,
+                        t(q.invoke)
+                    ),
+                    events(ops, &[d.polls[first].op, r.op, q.op]),
+                ));
+            }
+            if r.lost {
+                since.clear();
+            }
+            for (&p, recs) in &r.records {
+                for &(o, _) in recs {
+                    let e = since.entry(p).or_insert((o, o, ri));
+                    e.0 = e.0.min(o);
+                    e.1 = e.1.max(o);
+                }
+            }
+        }
     }
 }
 

@@ -173,17 +173,15 @@ impl GroupSettings {
     }
 }
 
-/// The group history as the queue checks read it: before every poll or
-/// commit whose call changed the member's partitions (a rebalance can
-/// complete inside either), an `assign` of the partitions it owns after
-/// it (a rebalance is a new assignment to the queue checker, so a re-read
-/// after a hand-off is not a non-monotonic poll); commits themselves are
-/// left out.
+/// The group history as the queue checks read it: before every poll that
+/// changed the member's partitions (members report assignment changes in
+/// polls only), an `assign` of the partitions it owns after it (a
+/// rebalance is a new assignment to the queue checker, so a re-read after
+/// a hand-off is not a non-monotonic poll); commits are left out.
 pub fn queue_view(history: &History, ops: &[Operation]) -> Vec<Operation> {
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
-        let completed = op.outcome == Outcome::Ok || (op.f == "commit" && op.complete_index.is_some());
-        if (op.f == "poll" || op.f == "commit") && completed {
+        if op.f == "poll" && op.outcome == Outcome::Ok {
             let meta = op
                 .complete_index
                 .and_then(|i| history.events.get(i))
@@ -209,7 +207,6 @@ pub fn queue_view(history: &History, ops: &[Operation]) -> Vec<Operation> {
                     for keys in [Value::Array(kept), Value::Array(owned)] {
                         let mut a = op.clone();
                         a.f = "assign".into();
-                        a.outcome = Outcome::Ok;
                         a.input = keys;
                         a.output = Value::Null;
                         out.push(a);

@@ -63,6 +63,7 @@ pub const ANOMALIES: &[&str] = &[
     "group-split-brain",
     "offset-regression",
     "zombie-commit",
+    "duplicate-beyond-window",
     "group-not-recovered",
 ];
 
