@@ -180,6 +180,8 @@ pub struct GroupMember {
     member_id: MemberId,
     /// The generation of the owned assignment.
     generation: Generation,
+    /// When the last OffsetFetch was sent.
+    offsets_asked: SimTime,
     /// The generation last joined (heartbeats carry it).
     joined: Generation,
     phase: Phase,
@@ -218,6 +220,7 @@ impl GroupMember {
             member_id: MemberId::new(),
             generation: NO_GENERATION,
             joined: NO_GENERATION,
+            offsets_asked: SimTime::ZERO,
             phase: Phase::Idle,
             owned: Vec::new(),
             need_rejoin: false,
@@ -633,7 +636,14 @@ impl GroupMember {
                     }
                 }
                 GroupRequest::Poll => {
-                    if !self.advance_rebalance(cx) && cx.now < deadline {
+                    // A cooperative member goes on fetching what it owns
+                    // while a rebalance runs (KIP-429: poll does not wait
+                    // for the join); an eager one owns nothing then and
+                    // waits for it, up to the poll's timeout.
+                    let stable = self.advance_rebalance(cx);
+                    let keeps_fetching =
+                        self.cfg.assignor.cooperative() && !self.owned.is_empty();
+                    if !stable && !keeps_fetching && cx.now < deadline {
                         return;
                     }
                     if self.commit.is_some() {
@@ -728,6 +738,7 @@ impl GroupMember {
                     return false;
                 };
                 self.phase = Phase::FetchingOffsets(generation, added.clone());
+                self.offsets_asked = cx.now;
                 let group = self.cfg.group.clone();
                 self.request(
                     to,
@@ -894,6 +905,9 @@ impl GroupMember {
                                 tp: tp.clone(),
                                 committed,
                                 start,
+                                member: self.member_id.clone(),
+                                generation: g,
+                                asked: self.offsets_asked,
                             });
                         }
                         self.owned.sort();

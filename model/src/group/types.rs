@@ -333,6 +333,14 @@ pub struct AssignedPartition {
     /// The position consumption starts from (`committed`, or
     /// `auto.offset.reset = earliest` when none).
     pub start: u64,
+    /// The member id and generation (round) it was assigned in: a report
+    /// of it may come in a later call, after the member left them.
+    pub member: MemberId,
+    /// See `member`.
+    pub generation: Generation,
+    /// When the member asked for the committed offset: every commit
+    /// acknowledged before then must be in `committed`.
+    pub asked: SimTime,
 }
 
 /// What changed in a member during one call, for the history.

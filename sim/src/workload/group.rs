@@ -7,7 +7,8 @@
 //! - `send`: as the queue workload.
 //! - `poll`: ok value `{"<p>": [[offset, value], ...]}`; meta
 //!   `{"member", "generation", "owned": [p], "assigned": [[p, start,
-//!   committed|null]], "revoked": [p], "commits": [{"member",
+//!   committed|null, generation, asked µs, member]], "revoked": [p],
+//!   "commits": [{"member",
 //!   "generation", "offsets": {"<p>": next}, "type": "ok"|"fail"|"info",
 //!   "error", "started": µs}], "resets": [[p, offset]], "lost":
 //!   null|"ERROR"}`; a commit made inside a call gives the simulated time
@@ -104,7 +105,7 @@ pub fn events_json(member: &str, generation: i32, owned: &[Tp], e: &GroupEvents)
         "member": member,
         "generation": generation,
         "owned": parts(owned),
-        "assigned": e.assigned.iter().map(|a| json!([a.tp.partition, a.start, a.committed])).collect::<Vec<_>>(),
+        "assigned": e.assigned.iter().map(|a| json!([a.tp.partition, a.start, a.committed, a.generation, a.asked.as_us(), a.member])).collect::<Vec<_>>(),
         "revoked": parts(&e.revoked),
         "commits": e.commits.iter().map(commit_json).collect::<Vec<_>>(),
         "resets": e.resets.iter().map(|(tp, o)| json!([tp.partition, o])).collect::<Vec<_>>(),

@@ -10,6 +10,7 @@ use super::znodes::{ids_dir, parse_offset, range_assignment};
 use super::{CommitKind, Purpose, Reb, ZkConsumer, TIMER_BACKOFF};
 use crate::group::types::AssignedPartition;
 use crate::node::Ctx;
+use crate::time::SimTime;
 use crate::zk::{CreateMode, ZkError, ZkOp, ZkReply, ZkResponse};
 
 /// The phases of one rebalance attempt.
@@ -44,6 +45,8 @@ pub(super) struct Attempt {
     /// The `cversion` of the ids directory in the listing the range was
     /// computed from: the group-wide round this attempt belongs to.
     pub(super) membership: i32,
+    /// When the offsets znodes were read.
+    pub(super) offsets_asked: SimTime,
 }
 
 /// A step of a rebalance attempt awaiting its ZooKeeper answer.
@@ -84,6 +87,7 @@ impl ZkConsumer {
             failed: false,
             committed: BTreeMap::new(),
             membership: 0,
+            offsets_asked: SimTime::ZERO,
         });
         let op = ZkOp::GetChildren {
             path: ids_dir(&self.group),
@@ -300,6 +304,7 @@ impl ZkConsumer {
             return;
         };
         a.phase = Phase::Offsets;
+        a.offsets_asked = cx.now;
         let range = a.range.clone();
         for p in range {
             let op = ZkOp::GetData {
@@ -356,6 +361,9 @@ impl ZkConsumer {
                 tp,
                 committed,
                 start,
+                member: self.consumer_id.clone(),
+                generation: a.membership,
+                asked: a.offsets_asked,
             });
         }
         self.generation = a.membership;

@@ -8,8 +8,13 @@
 //! - `poll` (group members): `ok` value `{"<p>": [[offset, v], ...]}`, the
 //!   records returned (processed by that member, zombie or not). The
 //!   completion's `meta` is `{"member", "generation", "owned", "assigned":
-//!   [[p, start, committed|null]], "revoked", "commits": [C], "resets":
-//!   [[p, offset]], "lost"}`, where a commit `C` is `{"member",
+//!   [[p, start, committed|null, generation, asked, member]], "revoked",
+//!   "commits": [C], "resets":
+//!   [[p, offset]], "lost"}` (an assignment names the member, generation
+//!   and time, µs, it asked for the committed offset, since it may be
+//!   reported after the member left them; `[p, start, committed]` means
+//!   the poll's member and generation, asked at its invocation), where a
+//!   commit `C` is `{"member",
 //!   "generation", "offsets": {"<p>": next}, "type": ok|fail|info,
 //!   "error", "started"}` made inside the call (`started`: the simulated
 //!   time, µs, the member began it, perhaps before the call; without it,
@@ -93,8 +98,7 @@ struct Poll {
     member: String,
     generation: Gen,
     owned: Vec<Part>,
-    /// `(partition, start, committed)`.
-    assigned: Vec<(Part, u64, Option<u64>)>,
+    assigned: Vec<Assigned>,
     /// Partitions given up in the call.
     revoked: Vec<Part>,
     /// The member was fenced in the call (its partitions lost, not revoked).
@@ -103,6 +107,20 @@ struct Poll {
     records: BTreeMap<Part, Vec<(u64, i64)>>,
     invoke: u64,
     complete: u64,
+}
+
+/// A partition a poll reports assigned.
+struct Assigned {
+    p: Part,
+    start: u64,
+    committed: Option<u64>,
+    /// The member and generation it was assigned to (perhaps not the
+    /// poll's, when the report came after the member left them).
+    member: String,
+    generation: Gen,
+    /// When the member asked for the committed offset (the poll's
+    /// invocation when not given).
+    asked: u64,
 }
 
 /// A commit, explicit or made inside a poll or another commit call.
@@ -313,23 +331,55 @@ impl Decoded {
             return Ok(());
         }
         let mut assigned = Vec::new();
+        let (poll_member, poll_generation) = (member(m)?, generation(m)?);
         for a in list(m, "assigned")? {
             let Value::Array(a) = a else {
                 return Err(format!("bad assigned entry {a}"));
             };
-            let [p, start, committed] = a.as_slice() else {
-                return Err("bad assigned entry (expected [p, start, committed])".into());
+            let (p, start, committed, who) = match a.as_slice() {
+                [p, start, committed] => (p, start, committed, None),
+                [p, start, committed, g, asked, m] => (p, start, committed, Some((g, asked, m))),
+                _ => {
+                    return Err(
+                        "bad assigned entry (expected [p, start, committed] or [p, start, committed, generation, asked, member])"
+                            .into(),
+                    )
+                }
             };
             let committed = match committed {
                 Value::Null => None,
                 c => Some(uint(c, "committed offset")?),
             };
-            assigned.push((part(p)?, uint(start, "start offset")?, committed));
+            let (member, generation, asked) = match who {
+                None => (poll_member.clone(), poll_generation, op.invoke_time),
+                Some((g, asked, m)) => (
+                    m.as_str()
+                        .ok_or_else(|| format!("bad assigned member {m}"))?
+                        .to_string(),
+                    int(g, "assigned generation")?,
+                    uint(asked, "assigned asked time")?,
+                ),
+            };
+            if asked > complete {
+                return Err(format!(
+                    "an assignment asked for its offset after the call ended ({} > {})",
+                    t(asked),
+                    t(complete)
+                ));
+            }
+            assigned.push(Assigned {
+                p: part(p)?,
+                start: uint(start, "start offset")?,
+                committed,
+                member,
+                generation,
+                asked,
+            });
         }
         self.polls.push(Poll {
             op: i,
-            member: member(m)?,
-            generation: generation(m)?,
+            member: poll_member,
+            generation: poll_generation,
             owned: list(m, "owned")?
                 .iter()
                 .map(part)
@@ -482,13 +532,13 @@ type Assignments<'a> = BTreeMap<Part, BTreeMap<Gen, BTreeMap<&'a str, (u64, usiz
 fn assignments(d: &Decoded) -> Assignments<'_> {
     let mut out: Assignments = BTreeMap::new();
     for (pi, poll) in d.polls.iter().enumerate() {
-        for &(p, _, _) in &poll.assigned {
+        for a in &poll.assigned {
             let e = out
-                .entry(p)
+                .entry(a.p)
                 .or_default()
-                .entry(poll.generation)
+                .entry(a.generation)
                 .or_default()
-                .entry(poll.member.as_str())
+                .entry(a.member.as_str())
                 .or_insert((poll.complete, pi));
             if poll.complete < e.0 {
                 *e = (poll.complete, pi);
@@ -502,8 +552,8 @@ fn assignments(d: &Decoded) -> Assignments<'_> {
 fn start_of(poll: &Poll, p: Part) -> u64 {
     poll.assigned
         .iter()
-        .find(|a| a.0 == p)
-        .map(|a| a.1)
+        .find(|a| a.p == p)
+        .map(|a| a.start)
         .unwrap_or(0)
 }
 
@@ -738,9 +788,13 @@ impl MaxTree {
 enum Seen {
     /// Acknowledged commit `commit` set `offset`.
     Commit { commit: usize, offset: u64 },
-    /// `ok` poll `poll` was assigned the partition with this committed
-    /// offset.
-    Fetch { poll: usize, committed: Option<u64> },
+    /// `ok` poll `poll` reported assignment `assigned` of the partition,
+    /// with this committed offset.
+    Fetch {
+        poll: usize,
+        assigned: usize,
+        committed: Option<u64>,
+    },
 }
 
 fn regression(ops: &[Operation], d: &Decoded, out: &mut Vec<Violation>) {
@@ -767,13 +821,14 @@ fn regression(ops: &[Operation], d: &Decoded, out: &mut Vec<Violation>) {
         }
     }
     for (pi, poll) in d.polls.iter().enumerate() {
-        for &(p, _, committed) in &poll.assigned {
-            seen.entry(p).or_default().push((
-                poll.invoke,
+        for (ai, a) in poll.assigned.iter().enumerate() {
+            seen.entry(a.p).or_default().push((
+                a.asked,
                 poll.complete,
                 Seen::Fetch {
                     poll: pi,
-                    committed,
+                    assigned: ai,
+                    committed: a.committed,
                 },
             ));
         }
@@ -828,10 +883,13 @@ fn regression(ops: &[Operation], d: &Decoded, out: &mut Vec<Violation>) {
                         events(ops, &[first.op, c2.op]),
                     ));
                 }
-                Seen::Fetch { poll, committed }
-                    if committed.is_none_or(|c| c < o1) && done_fetch.insert(c1) =>
-                {
+                Seen::Fetch {
+                    poll,
+                    assigned,
+                    committed,
+                } if committed.is_none_or(|c| c < o1) && done_fetch.insert(c1) => {
                     let f = &d.polls[poll];
+                    let a = &f.assigned[assigned];
                     let found = match committed {
                         Some(c) => format!("committed offset {c}"),
                         None => "no committed offset".into(),
@@ -839,9 +897,10 @@ fn regression(ops: &[Operation], d: &Decoded, out: &mut Vec<Violation>) {
                     out.push(Violation::new(
                         "offset-regression",
                         format!(
-                            "partition {p}: {before}, but member {} was then assigned the partition in generation {} with {found} (poll invoked at {}); no offset reset of the partition lies between them: the coordinator lost or rewound the commit",
-                            f.member,
-                            f.generation,
+                            "partition {p}: {before}, but member {} was then assigned the partition in generation {} with {found} (asked for at {}, reported by the poll invoked at {}); no offset reset of the partition lies between them: the coordinator lost or rewound the commit",
+                            a.member,
+                            a.generation,
+                            t(a.asked),
                             t(f.invoke)
                         ),
                         events(ops, &[first.op, f.op]),
