@@ -93,6 +93,51 @@ pub fn find_bug(bug: &str) -> (u64, Vec<String>) {
     panic!("{bug} not found by {} in 200 seeds", info.scenario);
 }
 
+/// Runs planted bug `bug` on the scenario it names, from seed 0, until a
+/// seed shows an anomaly of `kind` (the one the bug's description says it
+/// breaks); returns that seed and every anomaly it showed. Panics when 200
+/// seeds do not show it.
+pub fn find_bug_kind(bug: &str, kind: &str) -> (u64, Vec<String>) {
+    use kzsim_sim::runner::{run_seed, RunOptions};
+    use kzsim_sim::scenario::Scenario;
+    let info = kzsim_model::bugs::find_bug(bug).expect("registered bug");
+    assert!(
+        info.breaks.contains(&format!("({kind})")),
+        "{bug}'s description names the anomaly it breaks: {}",
+        info.breaks
+    );
+    let file = path(&format!("scenarios/{}.toml", info.scenario));
+    let scenario = Scenario::load(&file).unwrap();
+    let opts = RunOptions {
+        bugs: vec![bug.to_string()],
+        check_determinism: false,
+    };
+    for seed in 0..200 {
+        let o = run_seed(&scenario, seed, &opts);
+        if o.violations.iter().any(|v| v.kind == kind) {
+            return (seed, o.violations.into_iter().map(|v| v.kind).collect());
+        }
+    }
+    panic!(
+        "{bug} not found by {} in 200 seeds as {kind}",
+        info.scenario
+    );
+}
+
+/// A test that planted bug `$bug` is found by its scenario as an anomaly
+/// of kind `$kind`.
+#[macro_export]
+macro_rules! bug_kind_test {
+    ($name:ident, $bug:literal, $kind:literal) => {
+        #[test]
+        fn $name() {
+            let (seed, kinds) = common::find_bug_kind($bug, $kind);
+            eprintln!("{} found at seed {seed}: {kinds:?}", $bug);
+            assert!(kinds.iter().any(|k| k == $kind));
+        }
+    };
+}
+
 /// A test that planted bug `$bug` is found by its scenario.
 #[macro_export]
 macro_rules! bug_test {

@@ -641,8 +641,7 @@ impl GroupMember {
                     // for the join); an eager one owns nothing then and
                     // waits for it, up to the poll's timeout.
                     let stable = self.advance_rebalance(cx);
-                    let keeps_fetching =
-                        self.cfg.assignor.cooperative() && !self.owned.is_empty();
+                    let keeps_fetching = self.cfg.assignor.cooperative() && !self.owned.is_empty();
                     if !stable && !keeps_fetching && cx.now < deadline {
                         return;
                     }

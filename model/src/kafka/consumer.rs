@@ -212,8 +212,7 @@ impl KafkaConsumer {
         let timeout = self.cfg.request_timeout_ms;
         let now = cx.now;
         let before = self.in_flight.len();
-        self.in_flight
-            .retain(|_, f| now.ms_since(f.sent) < timeout);
+        self.in_flight.retain(|_, f| now.ms_since(f.sent) < timeout);
         if self.meta_corr.is_some() && now.ms_since(self.meta_sent) >= timeout {
             self.meta_corr = None;
         }

@@ -1037,7 +1037,10 @@ fn beyond_window(ops: &[Operation], d: &Decoded, out: &mut Vec<Violation>) {
                 let later = d.polls.partition_point(|q| q.invoke < r.invoke);
                 let again = d.polls[later..].iter().find_map(|q| {
                     let recs = q.records.get(p)?;
-                    let o = recs.iter().map(|&(o, _)| o).find(|o| (from..=hi).contains(o))?;
+                    let o = recs
+                        .iter()
+                        .map(|&(o, _)| o)
+                        .find(|o| (from..=hi).contains(o))?;
                     Some((q, o))
                 });
                 let Some((q, o)) = again else { continue };
