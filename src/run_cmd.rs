@@ -224,8 +224,20 @@ fn print_summary(results: &[RunOutcome], bugs: &[String]) {
             }
         }
         let kinds: Vec<String> = kinds.iter().map(|(k, c)| format!("{k}x{c}")).collect();
+        let mut counters: BTreeMap<&str, u64> = BTreeMap::new();
+        for o in outs {
+            for (k, v) in &o.counters {
+                *counters.entry(k).or_default() += v;
+            }
+        }
+        let counted = if counters.is_empty() {
+            String::new()
+        } else {
+            let c: Vec<String> = counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            format!("  ({})", c.join(", "))
+        };
         println!(
-            "{:<28} {:>6} {:>6} {:>6} {:>9.2} {:>9} {:>9} {:>8}  {}",
+            "{:<28} {:>6} {:>6} {:>6} {:>9.2} {:>9} {:>9} {:>8}  {}{counted}",
             outs[0].scenario,
             outs.len(),
             pass,

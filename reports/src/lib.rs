@@ -80,6 +80,7 @@ mod tests {
             faults: 1,
             bugs: vec![],
             expected: None,
+            counters: Default::default(),
         }
     }
 

@@ -48,6 +48,9 @@ pub struct RunOutcome {
     pub bugs: Vec<String>,
     /// The anomaly the scenario declares, if any.
     pub expected: Option<String>,
+    /// What the system counted beside its verdict (e.g. `duplicates`).
+    #[serde(default)]
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// Options of a run beyond the scenario and seed.
@@ -166,6 +169,7 @@ pub fn run_with_system(
         faults: 0,
         bugs: bugs.names().map(String::from).collect(),
         expected: scenario.expected().map(String::from),
+        counters: Default::default(),
     };
     let mut history = History::new();
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<_, String> {
@@ -189,6 +193,12 @@ pub fn run_with_system(
                 .filter(|e| e.kind == crate::history::EventType::Invoke)
                 .count() as u64;
             outcome.violations = violations;
+            outcome.counters = engine
+                .system()
+                .counters(engine.history())
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
             history = engine.history().clone();
         }
         Ok(Err(e)) => outcome

@@ -22,6 +22,8 @@
 //! [`offsets_partition`]`(group, n)`.
 
 pub mod assignor;
+#[cfg(test)]
+mod cluster_tests;
 pub mod coordinator;
 pub mod member;
 pub mod records;

@@ -218,7 +218,6 @@ impl Cluster {
     /// Boots another node (a client of a kind the cluster does not build
     /// itself, e.g. a group member) under `id`, or a fresh incarnation of
     /// a crashed one; it gets `Input::Start` with its durable files.
-    #[allow(dead_code)] // for the group tests moving onto this kit
     pub(crate) fn boot_node(&mut self, id: NodeId, node: Box<dyn Node>) {
         self.add(id, node);
         let disk = self.disks.entry(id).or_default();

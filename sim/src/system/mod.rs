@@ -124,6 +124,12 @@ pub trait System: Send {
     /// End-of-run checks over the history and the final nodes (`None` for a
     /// node that is down).
     fn check(&self, history: &History, nodes: &[Option<&dyn Node>]) -> Vec<Violation>;
+    /// Counts the run reports beside its verdict (e.g. records processed
+    /// and processed again under at-least-once); none by default.
+    fn counters(&self, history: &History) -> Vec<(&'static str, u64)> {
+        let _ = history;
+        Vec::new()
+    }
     /// The anomaly names its checks can report.
     fn anomalies(&self) -> &'static [&'static str];
     /// A monitor to watch the run, if the system has invariants to watch.

@@ -459,6 +459,13 @@ impl Decoded {
     }
 }
 
+/// `(processed, duplicates)` of a group-workload history: records
+/// returned by `ok` polls (repeats included), and how many of those
+/// repeat a `(partition, offset)` returned before.
+pub fn counts(ops: &[crate::history::Operation]) -> (u64, u64) {
+    duplicates(&Decoded::new(ops))
+}
+
 // ----------------------------------------------------------------- helpers
 
 fn outcome_word(o: Outcome) -> &'static str {

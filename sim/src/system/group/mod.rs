@@ -16,12 +16,15 @@ pub mod checks;
 mod checks_tests;
 
 use kzsim_model::group::{
-    Assignor, CoordinatorConfig, GroupMember, MemberConfig, ZkConsumer, ZkConsumerConfig,
+    Assignor, CoordinatorConfig, GroupMember, GroupState, GroupView, MemberConfig, ZkConsumer,
+    ZkConsumerConfig,
 };
+use kzsim_model::kafka::KafkaBroker;
 use kzsim_model::{BugSet, Node, NodeId};
 use serde_json::Value;
 
 use crate::history::{History, Operation, Outcome};
+use crate::outcome::Violation;
 use crate::system::{config_bool, config_int};
 
 /// The group id every member uses.
@@ -123,9 +126,19 @@ impl GroupSettings {
         Some(r)
     }
 
-    /// Checks the settings against each other.
-    pub fn validate(&self, brokers: u32) -> Result<(), String> {
+    /// Checks the settings against each other and the run: the workload
+    /// issues no call in the last quarter of the quiet period (so the
+    /// final state is quiescent), and a member must not leave the group
+    /// for that silence before the end-of-run checks read it.
+    pub fn validate(&self, brokers: u32, quiet_ms: u64) -> Result<(), String> {
         let m = &self.member;
+        let silence = quiet_ms / 4;
+        if m.max_poll_interval_ms <= silence {
+            return Err(format!(
+                "cluster.config.max_poll_interval_ms ({}) must exceed the last quarter of faults.quiet_ms ({silence} ms), in which the workload calls nothing: the members would leave the group before the end-of-run checks",
+                m.max_poll_interval_ms
+            ));
+        }
         if m.heartbeat_interval_ms >= m.session_timeout_ms {
             return Err(format!(
                 "cluster.config.heartbeat_interval_ms ({}) must be below session_timeout_ms ({})",
@@ -171,6 +184,34 @@ impl GroupSettings {
             )),
         }
     }
+}
+
+/// The end-of-run liveness check of the coordinator protocol: after the
+/// quiet period exactly one live broker has the group loaded, and there it
+/// is Stable (`group-not-recovered` otherwise).
+pub fn final_group_state(brokers: &[(NodeId, Option<&KafkaBroker>)]) -> Vec<Violation> {
+    let loaded: Vec<(NodeId, GroupView)> = brokers
+        .iter()
+        .filter_map(|&(id, b)| b?.groups().remove(GROUP).map(|v| (id, v)))
+        .collect();
+    let why = match loaded.as_slice() {
+        [] => "no live broker has the group loaded at the end".to_string(),
+        [(_, v)] if v.state == GroupState::Stable => return Vec::new(),
+        [(b, v)] => format!(
+            "the group's coordinator (broker {b}) ends in state {:?} at generation {} with {} members, not Stable",
+            v.state,
+            v.generation,
+            v.members.len()
+        ),
+        many => format!(
+            "brokers {} all have the group loaded at the end: one coordinator should",
+            many.iter()
+                .map(|(b, _)| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    vec![Violation::new("group-not-recovered", why, vec![])]
 }
 
 /// The group history as the queue checks read it: before every poll that
@@ -220,4 +261,31 @@ pub fn queue_view(history: &History, ops: &[Operation]) -> Vec<Operation> {
         out.push(op.clone());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings are checked against each other and the run's silent
+    /// end, with the offending values named.
+    #[test]
+    fn validate_names_what_is_wrong() {
+        let mut s = GroupSettings::new("t", 4);
+        assert_eq!(s.validate(3, 4_000), Ok(()));
+        s.member.max_poll_interval_ms = 1_000;
+        let e = s.validate(3, 4_000).unwrap_err();
+        assert!(
+            e.contains("max_poll_interval_ms (1000)") && e.contains("1000 ms"),
+            "{e}"
+        );
+        s.member.max_poll_interval_ms = 1_001;
+        assert_eq!(s.validate(3, 4_000), Ok(()));
+        s.member.heartbeat_interval_ms = s.member.session_timeout_ms;
+        let e = s.validate(3, 4_000).unwrap_err();
+        assert!(e.contains("heartbeat_interval_ms"), "{e}");
+        let s = GroupSettings::new("t", 4);
+        let e = s.validate(2, 4_000).unwrap_err();
+        assert!(e.contains("at least 3 brokers"), "{e}");
+    }
 }

@@ -202,7 +202,7 @@ impl KafkaSystem {
         let _ = partitions_set;
         let group = if kind == "group" {
             group.member.partitions = partitions;
-            group.validate(b)?;
+            group.validate(b, scenario.spec.faults.quiet_ms)?;
             bc.group = group.coordinator.clone();
             Some(group)
         } else {
@@ -354,6 +354,13 @@ impl System for KafkaSystem {
             let mut out = checks::queue(&group::queue_view(history, &ops));
             let report = group::checks::check(&ops, self.partitions, self.quiet_from_us);
             out.extend(report.violations);
+            if self
+                .group
+                .as_ref()
+                .is_some_and(|g| g.protocol == group::GroupProtocol::Coordinator)
+            {
+                out.extend(group::final_group_state(&self.brokers_of(nodes)));
+            }
             out
         } else {
             checks::queue(&ops)
@@ -364,6 +371,17 @@ impl System for KafkaSystem {
             &self.brokers_of(nodes),
         )));
         out
+    }
+
+    fn counters(&self, history: &History) -> Vec<(&'static str, u64)> {
+        if self.group.is_none() {
+            return Vec::new();
+        }
+        let Ok(ops) = history.operations() else {
+            return Vec::new();
+        };
+        let (processed, duplicates) = group::checks::counts(&ops);
+        vec![("processed", processed), ("duplicates", duplicates)]
     }
 
     fn anomalies(&self) -> &'static [&'static str] {
