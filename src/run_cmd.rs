@@ -120,17 +120,31 @@ pub fn run(args: RunArgs) -> Result<u8> {
     validate_bugs(&args.bugs)?;
     let scenarios = load_all(&args.scenarios)?;
     let seeds = match (&args.seed, &args.seeds) {
-        (Some(s), _) => *s..s + 1,
+        (Some(s), _) => match s.checked_add(1) {
+            Some(end) => *s..end,
+            None => bail!("--seed {s}: seeds run from 0 to {}", u64::MAX - 1),
+        },
         (None, Some(r)) => parse_range(r)?,
         (None, None) => 0..10,
     };
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    if args.jobs == Some(0) {
+        bail!("--jobs 0: at least one worker thread is needed");
+    }
     let threads = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     });
     let work = jobs(scenarios.len(), seeds.clone(), shard);
+    if work.is_empty() {
+        // A run that checks nothing is not a pass.
+        bail!(
+            "--shard {}: selects none of the {} (scenario, seed) jobs, so nothing would be checked",
+            args.shard.as_deref().unwrap_or("?"),
+            scenarios.len() as u64 * (seeds.end - seeds.start)
+        );
+    }
     let opts = RunOptions {
         bugs: args.bugs.clone(),
         check_determinism: args.check_determinism,

@@ -125,6 +125,31 @@ fn bad_seed_range_and_shard_are_errors() {
     }
 }
 
+/// Runs that would check nothing are errors, not passes: a shard that
+/// selects no seed, the one seed whose range cannot be written, no worker.
+#[test]
+fn runs_that_check_nothing_are_errors() {
+    let f = scenario_file(GOOD);
+    for (args, says) in [
+        (
+            vec!["run", f.arg(), "--seeds", "0..3", "--shard", "5/8"],
+            "selects none of the 3",
+        ),
+        (
+            vec!["run", f.arg(), "--seed", "18446744073709551615"],
+            "seeds run from 0 to",
+        ),
+        (
+            vec!["run", f.arg(), "--seed", "1", "--jobs", "0"],
+            "--jobs 0",
+        ),
+    ] {
+        let o = kzsim(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn shards_cover_the_sweep() {
     let f = scenario_file(GOOD);
