@@ -24,11 +24,13 @@ pub struct ListArgs {
 
 /// Runs the command; returns the exit code.
 pub fn run(args: ListArgs) -> Result<u8> {
-    let files = if args.dir.is_dir() {
-        scenario_files(&args.dir)?
-    } else {
-        Vec::new()
-    };
+    if !args.dir.is_dir() {
+        anyhow::bail!(
+            "{}: not a directory of scenarios (run from the repository root, or pass --dir)",
+            args.dir.display()
+        );
+    }
+    let files = scenario_files(&args.dir)?;
     let scenarios = files
         .iter()
         .map(|f| Scenario::load(f).map_err(anyhow::Error::from))

@@ -125,6 +125,14 @@ fn bad_seed_range_and_shard_are_errors() {
     }
 }
 
+/// `list` of a folder that does not exist is an error, not an empty list.
+#[test]
+fn list_of_a_missing_folder_is_an_error() {
+    let o = kzsim(&["list", "--dir", "no/such/folder"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no/such/folder"), "{}", stderr(&o));
+}
+
 /// Runs that would check nothing are errors, not passes: a shard that
 /// selects no seed, the one seed whose range cannot be written, no worker.
 #[test]

@@ -28,12 +28,19 @@ pub fn kzsim(args: &[&str]) -> Output {
 pub fn seeds(default: std::ops::Range<u64>) -> std::ops::Range<u64> {
     if let Ok(s) = std::env::var("KZSIM_SEED") {
         let n: u64 = s.trim().parse().expect("KZSIM_SEED must be an integer");
-        return n..n + 1;
+        let end = n.checked_add(1).expect("KZSIM_SEED must be below u64::MAX");
+        return n..end;
     }
     if let Ok(s) = std::env::var("KZSIM_SEEDS") {
         let (a, b) = s.split_once("..").expect("KZSIM_SEEDS must be A..B");
-        return a.trim().parse().expect("KZSIM_SEEDS start")
+        let r: std::ops::Range<u64> = a.trim().parse().expect("KZSIM_SEEDS start")
             ..b.trim().parse().expect("KZSIM_SEEDS end");
+        // A test over no seed would pass while checking nothing.
+        assert!(
+            !r.is_empty(),
+            "KZSIM_SEEDS `{s}` is an empty range: the test would check nothing"
+        );
+        return r;
     }
     default
 }
