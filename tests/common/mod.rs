@@ -79,9 +79,13 @@ pub fn failing_seeds(prefix: &str, min: usize, default: std::ops::Range<u64>) ->
 }
 
 /// Runs planted bug `bug` on the scenario it names, from seed 0, until a
-/// seed shows a violation; returns that seed and the anomalies shown.
-/// Panics when 200 seeds do not find it.
-pub fn find_bug(bug: &str) -> (u64, Vec<String>) {
+/// seed's outcome satisfies `found`; returns that seed and the anomalies
+/// shown. Panics, naming `what`, when 200 seeds do not.
+fn search_bug(
+    bug: &str,
+    what: &str,
+    found: impl Fn(&kzsim_sim::runner::RunOutcome) -> bool,
+) -> (u64, Vec<String>) {
     use kzsim_sim::runner::{run_seed, RunOptions};
     use kzsim_sim::scenario::Scenario;
     let info = kzsim_model::bugs::find_bug(bug).expect("registered bug");
@@ -93,42 +97,32 @@ pub fn find_bug(bug: &str) -> (u64, Vec<String>) {
     };
     for seed in 0..200 {
         let o = run_seed(&scenario, seed, &opts);
-        if o.ok {
+        if found(&o) {
             return (seed, o.violations.into_iter().map(|v| v.kind).collect());
         }
     }
-    panic!("{bug} not found by {} in 200 seeds", info.scenario);
+    panic!("{bug} not found by {} in 200 seeds{what}", info.scenario);
 }
 
-/// Runs planted bug `bug` on the scenario it names, from seed 0, until a
-/// seed shows an anomaly of `kind` (the one the bug's description says it
-/// breaks); returns that seed and every anomaly it showed. Panics when 200
-/// seeds do not show it.
+/// Runs planted bug `bug` on the scenario it names until a seed shows a
+/// violation (see `search_bug`).
+pub fn find_bug(bug: &str) -> (u64, Vec<String>) {
+    search_bug(bug, "", |o| o.ok)
+}
+
+/// Runs planted bug `bug` on the scenario it names until a seed shows an
+/// anomaly of `kind`, the one the bug's description says it breaks (see
+/// `search_bug`).
 pub fn find_bug_kind(bug: &str, kind: &str) -> (u64, Vec<String>) {
-    use kzsim_sim::runner::{run_seed, RunOptions};
-    use kzsim_sim::scenario::Scenario;
     let info = kzsim_model::bugs::find_bug(bug).expect("registered bug");
     assert!(
         info.breaks.contains(&format!("({kind})")),
         "{bug}'s description names the anomaly it breaks: {}",
         info.breaks
     );
-    let file = path(&format!("scenarios/{}.toml", info.scenario));
-    let scenario = Scenario::load(&file).unwrap();
-    let opts = RunOptions {
-        bugs: vec![bug.to_string()],
-        check_determinism: false,
-    };
-    for seed in 0..200 {
-        let o = run_seed(&scenario, seed, &opts);
-        if o.violations.iter().any(|v| v.kind == kind) {
-            return (seed, o.violations.into_iter().map(|v| v.kind).collect());
-        }
-    }
-    panic!(
-        "{bug} not found by {} in 200 seeds as {kind}",
-        info.scenario
-    );
+    search_bug(bug, &format!(" as {kind}"), |o| {
+        o.violations.iter().any(|v| v.kind == kind)
+    })
 }
 
 /// A test that planted bug `$bug` is found by its scenario as an anomaly

@@ -34,26 +34,53 @@ fn setup(bugs: BugSet, members: &[NodeId], cfg: &MemberConfig) -> Cluster {
     assert!(c.run_until(3_000, |c| (0..PARTITIONS)
         .all(|p| c.leaders(&Tp::new(TOPIC, p)).len() == 1)));
     for &m in members {
-        let cfg = MemberConfig {
-            group: GROUP.into(),
-            topic: TOPIC.into(),
-            partitions: PARTITIONS,
-            ..cfg.clone()
-        };
-        c.boot_node(m, Box::new(GroupMember::new(BROKERS.to_vec(), cfg, &bugs)));
+        boot(&mut c, m, cfg, &bugs);
     }
     c
 }
 
-/// Boots a fresh incarnation of member `m` (after a crash).
-fn reboot(c: &mut Cluster, m: NodeId, bugs: &BugSet) {
+/// Boots member `m` of group `g` over topic `t` with `cfg` (a fresh
+/// incarnation after a crash).
+fn boot(c: &mut Cluster, m: NodeId, cfg: &MemberConfig, bugs: &BugSet) {
     let cfg = MemberConfig {
         group: GROUP.into(),
         topic: TOPIC.into(),
         partitions: PARTITIONS,
-        ..MemberConfig::default()
+        ..cfg.clone()
     };
     c.boot_node(m, Box::new(GroupMember::new(BROKERS.to_vec(), cfg, bugs)));
+}
+
+/// Polls `m` until it has returned `n` records (at most 50 polls).
+fn read(c: &mut Cluster, m: NodeId, n: usize) -> Vec<(u32, u64)> {
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got.extend(poll(c, m).2);
+        if got.len() >= n {
+            break;
+        }
+        c.run_ms(10);
+    }
+    got
+}
+
+/// Polls `members` until one reports being assigned partition `p`;
+/// returns that assignment's `(start, committed)`.
+fn next_assignment(c: &mut Cluster, members: &[NodeId], p: u32) -> Option<(u64, Option<u64>)> {
+    for _ in 0..300 {
+        for &m in members {
+            match c.call(m, ClientRequest::Group(GroupRequest::Poll)) {
+                ClientReply::Group(GroupReply::Polled { events, .. }) => {
+                    if let Some(a) = events.assigned.iter().find(|a| a.tp.partition == p) {
+                        return Some((a.start, a.committed));
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        c.run_ms(20);
+    }
+    None
 }
 
 fn produce(c: &mut Cluster, p: u32, v: &str) {
@@ -141,39 +168,12 @@ fn two_members_split_the_partitions_and_commits_survive_a_member_restart() {
     for i in 0..3 {
         produce(&mut c, mine, &format!("v{i}"));
     }
-    let mut got = Vec::new();
-    for _ in 0..50 {
-        got.extend(poll(&mut c, A).2);
-        if got.len() >= 3 {
-            break;
-        }
-        c.run_ms(10);
-    }
-    assert_eq!(got, vec![(mine, 0), (mine, 1), (mine, 2)]);
+    assert_eq!(read(&mut c, A, 3), vec![(mine, 0), (mine, 1), (mine, 2)]);
     assert_eq!(commit(&mut c, A), CommitOutcome::Ok);
     // A restarts as a new member: whoever owns `mine` next starts at 3.
     c.crash(A);
-    reboot(&mut c, A, &BugSet::none());
-    let mut starts = Vec::new();
-    for _ in 0..300 {
-        for m in [A, B] {
-            match c.call(m, ClientRequest::Group(GroupRequest::Poll)) {
-                ClientReply::Group(GroupReply::Polled { events, .. }) => starts.extend(
-                    events
-                        .assigned
-                        .iter()
-                        .filter(|a| a.tp.partition == mine)
-                        .map(|a| (a.start, a.committed)),
-                ),
-                other => panic!("{other:?}"),
-            }
-        }
-        if !starts.is_empty() {
-            break;
-        }
-        c.run_ms(20);
-    }
-    assert_eq!(starts.first(), Some(&(3, Some(3))), "{starts:?}");
+    boot(&mut c, A, &MemberConfig::default(), &BugSet::none());
+    assert_eq!(next_assignment(&mut c, &[A, B], mine), Some((3, Some(3))));
 }
 
 #[test]
@@ -182,14 +182,7 @@ fn a_commit_survives_the_coordinator_broker_crashing() {
     settle(&mut c, &[A]);
     produce(&mut c, 0, "x");
     produce(&mut c, 0, "y");
-    let mut got = Vec::new();
-    for _ in 0..50 {
-        got.extend(poll(&mut c, A).2);
-        if got.len() >= 2 {
-            break;
-        }
-        c.run_ms(10);
-    }
+    assert_eq!(read(&mut c, A, 2).len(), 2);
     assert_eq!(commit(&mut c, A), CommitOutcome::Ok);
     let old = coordinator(&c);
     c.crash(old);
@@ -201,20 +194,8 @@ fn a_commit_survives_the_coordinator_broker_crashing() {
     // A fresh member (the old one crashes too) reads the committed offset
     // from the new coordinator, which loaded it from the log.
     c.crash(A);
-    reboot(&mut c, A, &BugSet::none());
-    let mut start = None;
-    for _ in 0..300 {
-        if let ClientReply::Group(GroupReply::Polled { events, .. }) =
-            c.call(A, ClientRequest::Group(GroupRequest::Poll))
-        {
-            if let Some(a) = events.assigned.iter().find(|a| a.tp.partition == 0) {
-                start = Some((a.start, a.committed));
-                break;
-            }
-        }
-        c.run_ms(20);
-    }
-    assert_eq!(start, Some((2, Some(2))));
+    boot(&mut c, A, &MemberConfig::default(), &BugSet::none());
+    assert_eq!(next_assignment(&mut c, &[A], 0), Some((2, Some(2))));
     assert_ne!(coordinator(&c), old);
 }
 
