@@ -47,6 +47,7 @@ pub fn run(args: ListArgs) -> Result<u8> {
                 "name": b.name,
                 "component": b.component,
                 "breaks": b.breaks,
+                "anomaly": b.anomaly,
                 "scenario": b.scenario,
             })).collect::<Vec<_>>(),
             "faults": FaultKind::all().iter().map(|(_, name, desc)| json!({
@@ -64,8 +65,8 @@ pub fn run(args: ListArgs) -> Result<u8> {
     println!("\nPlanted bugs:");
     for b in &bugs {
         println!(
-            "  {:<34} [{}] {} (found by {})",
-            b.name, b.component, b.breaks, b.scenario
+            "  {:<34} [{}] {} (found by {} as {})",
+            b.name, b.component, b.breaks, b.scenario, b.anomaly
         );
     }
     println!("\nFault kinds:");

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use kzsim_sim::runner::{run_seed_full, RunOptions};
+use kzsim_sim::runner::{bug_anomalies, run_seed_full, RunOptions, Verdict};
 use kzsim_sim::scenario::Scenario;
 
-use crate::scenarios::validate_bugs;
+use crate::scenarios::{validate_bugs, validate_bugs_for};
 
 /// Arguments of `kzsim replay`.
 #[derive(Args, Debug)]
@@ -29,10 +29,18 @@ pub struct ReplayArgs {
     pub level: tracing::Level,
 }
 
-/// Runs the command; returns the exit code.
+/// Runs the command; returns the exit code: 0 when the seed passes (or,
+/// with `--bug`, shows the bug's anomaly), 1 otherwise. The output ends
+/// with the seed's violations, after its verdict.
 pub fn run(args: ReplayArgs) -> Result<u8> {
     validate_bugs(&args.bugs)?;
     let scenario = Scenario::load(&args.scenario)?;
+    validate_bugs_for(&args.bugs, &scenario)?;
+    if let Some(path) = &args.history {
+        // Fail before the run, not after it.
+        std::fs::write(path, b"")
+            .with_context(|| format!("--history {}: cannot write the file", path.display()))?;
+    }
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(args.level)
         .without_time()
@@ -55,14 +63,28 @@ pub fn run(args: ReplayArgs) -> Result<u8> {
             .with_context(|| format!("{}: cannot write history", path.display()))?;
     }
     let o = &artifacts.outcome;
-    for v in &o.violations {
-        println!("violation {}: {}", v.kind, v.detail);
-    }
+    let meaning = match o.verdict {
+        Verdict::Found => format!(
+            " (bug {} shows as {})",
+            args.bugs.join("+"),
+            bug_anomalies(&args.bugs).join(" or ")
+        ),
+        Verdict::NotFound => format!(
+            " (bug {} does not show as {})",
+            args.bugs.join("+"),
+            bug_anomalies(&args.bugs).join(" or ")
+        ),
+        Verdict::Pass => match &o.expected {
+            Some(e) => format!(" (shows the declared anomaly {e})"),
+            None => String::new(),
+        },
+        Verdict::Fail => String::new(),
+    };
     println!(
-        "scenario {} seed {}: {} ({} events, {} messages, {} ops, {} faults, {} sim ms)",
+        "scenario {} seed {}: {}{meaning} ({} events, {} messages, {} ops, {} faults, {} sim ms)",
         o.scenario,
         o.seed,
-        if o.ok { "ok" } else { "FAIL" },
+        o.verdict.word(),
         o.events,
         o.messages,
         o.ops,
@@ -70,5 +92,17 @@ pub fn run(args: ReplayArgs) -> Result<u8> {
         o.sim_ms
     );
     println!("trace hash {}", o.trace_hash);
-    Ok(u8::from(!o.ok))
+    if o.verdict == Verdict::Fail && o.violations.is_empty() {
+        println!(
+            "violation: the declared anomaly `{}` is not shown",
+            o.expected.as_deref().unwrap_or("?")
+        );
+    }
+    for v in &o.violations {
+        println!("violation {}: {}", v.kind, v.detail);
+    }
+    Ok(u8::from(matches!(
+        o.verdict,
+        Verdict::Fail | Verdict::NotFound
+    )))
 }

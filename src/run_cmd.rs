@@ -1,16 +1,16 @@
 //! `kzsim run`: sweep scenarios over seeds, print a summary (or JSON lines).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use kzsim_sim::runner::{jobs, sweep, RunOptions, RunOutcome};
+use kzsim_sim::runner::{sweep, InOrder, JobSpace, RunOptions, RunOutcome, Verdict};
 
-use crate::scenarios::{load_all, replay_command, validate_bugs, DEFAULT_DIR};
+use crate::scenarios::{load_all, replay_command, validate_bugs, validate_bugs_for, DEFAULT_DIR};
 
 /// The demo protocol's scenarios, run by the default sweep while
 /// `scenarios/` is empty.
@@ -40,13 +40,17 @@ pub struct RunArgs {
     /// Run only shard I of N (`I/N`, 0-based) of the (scenario, seed) jobs.
     #[arg(long)]
     pub shard: Option<String>,
-    /// Switch on a planted bug (repeatable); a found violation is the point.
+    /// Switch on a planted bug (repeatable) and search for it: a seed that
+    /// shows the bug's anomaly is a find, one that does not is "not found"
+    /// (not a failure); the exit code is 0 when some seed found it.
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
-    /// Stop starting new seeds after the first failure.
+    /// Stop starting new seeds after the first failure (with `--bug`:
+    /// after the first find).
     #[arg(long)]
     pub stop_on_fail: bool,
-    /// One JSON object per seed on stdout instead of the summary.
+    /// One JSON object per seed on stdout, in (scenario, seed) order,
+    /// then one `{"summary": ...}` object, instead of the summary table.
     #[arg(long)]
     pub json: bool,
     /// Run every seed twice and fail on any trace difference.
@@ -115,10 +119,29 @@ pub fn default_sweep() -> Result<u8> {
     })
 }
 
+/// Checks before the run that the report directory can be written, so a
+/// long sweep does not end in an error about its output.
+fn check_report_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--report {}: cannot create the directory", dir.display()))?;
+    let probe = dir.join(".kzsim-write-test");
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "--report {}: cannot write into the directory",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Runs the command; returns the exit code.
 pub fn run(args: RunArgs) -> Result<u8> {
     validate_bugs(&args.bugs)?;
     let scenarios = load_all(&args.scenarios)?;
+    for s in &scenarios {
+        validate_bugs_for(&args.bugs, s)?;
+    }
     let seeds = match (&args.seed, &args.seeds) {
         (Some(s), _) => match s.checked_add(1) {
             Some(end) => *s..end,
@@ -131,18 +154,21 @@ pub fn run(args: RunArgs) -> Result<u8> {
     if args.jobs == Some(0) {
         bail!("--jobs 0: at least one worker thread is needed");
     }
+    if let Some(dir) = &args.report {
+        check_report_dir(dir)?;
+    }
     let threads = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let work = jobs(scenarios.len(), seeds.clone(), shard);
+    let work = JobSpace::new(scenarios.len(), seeds.clone(), shard);
     if work.is_empty() {
         // A run that checks nothing is not a pass.
         bail!(
             "--shard {}: selects none of the {} (scenario, seed) jobs, so nothing would be checked",
             args.shard.as_deref().unwrap_or("?"),
-            scenarios.len() as u64 * (seeds.end - seeds.start)
+            work.total()
         );
     }
     let opts = RunOptions {
@@ -150,7 +176,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
         check_determinism: args.check_determinism,
     };
     kzsim_sim::runner::install_quiet_panic_hook();
-    let bar = ProgressBar::new(work.len() as u64);
+    let bar = ProgressBar::new(u64::try_from(work.len()).unwrap_or(u64::MAX));
     bar.set_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {pos}/{len} seeds, {per_sec}, {msg}",
@@ -159,41 +185,61 @@ pub fn run(args: RunArgs) -> Result<u8> {
         .progress_chars("=> "),
     );
     bar.set_message("0 failed");
-    let results = Mutex::new(Vec::<RunOutcome>::new());
+    // Outcomes in sweep order: JSON lines come out in (scenario, seed)
+    // order whatever the number of workers.
+    let ordered = Mutex::new((InOrder::default(), Vec::<RunOutcome>::new()));
     let failed = Mutex::new(0u64);
     let json = args.json;
-    let stdout_lock = Mutex::new(());
+    let bug_mode = !args.bugs.is_empty();
+    let print_json = |o: &RunOutcome| {
+        bar.suspend(|| println!("{}", serde_json::to_string(o).expect("outcome serialises")))
+    };
+    let stop_on = |o: &RunOutcome| {
+        if bug_mode {
+            o.verdict == Verdict::Found
+        } else {
+            o.verdict == Verdict::Fail
+        }
+    };
     sweep(
         &scenarios,
         &work,
         &opts,
         threads,
-        args.stop_on_fail,
-        &|o: RunOutcome| {
+        if args.stop_on_fail {
+            Some(&stop_on)
+        } else {
+            None
+        },
+        &|k, o: RunOutcome| {
             if !o.ok {
                 let mut f = failed.lock().expect("counter");
                 *f += 1;
                 bar.set_message(format!("{f} failed"));
             }
-            if json {
-                let _g = stdout_lock.lock().expect("stdout");
-                bar.suspend(|| {
-                    println!("{}", serde_json::to_string(&o).expect("outcome serialises"))
-                });
-            }
             bar.inc(1);
-            results.lock().expect("results").push(o);
+            let mut guard = ordered.lock().expect("results");
+            let (order, done) = &mut *guard;
+            for o in order.push(k, o) {
+                if json {
+                    print_json(&o);
+                }
+                done.push(o);
+            }
         },
     );
     bar.finish_and_clear();
-    let mut results = results.into_inner().expect("results");
-    results.sort_by(|a, b| (&a.file, a.seed).cmp(&(&b.file, b.seed)));
-    let code = if !args.bugs.is_empty() {
-        bug_verdict(&results)
+    let (order, mut results) = ordered.into_inner().expect("results");
+    for o in order.rest() {
+        if json {
+            print_json(&o);
+        }
+        results.push(o);
+    }
+    let code = exit_code(&results, bug_mode);
+    if json {
+        println!("{}", summary_json(&results, &args.bugs, code));
     } else {
-        u8::from(results.iter().any(|o| !o.ok))
-    };
-    if !json {
         print_summary(&results, &args.bugs);
     }
     if let Some(dir) = &args.report {
@@ -206,13 +252,81 @@ pub fn run(args: RunArgs) -> Result<u8> {
     Ok(code)
 }
 
-/// With `--bug`: exit 0 when every scenario found a violation in some seed.
-fn bug_verdict(results: &[RunOutcome]) -> u8 {
-    let mut found: BTreeMap<&str, bool> = BTreeMap::new();
-    for o in results {
-        *found.entry(&o.file).or_default() |= o.ok;
+/// The exit code of a sweep: 1 when a seed failed; with `--bug`, also 1
+/// when no seed found the bug (a search that finds nothing is not a
+/// success); 0 otherwise.
+fn exit_code(results: &[RunOutcome], bug_mode: bool) -> u8 {
+    let failed = results.iter().any(|o| o.verdict == Verdict::Fail);
+    let found = results.iter().any(|o| o.verdict == Verdict::Found);
+    u8::from(failed || (bug_mode && !found))
+}
+
+/// Counts of each verdict among `outs`.
+#[derive(Default)]
+struct Tally {
+    pass: usize,
+    fail: usize,
+    found: usize,
+    not_found: usize,
+}
+
+impl Tally {
+    fn of<'a>(outs: impl IntoIterator<Item = &'a RunOutcome>) -> Tally {
+        let mut t = Tally::default();
+        for o in outs {
+            match o.verdict {
+                Verdict::Pass => t.pass += 1,
+                Verdict::Fail => t.fail += 1,
+                Verdict::Found => t.found += 1,
+                Verdict::NotFound => t.not_found += 1,
+            }
+        }
+        t
     }
-    u8::from(found.values().any(|f| !f))
+}
+
+/// The closing JSON object of `--json`: one line `{"summary": {...}}`.
+fn summary_json(results: &[RunOutcome], bugs: &[String], code: u8) -> String {
+    let mut by_scenario: BTreeMap<&str, Vec<&RunOutcome>> = BTreeMap::new();
+    for o in results {
+        by_scenario.entry(&o.file).or_default().push(o);
+    }
+    let per: Vec<serde_json::Value> = by_scenario
+        .iter()
+        .map(|(file, outs)| {
+            let t = Tally::of(outs.iter().copied());
+            let mut anomalies: BTreeMap<&str, usize> = BTreeMap::new();
+            for o in outs {
+                for v in &o.violations {
+                    *anomalies.entry(&v.kind).or_default() += 1;
+                }
+            }
+            serde_json::json!({
+                "scenario": outs[0].scenario,
+                "file": file,
+                "seeds": outs.len(),
+                "pass": t.pass,
+                "fail": t.fail,
+                "found": t.found,
+                "not_found": t.not_found,
+                "anomalies": anomalies,
+            })
+        })
+        .collect();
+    let t = Tally::of(results);
+    serde_json::json!({
+        "summary": {
+            "seeds": results.len(),
+            "pass": t.pass,
+            "fail": t.fail,
+            "found": t.found,
+            "not_found": t.not_found,
+            "bugs": bugs,
+            "exit": code,
+            "scenarios": per,
+        }
+    })
+    .to_string()
 }
 
 fn print_summary(results: &[RunOutcome], bugs: &[String]) {
@@ -220,13 +334,21 @@ fn print_summary(results: &[RunOutcome], bugs: &[String]) {
     for o in results {
         by_scenario.entry(&o.file).or_default().push(o);
     }
+    let bug_mode = !bugs.is_empty();
     println!(
         "{:<28} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>8}  anomalies",
-        "scenario", "seeds", "pass", "fail", "ms/seed", "sim ms", "msgs", "ops"
+        "scenario",
+        "seeds",
+        if bug_mode { "found" } else { "pass" },
+        "fail",
+        "ms/seed",
+        "sim ms",
+        "msgs",
+        "ops"
     );
     for outs in by_scenario.values() {
         let n = outs.len() as f64;
-        let pass = outs.iter().filter(|o| o.ok).count();
+        let t = Tally::of(outs.iter().copied());
         let wall: f64 = outs.iter().map(|o| o.wall_ms).sum::<f64>() / n;
         let sim: u64 = outs.iter().map(|o| o.sim_ms).sum::<u64>() / outs.len() as u64;
         let msgs: u64 = outs.iter().map(|o| o.messages).sum::<u64>() / outs.len() as u64;
@@ -254,8 +376,8 @@ fn print_summary(results: &[RunOutcome], bugs: &[String]) {
             "{:<28} {:>6} {:>6} {:>6} {:>9.2} {:>9} {:>9} {:>8}  {}{counted}",
             outs[0].scenario,
             outs.len(),
-            pass,
-            outs.len() - pass,
+            if bug_mode { t.found } else { t.pass },
+            t.fail,
             wall,
             sim,
             msgs,
@@ -267,35 +389,35 @@ fn print_summary(results: &[RunOutcome], bugs: &[String]) {
             }
         );
     }
-    if !bugs.is_empty() {
+    if bug_mode {
+        let wanted = kzsim_sim::runner::bug_anomalies(bugs).join(" or ");
         for (file, outs) in &by_scenario {
-            match outs.iter().find(|o| o.ok) {
+            let finds: Vec<&&RunOutcome> = outs
+                .iter()
+                .filter(|o| o.verdict == Verdict::Found)
+                .collect();
+            match finds.first() {
                 Some(first) => println!(
-                    "bug {} found by {} at seed {} ({} of {} seeds): {}\n  replay: {}",
+                    "FOUND bug {} by {} at seed {} as {wanted} ({} of {} seeds)\n  replay: {}",
                     bugs.join("+"),
                     first.scenario,
                     first.seed,
-                    outs.iter().filter(|o| o.ok).count(),
+                    finds.len(),
                     outs.len(),
-                    first
-                        .violations
-                        .iter()
-                        .map(|v| v.kind.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
                     replay_command(std::path::Path::new(&first.file), first.seed, bugs)
                 ),
                 None => println!(
-                    "bug {} NOT found by {} in {} seeds",
+                    "bug {} not found by {file} as {wanted} in {} seeds",
                     bugs.join("+"),
-                    file,
                     outs.len()
                 ),
             }
         }
-        return;
     }
-    let failures: Vec<&RunOutcome> = results.iter().filter(|o| !o.ok).collect();
+    let failures: Vec<&RunOutcome> = results
+        .iter()
+        .filter(|o| o.verdict == Verdict::Fail)
+        .collect();
     for o in failures.iter().take(20) {
         let what = if o.violations.is_empty() {
             format!(
@@ -313,18 +435,31 @@ fn print_summary(results: &[RunOutcome], bugs: &[String]) {
         println!("FAIL {} seed {}: {}", o.scenario, o.seed, what);
         println!(
             "  replay: {}",
-            replay_command(std::path::Path::new(&o.file), o.seed, &[])
+            replay_command(std::path::Path::new(&o.file), o.seed, bugs)
         );
     }
     if failures.len() > 20 {
         println!("... and {} more failing seeds", failures.len() - 20);
     }
+    let t = Tally::of(results);
     let total_wall: f64 = results.iter().map(|o| o.wall_ms).sum();
+    let counts = if bug_mode {
+        format!(
+            "{} found, {} not found, {} failed",
+            t.found, t.not_found, t.fail
+        )
+    } else {
+        format!("{} passed, {} failed", t.pass, t.fail)
+    };
     println!(
-        "{} seeds, {} passed, {} failed; {:.1} ms per seed on average",
+        "{} seeds, {counts}; {:.1} ms per seed on average",
         results.len(),
-        results.len() - failures.len(),
-        failures.len(),
         total_wall / results.len().max(1) as f64
     );
+    if t.fail > 0 || t.found > 0 {
+        println!(
+            "(replay commands run from {})",
+            crate::scenarios::repo_root().display()
+        );
+    }
 }

@@ -43,7 +43,8 @@ fn planted_bug_is_found_with_its_replay_command() {
         bugs: vec!["demo_ack_before_fsync".into()],
         check_determinism: false,
     };
-    let found = (0..50).find(|&seed| run_seed(&scenario, seed, &opts).ok);
+    let found =
+        (0..50).find(|&seed| run_seed(&scenario, seed, &opts).verdict == kzsim_sim::Verdict::Found);
     let seed = found.expect("demo_ack_before_fsync is found within 50 seeds");
     let o = run_seed(&scenario, seed, &opts);
     assert!(o.violations.iter().any(|v| v.kind == "lost-write"));

@@ -10,19 +10,38 @@ fn kafka_scenarios_pass() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-bug_test!(
+bug_kind_test!(
     finds_kafka_truncate_to_hw_on_restart,
-    "kafka_truncate_to_hw_on_restart"
+    "kafka_truncate_to_hw_on_restart",
+    "lost-write"
 );
-bug_test!(finds_kafka_no_epoch_truncation, "kafka_no_epoch_truncation");
-bug_test!(finds_kafka_unclean_election, "kafka_unclean_election");
-bug_test!(finds_kafka_ignore_min_isr, "kafka_ignore_min_isr");
-bug_test!(finds_kafka_no_idempotent_dedup, "kafka_no_idempotent_dedup");
-bug_test!(
+bug_kind_test!(
+    finds_kafka_no_epoch_truncation,
+    "kafka_no_epoch_truncation",
+    "replica-divergence"
+);
+bug_kind_test!(
+    finds_kafka_unclean_election,
+    "kafka_unclean_election",
+    "inconsistent-offsets"
+);
+bug_kind_test!(
+    finds_kafka_ignore_min_isr,
+    "kafka_ignore_min_isr",
+    "lost-write"
+);
+bug_kind_test!(
+    finds_kafka_no_idempotent_dedup,
+    "kafka_no_idempotent_dedup",
+    "duplicate"
+);
+bug_kind_test!(
     finds_kafka_no_fetch_epoch_fencing,
-    "kafka_no_fetch_epoch_fencing"
+    "kafka_no_fetch_epoch_fencing",
+    "replica-divergence"
 );
-bug_test!(
+bug_kind_test!(
     finds_kafka_no_controller_epoch_fencing,
-    "kafka_no_controller_epoch_fencing"
+    "kafka_no_controller_epoch_fencing",
+    "metadata-regression"
 );

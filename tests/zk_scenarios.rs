@@ -10,16 +10,38 @@ fn zk_scenarios_pass() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-bug_test!(finds_zk_ack_before_fsync, "zk_ack_before_fsync");
-bug_test!(finds_zk_commit_without_quorum, "zk_commit_without_quorum");
-bug_test!(finds_zk_epoch_not_persisted, "zk_epoch_not_persisted");
-bug_test!(
+bug_kind_test!(
+    finds_zk_ack_before_fsync,
+    "zk_ack_before_fsync",
+    "nonlinearizable"
+);
+bug_kind_test!(
+    finds_zk_commit_without_quorum,
+    "zk_commit_without_quorum",
+    "nonlinearizable"
+);
+bug_kind_test!(
+    finds_zk_epoch_not_persisted,
+    "zk_epoch_not_persisted",
+    "divergent-trees"
+);
+bug_kind_test!(
     finds_zk_newleader_ack_before_persist,
-    "zk_newleader_ack_before_persist"
+    "zk_newleader_ack_before_persist",
+    "nonlinearizable"
 );
-bug_test!(finds_zk_vote_ignores_zxid, "zk_vote_ignores_zxid");
-bug_test!(
+bug_kind_test!(
+    finds_zk_vote_ignores_zxid,
+    "zk_vote_ignores_zxid",
+    "nonlinearizable"
+);
+bug_kind_test!(
     finds_zk_sync_not_through_leader,
-    "zk_sync_not_through_leader"
+    "zk_sync_not_through_leader",
+    "session-order"
 );
-bug_test!(finds_zk_expiry_on_follower, "zk_expiry_on_follower");
+bug_kind_test!(
+    finds_zk_expiry_on_follower,
+    "zk_expiry_on_follower",
+    "divergent-trees"
+);

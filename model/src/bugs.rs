@@ -16,6 +16,9 @@ pub struct BugInfo {
     pub breaks: &'static str,
     /// The scenario file stem that finds it.
     pub scenario: &'static str,
+    /// The anomaly kind it breaks, as the checks name it: a seed with the
+    /// bug switched on counts as a find only when it shows this kind.
+    pub anomaly: &'static str,
 }
 
 /// Every planted bug known to the model crate.

@@ -62,6 +62,11 @@ mod tests {
             file: format!("scenarios/{scenario}.toml"),
             seed,
             ok,
+            verdict: if ok {
+                kzsim_sim::Verdict::Pass
+            } else {
+                kzsim_sim::Verdict::Fail
+            },
             trace_hash: format!("{seed:016x}"),
             violations: if ok {
                 vec![]
@@ -99,6 +104,27 @@ mod tests {
         assert!(page.contains("read &lt;saw&gt; &amp; lost"));
         assert!(!page.contains("http://") || page.contains("http://www.w3.org/2000/svg"));
         assert!(!page.contains("<script"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bug_search_counts_finds_not_failures() {
+        let dir = std::env::temp_dir().join(format!("kzsim-report-bug-{}", std::process::id()));
+        let mut found = outcome("a", 0, false);
+        found.ok = true;
+        found.verdict = kzsim_sim::Verdict::Found;
+        found.bugs = vec!["b".into()];
+        let mut missed = outcome("a", 1, true);
+        missed.verdict = kzsim_sim::Verdict::NotFound;
+        missed.bugs = vec!["b".into()];
+        let path =
+            write_sweep_report(&dir, &[found, missed], &|o| format!("replay {}", o.seed)).unwrap();
+        let page = std::fs::read_to_string(&path).unwrap();
+        assert!(page.contains("1 found"), "{page}");
+        assert!(page.contains("1 not found"));
+        assert!(page.contains("0 failed"));
+        assert!(page.contains("<h2>Finds</h2>"));
+        assert!(!page.contains("Failing seeds"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -26,5 +26,5 @@ pub mod trace;
 pub mod workload;
 
 pub use outcome::Violation;
-pub use runner::{run_seed, run_seed_full, RunOptions, RunOutcome};
+pub use runner::{run_seed, run_seed_full, RunOptions, RunOutcome, Verdict};
 pub use scenario::Scenario;

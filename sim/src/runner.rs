@@ -4,9 +4,10 @@
 //! final nodes, and reports. A panic inside a node becomes that seed's
 //! failure (kind `panic`) with its message; the sweep goes on.
 
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +27,11 @@ pub struct RunOutcome {
     pub file: String,
     /// The seed.
     pub seed: u64,
-    /// Whether the seed passed (see [`judge`]).
+    /// Whether the seed is not a failure: its verdict is not
+    /// [`Verdict::Fail`] (see [`judge`]).
     pub ok: bool,
+    /// What the seed showed (see [`Verdict`]).
+    pub verdict: Verdict,
     /// The trace hash (16 hex digits).
     pub trace_hash: String,
     /// Violations found.
@@ -50,7 +54,54 @@ pub struct RunOutcome {
     pub expected: Option<String>,
     /// What the system counted beside its verdict (e.g. `duplicates`).
     #[serde(default)]
-    pub counters: std::collections::BTreeMap<String, u64>,
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// The verdict on one seed.
+///
+/// Without planted bugs from the command line a seed passes or fails.
+/// With them (`--bug`), the run is a search: a seed that shows the anomaly
+/// one of the bugs breaks (its [`kzsim_model::BugInfo::anomaly`]) is a
+/// find, and one that does not is "not found", which is neither a failure
+/// nor an error. A panic, a nondeterministic trace or a scenario the system
+/// refuses fails the seed in both modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// No violation beyond the declared ones, and the declared one shown.
+    Pass,
+    /// A violation the scenario does not declare, an expected anomaly not
+    /// shown, or a failure of the run itself.
+    Fail,
+    /// `--bug`: the seed shows a switched-on bug's anomaly.
+    Found,
+    /// `--bug`: the seed does not show any switched-on bug's anomaly.
+    NotFound,
+}
+
+impl Verdict {
+    /// The word the summary and replay print for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "ok",
+            Verdict::Fail => "FAIL",
+            Verdict::Found => "FOUND",
+            Verdict::NotFound => "not found",
+        }
+    }
+}
+
+/// The anomaly kinds that count as finds for planted bugs `cli_bugs`
+/// (unknown names contribute nothing; the CLI validates them first).
+pub fn bug_anomalies(cli_bugs: &[String]) -> Vec<&'static str> {
+    let mut kinds: Vec<&'static str> = cli_bugs
+        .iter()
+        .filter_map(|b| kzsim_model::bugs::find_bug(b))
+        .map(|b| b.anomaly)
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    kinds
 }
 
 /// Options of a run beyond the scenario and seed.
@@ -79,29 +130,38 @@ pub fn bug_set(scenario: &Scenario, extra: &[String]) -> BugSet {
     bugs
 }
 
-/// Decides whether a seed passed. With bugs from the command line, a found
-/// violation is the point: `ok` means the bug was found. Otherwise `ok` means
-/// no violation other than the declared one and those `allowed` beside it,
-/// and the declared one (if any) was shown.
+/// Judges a seed. With bugs from the command line the seed is
+/// [`Verdict::Found`] when it shows one of their anomalies and
+/// [`Verdict::NotFound`] otherwise. Without, it passes when it shows no
+/// violation other than the declared one and those `allowed` beside it,
+/// and shows the declared one (if any).
 pub fn judge(
     violations: &[Violation],
     expected: Option<&str>,
     allowed: &[String],
     cli_bugs: &[String],
-) -> bool {
-    let tolerated = |kind: &str| expected.is_some() && allowed.iter().any(|a| a == kind);
+) -> Verdict {
     if !cli_bugs.is_empty() {
-        // A checker that gave up has not found anything, and neither has
-        // a scenario showing only the trade-off it declares.
-        return violations.iter().any(|v| {
-            v.kind != "check-unknown" && Some(v.kind.as_str()) != expected && !tolerated(&v.kind)
-        });
+        let wanted = bug_anomalies(cli_bugs);
+        // A kind the scenario declares is its own trade-off, not a find.
+        let shows =
+            |v: &Violation| wanted.contains(&v.kind.as_str()) && Some(v.kind.as_str()) != expected;
+        return if violations.iter().any(shows) {
+            Verdict::Found
+        } else {
+            Verdict::NotFound
+        };
     }
+    let tolerated = |kind: &str| expected.is_some() && allowed.iter().any(|a| a == kind);
     let unexpected = violations
         .iter()
         .any(|v| Some(v.kind.as_str()) != expected && !tolerated(&v.kind));
     let shown = expected.is_none_or(|e| violations.iter().any(|v| v.kind == e));
-    !unexpected && shown
+    if !unexpected && shown {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
 }
 
 std::thread_local! {
@@ -159,6 +219,7 @@ pub fn run_with_system(
         file: scenario.file.display().to_string(),
         seed,
         ok: false,
+        verdict: Verdict::Fail,
         trace_hash: String::new(),
         violations: Vec::new(),
         sim_ms: 0,
@@ -233,13 +294,17 @@ pub fn run_with_system(
         .violations
         .iter()
         .any(|v| matches!(v.kind.as_str(), "panic" | "nondeterminism" | "bad-scenario"));
-    outcome.ok = !has_infra_failure
-        && judge(
+    outcome.verdict = if has_infra_failure {
+        Verdict::Fail
+    } else {
+        judge(
             &outcome.violations,
             outcome.expected.as_deref(),
             &scenario.allowed(),
             &opts.bugs,
-        );
+        )
+    };
+    outcome.ok = outcome.verdict != Verdict::Fail;
     outcome.wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     RunArtifacts { outcome, history }
 }
@@ -250,7 +315,7 @@ pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome
 }
 
 /// One unit of work of a sweep.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Job {
     /// Index of the scenario in the sweep's list.
     pub scenario: usize,
@@ -258,73 +323,150 @@ pub struct Job {
     pub seed: u64,
 }
 
-/// The jobs of a sweep over `scenarios` x `seeds`, restricted to shard
-/// `shard = (i, n)` (job k belongs to shard k mod n).
-pub fn jobs(
+/// The jobs of a sweep over `n_scenarios` scenarios x `seeds`, restricted
+/// to one shard, computed on demand so that a range of any size costs no
+/// memory. Jobs are numbered scenario-major (every seed of the first
+/// scenario, then the second's); job `k` of the whole sweep belongs to
+/// shard `k mod n`.
+#[derive(Clone, Debug)]
+pub struct JobSpace {
     n_scenarios: usize,
     seeds: std::ops::Range<u64>,
-    shard: Option<(usize, usize)>,
-) -> Vec<Job> {
-    let mut out = Vec::new();
-    let mut k = 0usize;
-    for scenario in 0..n_scenarios {
-        for seed in seeds.clone() {
-            if shard.is_none_or(|(i, n)| k % n == i) {
-                out.push(Job { scenario, seed });
-            }
-            k += 1;
-        }
-    }
-    out
+    shard: (u128, u128),
 }
 
-/// Runs `jobs` on `threads` threads, calling `report` with each outcome as
-/// it completes (from the worker threads, in completion order). With
-/// `stop_on_fail`, no new job starts after a failure.
+impl JobSpace {
+    /// The space of `n_scenarios` x `seeds`, keeping shard `shard = (i, n)`
+    /// (`None`: all jobs).
+    pub fn new(
+        n_scenarios: usize,
+        seeds: std::ops::Range<u64>,
+        shard: Option<(usize, usize)>,
+    ) -> JobSpace {
+        let (i, n) = shard.unwrap_or((0, 1));
+        JobSpace {
+            n_scenarios,
+            seeds,
+            shard: (i as u128, n.max(1) as u128),
+        }
+    }
+
+    /// Jobs in the whole sweep, before sharding.
+    pub fn total(&self) -> u128 {
+        self.n_scenarios as u128 * (self.seeds.end.saturating_sub(self.seeds.start)) as u128
+    }
+
+    /// Jobs in this shard.
+    pub fn len(&self) -> u128 {
+        let (i, n) = self.shard;
+        let total = self.total();
+        if total <= i {
+            0
+        } else {
+            (total - i).div_ceil(n)
+        }
+    }
+
+    /// Whether this shard holds no job.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `k`-th job of this shard, in sweep order.
+    pub fn get(&self, k: u128) -> Option<Job> {
+        if k >= self.len() {
+            return None;
+        }
+        let (i, n) = self.shard;
+        let global = i + k * n;
+        let per = (self.seeds.end - self.seeds.start) as u128;
+        Some(Job {
+            scenario: (global / per) as usize,
+            seed: self.seeds.start + (global % per) as u64,
+        })
+    }
+}
+
+/// Runs the jobs of `space` on `threads` threads, calling `report` with each
+/// job's number in the shard and its outcome as it completes (from the
+/// worker threads, in completion order). With `stop_on` given, no new job
+/// starts once an outcome satisfies it.
 pub fn sweep(
     scenarios: &[Scenario],
-    jobs: &[Job],
+    space: &JobSpace,
     opts: &RunOptions,
     threads: usize,
-    stop_on_fail: bool,
-    report: &(dyn Fn(RunOutcome) + Sync),
+    stop_on: Option<&(dyn Fn(&RunOutcome) -> bool + Sync)>,
+    report: &(dyn Fn(u128, RunOutcome) + Sync),
 ) {
-    let next = AtomicUsize::new(0);
+    let next = Mutex::new(0u128);
     let stop = AtomicBool::new(false);
-    let threads = threads.max(1).min(jobs.len().max(1));
+    let threads = (threads.max(1) as u128).min(space.len().max(1)) as usize;
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(k) else { break };
+                let k = {
+                    let mut n = next.lock().expect("job counter");
+                    let k = *n;
+                    *n += 1;
+                    k
+                };
+                let Some(job) = space.get(k) else { break };
                 let out = run_seed(&scenarios[job.scenario], job.seed, opts);
-                if !out.ok && stop_on_fail {
+                if stop_on.is_some_and(|f| f(&out)) {
                     stop.store(true, Ordering::Relaxed);
                 }
-                report(out);
+                report(k, out);
             });
         }
     });
 }
 
-/// Collects the outcomes of a sweep, sorted by (scenario, seed).
+/// Collects the outcomes of a sweep in sweep order.
 pub fn sweep_collect(
     scenarios: &[Scenario],
-    jobs: &[Job],
+    space: &JobSpace,
     opts: &RunOptions,
     threads: usize,
 ) -> Vec<RunOutcome> {
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let sink = out.clone();
-    sweep(scenarios, jobs, opts, threads, false, &move |o| {
-        sink.lock().expect("outcome list").push(o)
+    let out = Mutex::new(Vec::new());
+    sweep(scenarios, space, opts, threads, None, &|k, o| {
+        out.lock().expect("outcome list").push((k, o))
     });
-    let mut v = std::mem::take(&mut *out.lock().expect("outcome list"));
-    v.sort_by(|a, b| (&a.file, a.seed).cmp(&(&b.file, b.seed)));
-    v
+    let mut v = out.into_inner().expect("outcome list");
+    v.sort_by_key(|(k, _)| *k);
+    v.into_iter().map(|(_, o)| o).collect()
+}
+
+/// Hands outcomes on in job order although they complete in any order:
+/// outcomes that arrive early wait until every earlier job has come in.
+/// With `W` workers at most about `W` outcomes wait at any time.
+#[derive(Debug, Default)]
+pub struct InOrder {
+    next: u128,
+    waiting: BTreeMap<u128, RunOutcome>,
+}
+
+impl InOrder {
+    /// Takes job `k`'s outcome; returns the outcomes now due, in order.
+    pub fn push(&mut self, k: u128, o: RunOutcome) -> Vec<RunOutcome> {
+        self.waiting.insert(k, o);
+        let mut due = Vec::new();
+        while let Some(o) = self.waiting.remove(&self.next) {
+            due.push(o);
+            self.next += 1;
+        }
+        due
+    }
+
+    /// The outcomes still waiting (after a stop, later jobs may have
+    /// finished while an earlier one never ran), in order.
+    pub fn rest(self) -> Vec<RunOutcome> {
+        self.waiting.into_values().collect()
+    }
 }
 
 #[cfg(test)]
@@ -333,13 +475,12 @@ mod tests {
 
     #[test]
     fn judging() {
+        use Verdict::*;
         let lost = vec![Violation::new("lost-write", "x", vec![])];
-        assert!(judge(&[], None, &[], &[]));
-        assert!(!judge(&lost, None, &[], &[]));
-        assert!(judge(&lost, Some("lost-write"), &[], &[]));
-        assert!(!judge(&[], Some("lost-write"), &[], &[]));
-        assert!(judge(&lost, None, &[], &["b".into()]));
-        assert!(!judge(&[], None, &[], &["b".into()]));
+        assert_eq!(judge(&[], None, &[], &[]), Pass);
+        assert_eq!(judge(&lost, None, &[], &[]), Fail);
+        assert_eq!(judge(&lost, Some("lost-write"), &[], &[]), Pass);
+        assert_eq!(judge(&[], Some("lost-write"), &[], &[]), Fail);
         // Allowed consequences are tolerated beside the expected anomaly,
         // but never stand in for it.
         let both = vec![
@@ -347,26 +488,91 @@ mod tests {
             Violation::new("inconsistent-offsets", "y", vec![]),
         ];
         let allow = vec!["inconsistent-offsets".to_string()];
-        assert!(judge(&both, Some("lost-write"), &allow, &[]));
-        assert!(!judge(&both, Some("lost-write"), &[], &[]));
-        assert!(!judge(&both[1..], Some("lost-write"), &allow, &[]));
-        // With a planted bug on, the declared trade-off is not a find.
-        let bug = vec!["b".to_string()];
-        assert!(!judge(&both, Some("lost-write"), &allow, &bug));
-        let dup = vec![Violation::new("duplicate", "z", vec![])];
-        assert!(judge(&dup, Some("lost-write"), &allow, &bug));
+        assert_eq!(judge(&both, Some("lost-write"), &allow, &[]), Pass);
+        assert_eq!(judge(&both, Some("lost-write"), &[], &[]), Fail);
+        assert_eq!(judge(&both[1..], Some("lost-write"), &allow, &[]), Fail);
+    }
+
+    #[test]
+    fn a_bug_is_found_only_by_its_own_anomaly() {
+        use Verdict::*;
+        let bug = vec!["demo_ack_before_fsync".to_string()];
+        let lost = vec![Violation::new("lost-write", "x", vec![])];
+        let phantom = vec![Violation::new("phantom-read", "y", vec![])];
+        assert_eq!(judge(&lost, None, &[], &bug), Found);
+        // Another anomaly is not this bug's find, and nothing is not a
+        // failure either.
+        assert_eq!(judge(&phantom, None, &[], &bug), NotFound);
+        assert_eq!(judge(&[], None, &[], &bug), NotFound);
+        // A checker that gave up has found nothing.
+        let unknown = vec![Violation::new("check-unknown", "z", vec![])];
+        assert_eq!(judge(&unknown, None, &[], &bug), NotFound);
+    }
+
+    fn all(space: &JobSpace) -> Vec<(usize, u64)> {
+        (0..space.len())
+            .map(|k| space.get(k).unwrap())
+            .map(|j| (j.scenario, j.seed))
+            .collect()
     }
 
     #[test]
     fn shards_partition_the_jobs() {
-        let all = jobs(2, 0..10, None);
+        let whole = all(&JobSpace::new(2, 5..15, None));
+        assert_eq!(whole.len(), 20);
+        assert_eq!(whole[0], (0, 5));
+        assert_eq!(whole[10], (1, 5));
         let mut union: Vec<(usize, u64)> = (0..3)
-            .flat_map(|i| jobs(2, 0..10, Some((i, 3))))
-            .map(|j| (j.scenario, j.seed))
+            .flat_map(|i| all(&JobSpace::new(2, 5..15, Some((i, 3)))))
             .collect();
         union.sort();
-        let mut want: Vec<(usize, u64)> = all.iter().map(|j| (j.scenario, j.seed)).collect();
-        want.sort();
-        assert_eq!(union, want);
+        assert_eq!(union, whole);
+        assert!(JobSpace::new(1, 0..3, Some((5, 8))).is_empty());
+        assert_eq!(JobSpace::new(1, 0..3, Some((2, 8))).len(), 1);
+    }
+
+    #[test]
+    fn a_huge_range_costs_nothing_to_describe() {
+        let space = JobSpace::new(3, 0..u64::MAX, Some((1, 2)));
+        assert_eq!(space.total(), 3 * u64::MAX as u128);
+        let last = space.get(space.len() - 1).unwrap();
+        assert_eq!(last.scenario, 2);
+        assert!(space.get(space.len()).is_none());
+    }
+
+    #[test]
+    fn outcomes_come_out_in_job_order() {
+        let o = |seed| RunOutcome {
+            seed,
+            ..sample_outcome()
+        };
+        let mut order = InOrder::default();
+        assert!(order.push(2, o(2)).is_empty());
+        assert!(order.push(1, o(1)).is_empty());
+        let due: Vec<u64> = order.push(0, o(0)).iter().map(|o| o.seed).collect();
+        assert_eq!(due, vec![0, 1, 2]);
+        assert!(order.push(4, o(4)).is_empty());
+        assert_eq!(order.rest().len(), 1);
+    }
+
+    fn sample_outcome() -> RunOutcome {
+        RunOutcome {
+            scenario: "s".into(),
+            file: "s.toml".into(),
+            seed: 0,
+            ok: true,
+            verdict: Verdict::Pass,
+            trace_hash: String::new(),
+            violations: vec![],
+            sim_ms: 0,
+            wall_ms: 0.0,
+            events: 0,
+            messages: 0,
+            ops: 0,
+            faults: 0,
+            bugs: vec![],
+            expected: None,
+            counters: Default::default(),
+        }
     }
 }

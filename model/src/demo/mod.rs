@@ -22,6 +22,7 @@ pub const BUGS: &[BugInfo] = &[BugInfo {
     component: "demo",
     breaks: "servers count an entry as durable before its fsync completes; power loss loses acknowledged writes",
     scenario: "demo-power-loss",
+    anomaly: "lost-write",
 }];
 
 /// Messages of the demo protocol.

@@ -63,36 +63,42 @@ pub const BUGS: &[BugInfo] = &[
         component: "group",
         breaks: "OffsetCommit is accepted without checking the generation and member id; a zombie member's commit moves the offset back (zombie-commit)",
         scenario: "group-coordinator-partition",
+        anomaly: "zombie-commit",
     },
     BugInfo {
         name: "group_offsets_not_replicated",
         component: "group",
         breaks: "the coordinator answers a commit once its leader appended it (acks=1); a coordinator fail-over loses or rewinds committed offsets (offset-regression)",
         scenario: "group-coordinator-crash",
+        anomaly: "offset-regression",
     },
     BugInfo {
         name: "group_no_revoke_commit",
         component: "group",
         breaks: "a member gives up partitions without committing what it processed (with auto-commit, up to an interval of records); whoever takes them next repeats what it had processed (duplicate-beyond-window)",
         scenario: "group-rolling-restart",
+        anomaly: "duplicate-beyond-window",
     },
     BugInfo {
         name: "group_poll_timeout_ignored",
         component: "group",
         breaks: "no max.poll.interval.ms enforcement: a stuck member keeps its partitions and the group never rebalances around it (group-not-recovered)",
         scenario: "group-zombie-poll",
+        anomaly: "group-not-recovered",
     },
     BugInfo {
         name: "group_cooperative_no_two_phase",
         component: "group",
         breaks: "the cooperative-sticky assignor hands a partition to its new owner in the round in which the old owner still holds it (group-split-brain)",
         scenario: "group-cooperative-churn",
+        anomaly: "group-split-brain",
     },
     BugInfo {
         name: "zk_consumer_owner_race",
         component: "group",
         breaks: "the ZooKeeper-era consumer takes a partition before its previous owner's ephemeral owner node is gone (group-split-brain)",
         scenario: "group-zk-session-expiry",
+        anomaly: "group-split-brain",
     },
 ];
 

@@ -161,11 +161,45 @@ pub fn anomalies(kind: SystemKind) -> &'static [&'static str] {
     }
 }
 
+/// Whether a planted bug of `component` (see [`kzsim_model::BugInfo`])
+/// lives in a node that a system of `kind` runs: Kafka runs its own
+/// ZooKeeper ensemble and the consumer groups, so ZooKeeper and group bugs
+/// apply to it as well.
+pub fn runs_component(kind: SystemKind, component: &str) -> bool {
+    match kind {
+        SystemKind::Demo => component == "demo",
+        SystemKind::Zk => component == "zk",
+        SystemKind::Kafka => matches!(component, "kafka" | "zk" | "group"),
+    }
+}
+
 /// Builds the system a scenario names, with `bugs` switched on.
 pub fn build(scenario: &Scenario, bugs: &BugSet) -> Result<Box<dyn System>, String> {
     match scenario.spec.cluster.system {
         SystemKind::Demo => Ok(Box::new(demo::DemoSystem::new(scenario, bugs)?)),
         SystemKind::Zk => Ok(Box::new(zk::ZkSystem::new(scenario, bugs)?)),
         SystemKind::Kafka => Ok(Box::new(kafka::KafkaSystem::new(scenario, bugs)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bug_names_an_anomaly_its_system_reports() {
+        for bug in kzsim_model::bugs::all_bugs() {
+            let systems: Vec<SystemKind> = [SystemKind::Demo, SystemKind::Zk, SystemKind::Kafka]
+                .into_iter()
+                .filter(|k| runs_component(*k, bug.component))
+                .collect();
+            assert!(!systems.is_empty(), "{}: no system runs it", bug.name);
+            assert!(
+                systems.iter().any(|k| anomalies(*k).contains(&bug.anomaly)),
+                "{}: `{}` is not an anomaly of {systems:?}",
+                bug.name,
+                bug.anomaly
+            );
+        }
     }
 }
