@@ -423,6 +423,11 @@ impl Engine {
         }
         let mut effects = std::mem::take(&mut self.effects);
         {
+            // What the node logs itself (elections, leader changes, ...)
+            // carries the simulated time and the node's id.
+            let _span = self.log.then(|| {
+                tracing::info_span!("", t = %kzsim_model::SimTime(self.now), node = id).entered()
+            });
             let mut cx = kzsim_model::Ctx::new(local, id, &mut host.rng, &mut effects);
             node.step(input, &mut cx);
         }
@@ -496,7 +501,7 @@ impl Engine {
             Effect::Halt { reason } => {
                 self.trace.record(self.now, tag::HALT, id, &reason);
                 if self.log {
-                    tracing::info!(t = %kzsim_model::SimTime(self.now), node = id, "halt: {reason}");
+                    log_info(self.now, Some(id), &format!("halt: {reason}"));
                 }
                 self.take_down(id, DownReason::Halted, false);
                 let inc = self.hosts[id as usize].incarnation;
@@ -646,7 +651,11 @@ impl Engine {
         let files = host.disk.visible_files();
         self.trace.record(self.now, tag::START, id, &files);
         if self.log {
-            tracing::info!(t = %kzsim_model::SimTime(self.now), node = id, "start ({} files)", files.len());
+            log_info(
+                self.now,
+                Some(id),
+                &format!("start ({} files)", files.len()),
+            );
         }
         Some(files)
     }
@@ -917,7 +926,12 @@ impl Engine {
         );
         self.stats.faults += 1;
         if self.log {
-            tracing::info!(t = %kzsim_model::SimTime(self.now), ?nodes, "fault {what} {value:?}");
+            let value = value.map_or(String::new(), |v| format!(" {v}"));
+            log_info(
+                self.now,
+                None,
+                &format!("fault {what}{value} on nodes {nodes:?}"),
+            );
         }
     }
 
@@ -927,17 +941,32 @@ impl Engine {
     }
 }
 
+/// Logs an event of the world at info level, in the same span shape as
+/// what the nodes log themselves (`{t=… node=…}: message`).
+#[cold]
+#[inline(never)]
+fn log_info(now: u64, node: Option<NodeId>, msg: &str) {
+    let t = kzsim_model::SimTime(now);
+    let _span = match node {
+        Some(id) => tracing::info_span!("", t = %t, node = id).entered(),
+        None => tracing::info_span!("", t = %t).entered(),
+    };
+    tracing::info!("{msg}");
+}
+
 /// Logs an input handed to a node (only with logging on: kept out of the hot
 /// path).
 #[cold]
 #[inline(never)]
 fn log_input(now: u64, id: NodeId, input: &Input) {
-    tracing::debug!(t = %kzsim_model::SimTime(now), node = id, "input {:?}", input);
+    let _span = tracing::info_span!("", t = %kzsim_model::SimTime(now), node = id).entered();
+    tracing::debug!("input {}", crate::logfmt::readable(&format!("{input:?}")));
 }
 
 /// Logs an effect a node asked for (only with logging on).
 #[cold]
 #[inline(never)]
 fn log_effect(now: u64, id: NodeId, effect: &Effect) {
-    tracing::debug!(t = %kzsim_model::SimTime(now), node = id, "effect {:?}", effect);
+    let _span = tracing::info_span!("", t = %kzsim_model::SimTime(now), node = id).entered();
+    tracing::debug!("effect {}", crate::logfmt::readable(&format!("{effect:?}")));
 }

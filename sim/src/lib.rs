@@ -13,6 +13,7 @@ pub mod engine;
 mod faults;
 pub mod history;
 pub mod host;
+pub mod logfmt;
 pub mod nemesis;
 pub mod net;
 pub mod outcome;

@@ -660,6 +660,11 @@ impl GroupCoordinator {
         }
         g.members.retain(|_, m| m.awaiting_join.is_some());
         g.generation += 1;
+        tracing::info!(
+            "group {group}: generation {} with members {:?}",
+            g.generation,
+            g.members.keys().collect::<Vec<_>>()
+        );
         if g.members.is_empty() {
             g.state = GroupState::Empty;
             g.protocol = None;

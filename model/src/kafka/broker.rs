@@ -385,6 +385,9 @@ impl KafkaBroker {
     }
 
     pub(crate) fn resign(&mut self) {
+        if let Some(c) = &self.controller {
+            tracing::info!("kafka: resigning as controller (epoch {})", c.epoch);
+        }
         self.controller = None;
         self.controller_busy = false;
     }
@@ -477,6 +480,7 @@ impl KafkaBroker {
                     Some(v) if r.session == self.registered_session => {
                         self.controller_busy = false;
                         self.controller_epoch = self.controller_epoch.max(e);
+                        tracing::info!("kafka: became controller with controller epoch {e}");
                         self.controller = Some(Controller::new(e, v));
                         self.controller_tick(cx);
                     }

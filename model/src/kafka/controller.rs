@@ -46,7 +46,7 @@ pub(crate) enum CtlPurpose {
 
 /// The controller's view, rebuilt from ZooKeeper every cycle.
 pub(crate) struct Controller {
-    epoch: u32,
+    pub(crate) epoch: u32,
     epoch_version: i32,
     outstanding: usize,
     writes: usize,

@@ -403,6 +403,11 @@ impl PartitionLog {
         if offset >= self.leo() {
             return;
         }
+        tracing::info!(
+            "kafka: {}: truncating the log from {} to {offset}",
+            self.dir,
+            self.leo()
+        );
         let keep = self
             .batches
             .iter()

@@ -253,6 +253,12 @@ impl KafkaBroker {
             }
         }
         let r = self.replicas.get_mut(&tp).expect("opened");
+        tracing::info!(
+            "kafka: {tp}: leader {} at leader epoch {}, ISR {:?}",
+            p.state.leader.map_or("none".to_string(), |l| l.to_string()),
+            p.state.leader_epoch,
+            p.state.isr
+        );
         r.info = Some(p.clone());
         match p.state.leader {
             Some(l) if l == me => {
@@ -622,6 +628,10 @@ impl KafkaBroker {
         let (Role::Leader(ls), Some(info)) = (&mut r.role, &r.info) else {
             return;
         };
+        tracing::info!(
+            "kafka: {tp}: proposing ISR {isr:?} (was {:?})",
+            info.state.isr
+        );
         ls.isr_pending = true;
         ls.proposed_isr = Some(isr.clone());
         let state = PartitionState {

@@ -83,6 +83,11 @@ impl ZkServer {
     }
 
     pub(super) fn become_leader(&mut self, cx: &mut Ctx<'_>) {
+        tracing::info!(
+            "zk: LEADING (accepted epoch {}, last zxid {:#x})",
+            self.accepted_epoch,
+            self.log.last_zxid()
+        );
         let mut infos = BTreeMap::new();
         infos.insert(self.id, self.accepted_epoch);
         self.role = Role::Leading(Box::new(Leader {
@@ -229,6 +234,11 @@ impl ZkServer {
             return;
         }
         l.established = true;
+        tracing::info!(
+            "zk: established epoch {} as leader with a quorum of NEWLEADER acks {:?}",
+            l.epoch,
+            l.newleader_acks
+        );
         l.spec = spec;
         for (s, t) in tree_sessions {
             l.tracker.insert(s, now.plus_ms(t));
@@ -632,6 +642,7 @@ impl ZkServer {
             .map(|(s, _)| *s)
             .collect();
         for s in expired {
+            tracing::info!("zk: session {s:#x} expired; proposing closeSession");
             if let Some(l) = self.leader() {
                 l.closing.insert(s);
             }

@@ -53,6 +53,11 @@ impl ZkServer {
     }
 
     pub(super) fn become_follower(&mut self, leader: NodeId, cx: &mut Ctx<'_>) {
+        tracing::info!(
+            "zk: FOLLOWING {leader} (accepted epoch {}, last zxid {:#x})",
+            self.accepted_epoch,
+            self.log.last_zxid()
+        );
         self.role = Role::Following(Box::new(Follower {
             leader,
             phase: Phase::Discovery,

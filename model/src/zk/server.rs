@@ -353,6 +353,10 @@ impl ZkServer {
         let Some(base) = self.base_tree.clone() else {
             return false;
         };
+        tracing::info!(
+            "zk: TRUNC to zxid {t:#x} (log ended at {:#x})",
+            self.log.last_zxid()
+        );
         let req = self.log.truncate_after(t);
         self.disk_op(req, cx);
         self.log_fsync(cx);
@@ -434,6 +438,7 @@ impl ZkServer {
 
     /// Goes back to leader election.
     pub(super) fn go_looking(&mut self, cx: &mut Ctx<'_>) {
+        tracing::info!("zk: LOOKING (election round {})", self.logical_clock + 1);
         self.leave_role(cx);
         // The in-memory tree catches up with everything logged, as a restart
         // would (the next leader's sync truncates what must go).
