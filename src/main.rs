@@ -15,6 +15,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Deterministic simulation testbed for Kafka- and ZooKeeper-style systems.
+///
+/// With no command, runs the default sweep: every scenario in scenarios/
+/// over seeds 0..20, printing a summary and writing
+/// target/kzsim-report/index.html.
 #[derive(Parser, Debug)]
 #[command(name = "kzsim", version, about)]
 struct Cli {

@@ -31,7 +31,8 @@ pub struct RunArgs {
     /// Run one seed.
     #[arg(long, conflicts_with = "seeds")]
     pub seed: Option<u64>,
-    /// Run a half-open range of seeds, `A..B`.
+    /// Run a half-open range of seeds, `A..B` (default: 0..10; the default
+    /// sweep, `kzsim` with no arguments, runs 0..20).
     #[arg(long)]
     pub seeds: Option<String>,
     /// Worker threads (default: the number of cores).

@@ -307,3 +307,22 @@ fn unknown_groups_roles_and_anomalies_are_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("needs checks.expect"), "{}", stderr(&o));
 }
+
+#[test]
+fn test_seed_variables_that_select_nothing_fail() {
+    use common::parse_seed_env as p;
+    assert_eq!(p(None, None, 0..4), Ok(0..4));
+    assert_eq!(p(Some("7"), None, 0..4), Ok(7..8));
+    assert_eq!(p(None, Some("3..9"), 0..4), Ok(3..9));
+    for (one, range, needle) in [
+        (None, Some("5..5"), "empty range"),
+        (None, Some("9..3"), "empty range"),
+        (None, Some("3"), "must be A..B"),
+        (None, Some("a..3"), "not a seed"),
+        (Some("18446744073709551615"), None, "seeds run from 0"),
+        (Some("x"), None, "not a seed"),
+    ] {
+        let e = p(one, range, 0..4).unwrap_err();
+        assert!(e.contains(needle), "{one:?} {range:?}: {e}");
+    }
+}

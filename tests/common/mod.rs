@@ -24,25 +24,50 @@ pub fn kzsim(args: &[&str]) -> Output {
 }
 
 /// The seeds a scenario test runs: `KZSIM_SEED=N` for one, `KZSIM_SEEDS=A..B`
-/// for a range, `default` otherwise.
+/// for a range, `default` otherwise. A malformed or empty value fails the
+/// test: a test over no seed would pass while checking nothing.
 pub fn seeds(default: std::ops::Range<u64>) -> std::ops::Range<u64> {
-    if let Ok(s) = std::env::var("KZSIM_SEED") {
-        let n: u64 = s.trim().parse().expect("KZSIM_SEED must be an integer");
-        let end = n.checked_add(1).expect("KZSIM_SEED must be below u64::MAX");
-        return n..end;
+    let one = std::env::var("KZSIM_SEED").ok();
+    let range = std::env::var("KZSIM_SEEDS").ok();
+    parse_seed_env(one.as_deref(), range.as_deref(), default).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The seed range that `KZSIM_SEED` (`one`) or `KZSIM_SEEDS` (`range`)
+/// asks for, `default` when neither is set.
+pub fn parse_seed_env(
+    one: Option<&str>,
+    range: Option<&str>,
+    default: std::ops::Range<u64>,
+) -> Result<std::ops::Range<u64>, String> {
+    if let Some(s) = one {
+        let n: u64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("KZSIM_SEED `{s}` is not a seed (an integer)"))?;
+        let end = n.checked_add(1).ok_or(format!(
+            "KZSIM_SEED `{s}`: seeds run from 0 to {}",
+            u64::MAX - 1
+        ))?;
+        return Ok(n..end);
     }
-    if let Ok(s) = std::env::var("KZSIM_SEEDS") {
-        let (a, b) = s.split_once("..").expect("KZSIM_SEEDS must be A..B");
-        let r: std::ops::Range<u64> = a.trim().parse().expect("KZSIM_SEEDS start")
-            ..b.trim().parse().expect("KZSIM_SEEDS end");
-        // A test over no seed would pass while checking nothing.
-        assert!(
-            !r.is_empty(),
-            "KZSIM_SEEDS `{s}` is an empty range: the test would check nothing"
-        );
-        return r;
+    if let Some(s) = range {
+        let (a, b) = s
+            .split_once("..")
+            .ok_or(format!("KZSIM_SEEDS `{s}` must be A..B"))?;
+        let bound = |x: &str| {
+            x.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("KZSIM_SEEDS `{s}`: `{x}` is not a seed"))
+        };
+        let r = bound(a)?..bound(b)?;
+        if r.is_empty() {
+            return Err(format!(
+                "KZSIM_SEEDS `{s}` is an empty range: the test would check nothing"
+            ));
+        }
+        return Ok(r);
     }
-    default
+    Ok(default)
 }
 
 /// Runs every scenario file in `scenarios/` whose name starts with
