@@ -172,7 +172,7 @@ fn deadline_gives_unknown_exit_2() {
 fn shared_histories_through_the_cli() {
     let etcd = format!("{SHARED}/jepsen/etcd_000.log");
     if !std::path::Path::new(&etcd).exists() {
-        eprintln!("SKIPPED: {etcd} absent (shared histories not present)");
+        kzsim_sim::testkit::shared_data_missing(std::path::Path::new(&etcd));
         return;
     }
     assert_eq!(run(&["--model", "cas-register", &etcd]).0, 1);

@@ -20,10 +20,7 @@ struct Case {
 fn cases() -> Option<Vec<Case>> {
     let csv = Path::new(DIR).join("porcupine/verdicts.csv");
     let Ok(text) = std::fs::read_to_string(&csv) else {
-        eprintln!(
-            "SKIPPED: {} not found; shared histories absent",
-            csv.display()
-        );
+        kzsim_sim::testkit::shared_data_missing(&csv);
         return None;
     };
     let mut out = Vec::new();
