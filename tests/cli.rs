@@ -326,3 +326,24 @@ fn test_seed_variables_that_select_nothing_fail() {
         assert!(e.contains(needle), "{one:?} {range:?}: {e}");
     }
 }
+
+#[test]
+fn readme_names_every_scenario_and_every_planted_bug() {
+    let readme = std::fs::read_to_string(common::path("README.md")).unwrap();
+    for dir in ["scenarios", "tests/scenarios"] {
+        for f in kzsim_sim::scenario::scenario_files(&common::path(dir)).unwrap() {
+            let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+            assert!(
+                readme.contains(&stem),
+                "README.md does not name {dir}/{stem}"
+            );
+        }
+    }
+    for b in kzsim_model::bugs::all_bugs() {
+        assert!(
+            readme.contains(b.name),
+            "README.md does not name {}",
+            b.name
+        );
+    }
+}
