@@ -21,8 +21,11 @@ use serde_json::{json, Value};
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// Sequential model: register, cas-register, kv, zk (ZooKeeper's promise:
-    /// session-consistent reads unless after sync), zk-strict, log; or kafka
-    /// (Jepsen's queue anomalies, not linearizability; jsonl or edn only).
+    /// session-consistent reads unless after sync; split per top-level
+    /// znode as the sweep does), zk-strict, log; or kafka (Jepsen's queue
+    /// anomalies, not linearizability; jsonl or edn only); or zk-cas-register,
+    /// zk-counter, zk-lock (the sweep's checks of that ZooKeeper workload's
+    /// history, from `kzsim replay --history`).
     #[arg(long)]
     pub model: String,
     /// Input format: jsonl, porcupine-etcd, porcupine-kv, edn (default:
@@ -77,9 +80,56 @@ fn check_file(
     })
 }
 
+/// The name of each file's explanation (`<name>.txt`, `<name>.html`): its
+/// file name, or, when two inputs share a file name, its whole path with
+/// separators replaced, so that no explanation overwrites another.
+fn explanation_names(files: &[PathBuf]) -> Vec<String> {
+    let base = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "history".into())
+    };
+    let bases: Vec<String> = files.iter().map(|p| base(p)).collect();
+    let mut names: Vec<String> = files
+        .iter()
+        .zip(&bases)
+        .map(|(p, b)| {
+            if bases.iter().filter(|o| *o == b).count() == 1 {
+                return b.clone();
+            }
+            let full: String = p
+                .to_string_lossy()
+                .trim_start_matches(['/', '.'])
+                .chars()
+                .map(|c| {
+                    if matches!(c, '/' | '\\' | ':') {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            if full.is_empty() {
+                b.clone()
+            } else {
+                full
+            }
+        })
+        .collect();
+    // The same file given twice, or paths that flatten alike: number them.
+    for i in 0..names.len() {
+        let n = names[..i].iter().filter(|o| **o == names[i]).count();
+        if n > 0 {
+            names[i] = format!("{}-{}", names[i], n + 1);
+        }
+    }
+    names
+}
+
 fn write_explanation(
     dir: &Path,
     path: &Path,
+    name: &str,
     report: &Report,
     ops: &[kzsim_sim::history::Operation],
     lines: &[usize],
@@ -88,10 +138,6 @@ fn write_explanation(
         return Ok(None);
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "history".into());
     let text_path = dir.join(format!("{name}.txt"));
     std::fs::write(&text_path, ex.text(ops, Some(lines)))
         .with_context(|| format!("writing {}", text_path.display()))?;
@@ -105,6 +151,9 @@ fn write_explanation(
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     if args.model == "kafka" {
         return crate::check_kafka::run(&args);
+    }
+    if let Some(kind) = crate::check_zk::workload(&args.model) {
+        return crate::check_zk::run(&args, kind);
     }
     let model: ModelKind = args.model.parse()?;
     let format: Option<Format> = args.format.as_deref().map(str::parse).transpose()?;
@@ -124,8 +173,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         timeout: Some(Duration::from_secs_f64(args.timeout.min(1e9))),
         ..CheckOptions::default()
     };
+    let names = explanation_names(&args.files);
     let mut code = 0u8;
-    for path in &args.files {
+    for (path, name) in args.files.iter().zip(&names) {
         let start = Instant::now();
         let outcome = match check_file(path, model, format, &init, &opts) {
             Ok(o) => o,
@@ -150,7 +200,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                     Verdict::Unknown => 2,
                 });
                 let page = match &args.explain {
-                    Some(dir) => write_explanation(dir, path, &report, &ops, &lines)?,
+                    Some(dir) => write_explanation(dir, path, name, &report, &ops, &lines)?,
                     None => None,
                 };
                 if args.json {
@@ -200,7 +250,8 @@ fn text_line(
             "{file}: UNKNOWN: gave up at the deadline on {} of {} partitions ({stats})",
             r.timed_out, r.partitions
         ),
-        _ => format!("{file}: linearizable ({stats})"),
+        (Verdict::NotLinearizable, None) => format!("{file}: NOT LINEARIZABLE ({stats})"),
+        (Verdict::Linearizable, _) => format!("{file}: linearizable ({stats})"),
     }
 }
 

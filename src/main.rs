@@ -5,6 +5,7 @@
 
 mod check_cmd;
 mod check_kafka;
+mod check_zk;
 mod list_cmd;
 mod replay_cmd;
 mod run_cmd;

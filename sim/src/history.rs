@@ -50,6 +50,18 @@ pub enum EventType {
     Info,
 }
 
+impl EventType {
+    /// The type as written in histories: `invoke`, `ok`, `fail`, `info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
+}
+
 /// One history event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,18 +191,56 @@ impl History {
     }
 
     /// Pairs invocations with completions: one [`Operation`] per invocation,
-    /// in invocation order. A completion without a pending invocation is an
-    /// error naming its 1-based event index.
+    /// in invocation order. Errors name the 1-based event index; see
+    /// [`History::operations_at`].
     pub fn operations(&self) -> Result<Vec<Operation>, HistoryParseError> {
+        self.operations_at(&|i| i + 1)
+    }
+
+    /// Pairs invocations with completions, with Jepsen's semantics of a
+    /// process: it is single-threaded (one operation at a time), a
+    /// completion ends its last invocation, and after an `info` completion
+    /// it has crashed and its id is never used again (Jepsen continues the
+    /// thread as a new process). A second invocation while one is pending,
+    /// an invocation by a crashed process, and a completion without a
+    /// pending invocation are errors; `line` maps a 0-based event index to
+    /// the line named in the error (the event's source line).
+    pub fn operations_at(
+        &self,
+        line: &dyn Fn(usize) -> usize,
+    ) -> Result<Vec<Operation>, HistoryParseError> {
+        use std::collections::BTreeMap;
         let mut ops: Vec<Operation> = Vec::new();
-        let mut open: std::collections::BTreeMap<u64, usize> = Default::default();
+        // Process -> index of its pending operation.
+        let mut open: BTreeMap<u64, usize> = BTreeMap::new();
+        // Process -> event index of the `info` that ended it.
+        let mut crashed: BTreeMap<u64, usize> = BTreeMap::new();
         for (i, e) in self.events.iter().enumerate() {
+            let err = |message: String| HistoryParseError {
+                line: line(i),
+                message,
+            };
             match e.kind {
                 EventType::Invoke => {
-                    if let Some(prev) = open.insert(e.process, ops.len()) {
-                        // The earlier op never completed: indeterminate.
-                        let _ = prev;
+                    if let Some(&prev) = open.get(&e.process) {
+                        let p = &ops[prev];
+                        return Err(err(format!(
+                            "process {} invokes `{}` while its `{}` invoked at line {} has not completed (a process runs one operation at a time)",
+                            e.process,
+                            e.f,
+                            p.f,
+                            line(p.invoke_index)
+                        )));
                     }
+                    if let Some(&at) = crashed.get(&e.process) {
+                        return Err(err(format!(
+                            "process {} invokes `{}` after its `info` completion at line {}: a process whose outcome is unknown has crashed, and its thread must go on under a new process id",
+                            e.process,
+                            e.f,
+                            line(at)
+                        )));
+                    }
+                    open.insert(e.process, ops.len());
                     ops.push(Operation {
                         process: e.process,
                         f: e.f.clone(),
@@ -209,19 +259,31 @@ impl History {
                 }
                 kind => {
                     let Some(idx) = open.remove(&e.process) else {
-                        return Err(HistoryParseError {
-                            line: i + 1,
-                            message: format!(
-                                "{:?} for process {} without a pending invoke",
-                                kind, e.process
-                            ),
-                        });
+                        return Err(err(format!(
+                            "`{}` completion of `{}` by process {} without a pending invoke",
+                            kind.as_str(),
+                            e.f,
+                            e.process
+                        )));
                     };
+                    if ops[idx].f != e.f {
+                        return Err(err(format!(
+                            "process {}'s `{}` completion is of `{}`, but its pending invoke at line {} is `{}`",
+                            e.process,
+                            kind.as_str(),
+                            e.f,
+                            line(ops[idx].invoke_index),
+                            ops[idx].f
+                        )));
+                    }
                     let op = &mut ops[idx];
                     op.outcome = match kind {
                         EventType::Ok => Outcome::Ok,
                         EventType::Fail => Outcome::Fail,
-                        _ => Outcome::Info,
+                        _ => {
+                            crashed.insert(e.process, i);
+                            Outcome::Info
+                        }
                     };
                     op.output = e.value.clone();
                     op.complete_time = Some(e.time);

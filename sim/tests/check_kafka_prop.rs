@@ -64,15 +64,23 @@ fn script() -> impl Strategy<Value = Script> {
 fn jsonl(s: &Script) -> String {
     let mut out = String::new();
     let mut ev = |v: Value| out.push_str(&format!("{v}\n"));
-    for (&(o, v), &(p, ok)) in s.log.iter().zip(&s.sends) {
+    // After an `info` a process has crashed: its thread goes on under a
+    // new id, as in Jepsen.
+    let mut ids: std::collections::BTreeMap<u64, u64> = Default::default();
+    let mut next_id = 1_000_000u64;
+    for (&(o, v), &(thread, ok)) in s.log.iter().zip(&s.sends) {
+        let p = *ids.entry(thread).or_insert(thread);
         ev(json!({"process": p, "type": "invoke", "f": "send", "value": ["k", v]}));
         if ok {
             ev(json!({"process": p, "type": "ok", "f": "send", "value": ["k", [o, v]]}));
         } else {
             ev(json!({"process": p, "type": "info", "f": "send", "value": ["k", v]}));
+            ids.insert(thread, next_id);
+            next_id += 1;
         }
     }
-    for (p, poll) in &s.polls {
+    for (thread, poll) in &s.polls {
+        let p = ids.get(thread).unwrap_or(thread);
         match poll {
             None => {
                 for keys in [json!([]), json!(["k"])] {

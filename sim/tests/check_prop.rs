@@ -78,13 +78,17 @@ fn output(flavor: Flavor, f: &str, input: &Value, a: u8) -> (Value, Option<Strin
 fn history(flavor: Flavor, script: &[Step]) -> History {
     let mut h = History::new();
     let mut busy: [Option<(String, Option<Value>, Value)>; 3] = [None, None, None];
+    // The process id of each of the three threads: after an `info` the
+    // thread goes on under a new id, as in Jepsen.
+    let mut ids: [u64; 3] = [0, 1, 2];
+    let mut next_id = 3;
     let mut started = 0;
     for (t, &(p, sel, a, b)) in script.iter().enumerate() {
         let p = (p % 3) as usize;
         match busy[p].take() {
             None if started < 8 => {
                 let (f, key, value) = invoke(flavor, sel, a, b);
-                h.invoke(p as u64, &f, key.clone(), value.clone(), t as u64, None);
+                h.invoke(ids[p], &f, key.clone(), value.clone(), t as u64, None);
                 busy[p] = Some((f, key, value));
                 started += 1;
             }
@@ -106,7 +110,11 @@ fn history(flavor: Flavor, script: &[Step]) -> History {
                     10..=12 => (EventType::Fail, input.clone(), None),
                     _ => (EventType::Info, Value::Null, None),
                 };
-                h.complete(p as u64, kind, &f, key, value, t as u64, None, error);
+                h.complete(ids[p], kind, &f, key, value, t as u64, None, error);
+                if kind == EventType::Info {
+                    ids[p] = next_id;
+                    next_id += 1;
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! A brute-force reference checker: tries every order that respects real
 //! time, without any cache. Exponential; for tests on tiny histories only.
 
-use super::driver::{encode, partitions, BadOp};
+use super::driver::{encode, BadOp};
 use super::models::Model;
 use super::search::SearchOp;
 use crate::history::Operation;
@@ -49,7 +49,7 @@ fn place<M: Model>(
 /// Brute-force check of a whole history: split and encoded as the real
 /// checker does, then every partition tried exhaustively.
 pub fn brute_check<M: Model>(model: &mut M, ops: &[Operation]) -> Result<bool, BadOp> {
-    for ids in partitions(ops, model.split_by_key()).values() {
+    for ids in model.partitions(ops).values() {
         let encoded = encode(model, ops, ids)?;
         if !brute_force(model, &encoded) {
             return Ok(false);

@@ -157,7 +157,7 @@ pub fn check_operations<M: Model>(
         deadline: opts.timeout.and_then(|t| start.checked_add(t)),
         budget: Budget::new(opts.cache_bytes),
     };
-    let parts = partitions(ops, model.split_by_key());
+    let parts = model.partitions(ops);
     let mut report = Report {
         verdict: Verdict::Linearizable,
         explanation: None,

@@ -19,6 +19,14 @@ pub enum CheckError {
         /// What is wrong.
         message: String,
     },
+    /// The input holds no operation (an empty file, or only comments,
+    /// blank lines or nemesis events): nothing to judge.
+    #[error("no operations: the history is empty (or holds only non-client events), so there is nothing to check")]
+    NoOperations,
+    /// The history has operations, but none the chosen model judges (e.g.
+    /// a register history given to the kafka model).
+    #[error("{0}")]
+    NothingToCheck(String),
     /// The options are invalid (e.g. an unknown model name).
     #[error("{0}")]
     Usage(String),
@@ -29,7 +37,7 @@ impl CheckError {
     pub fn line(&self) -> Option<usize> {
         match self {
             CheckError::Parse { line, .. } | CheckError::BadOperation { line, .. } => Some(*line),
-            CheckError::Usage(_) => None,
+            CheckError::Usage(_) | CheckError::NoOperations | CheckError::NothingToCheck(_) => None,
         }
     }
 }

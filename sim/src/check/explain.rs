@@ -22,6 +22,8 @@ pub struct Explanation {
     /// Operations of the partition whose intervals overlap `blocked`'s, in
     /// invocation order.
     pub concurrent: Vec<usize>,
+    /// The operations of the partition that took part in the search.
+    pub searched: Vec<usize>,
 }
 
 /// Whether two operations overlap in real time (unknown outcomes extend to
@@ -56,6 +58,7 @@ impl Explanation {
             prefix,
             blocked,
             concurrent,
+            searched: searched.to_vec(),
         }
     }
 
@@ -119,12 +122,7 @@ impl Explanation {
 /// where it is in the source.
 pub fn describe(ops: &[Operation], i: usize, lines: Option<&[usize]>) -> String {
     let o = &ops[i];
-    let outcome = match o.outcome {
-        Outcome::Ok => format!("ok {}", short(&o.output)),
-        Outcome::Fail => "fail".to_string(),
-        Outcome::Info if o.complete_index.is_some() => "info (unknown)".to_string(),
-        Outcome::Info => "never completed".to_string(),
-    };
+    let outcome = outcome(o);
     let key = o
         .key
         .as_ref()
@@ -145,6 +143,24 @@ pub fn describe(ops: &[Operation], i: usize, lines: Option<&[usize]>) -> String 
         o.process,
         o.f.trim_start_matches(':'),
     )
+}
+
+/// How an operation ended, for display: `ok 3`, `fail NoNode` (the error
+/// code or reason when recorded), `info ConnectionLoss (unknown)`, `never
+/// completed`.
+pub fn outcome(o: &Operation) -> String {
+    let why = o
+        .error
+        .as_deref()
+        .map(|e| format!(" {e}"))
+        .unwrap_or_default();
+    match o.outcome {
+        Outcome::Ok if o.output.is_null() => "ok".to_string(),
+        Outcome::Ok => format!("ok {}", short(&o.output)),
+        Outcome::Fail => format!("fail{why}"),
+        Outcome::Info if o.complete_index.is_some() => format!("info{why} (unknown)"),
+        Outcome::Info => "never completed".to_string(),
+    }
 }
 
 /// A value shortened to at most 40 characters for display.

@@ -54,11 +54,12 @@ pub fn render(title: &str, ops: &[Operation], ex: &Explanation, lines: Option<&[
         outcome: Outcome::Ok,
         ..ops[ex.blocked].clone()
     };
-    let same_part = |o: &Operation| ex.partition.is_none() || o.key == ops[ex.blocked].key;
+    let part: std::collections::HashSet<usize> = ex.searched.iter().copied().collect();
+    // The operations of the partition the search judged: a failed read that
+    // returned an error code is an observation (and may be the one that
+    // cannot be placed); operations the model dropped are not drawn.
     let shown: Vec<usize> = (0..ops.len())
-        .filter(|&i| {
-            same_part(&ops[i]) && ops[i].outcome != Outcome::Fail && overlaps(&ops[i], &view)
-        })
+        .filter(|&i| (part.contains(&i) || i == ex.blocked) && overlaps(&ops[i], &view))
         .collect();
     let mut rows: BTreeMap<u64, usize> = BTreeMap::new();
     for &i in &shown {
@@ -127,7 +128,8 @@ pub fn render(title: &str, ops: &[Operation], ex: &Explanation, lines: Option<&[
         }
         let label = match o.outcome {
             Outcome::Ok => format!("{label} → {}", short(&o.output)),
-            _ => format!("{label} → ?"),
+            Outcome::Fail => format!("{label} → {}", o.error.as_deref().unwrap_or("fail")),
+            Outcome::Info => format!("{label} → ?"),
         };
         // The label is clipped to its bar by a nested <svg>; the tooltip
         // has the full text.

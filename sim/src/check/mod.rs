@@ -75,6 +75,23 @@ pub enum ModelKind {
     Log,
 }
 
+/// Every model `kzsim check --model` accepts: the [`ModelKind`]s, `kafka`
+/// (Jepsen's queue anomalies, judged by [`kafka`], not by a sequential
+/// model), and `zk-<workload>` (the sweep's checks of a ZooKeeper
+/// workload's history, `crate::system::zk::history_checks`).
+pub const MODEL_NAMES: &[&str] = &[
+    "register",
+    "cas-register",
+    "kv",
+    "zk",
+    "zk-strict",
+    "log",
+    "kafka",
+    "zk-cas-register",
+    "zk-counter",
+    "zk-lock",
+];
+
 impl FromStr for ModelKind {
     type Err = CheckError;
     fn from_str(s: &str) -> Result<ModelKind, CheckError> {
@@ -86,7 +103,8 @@ impl FromStr for ModelKind {
             "zk-strict" => Ok(ModelKind::ZkStrict),
             "log" => Ok(ModelKind::Log),
             other => Err(CheckError::Usage(format!(
-                "unknown model `{other}` (expected register, cas-register, kv, zk, zk-strict, log)"
+                "unknown model `{other}` (expected one of: {})",
+                MODEL_NAMES.join(", ")
             ))),
         }
     }

@@ -51,12 +51,18 @@ fn anomaly(
     }
 }
 
+/// `[3, 5]`: numbers in brackets, comma separated.
+fn list(xs: &[i64]) -> String {
+    let items: Vec<String> = xs.iter().map(i64::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
 /// `offset 3`, `offsets [3, 5]` or `offset unknown`.
 fn at_offsets(offsets: &[i64]) -> String {
     match offsets {
         [] => "offset unknown".into(),
         [o] => format!("offset {o}"),
-        os => format!("offsets {os:?}"),
+        os => format!("offsets {}", list(os)),
     }
 }
 
@@ -180,7 +186,7 @@ impl<'a> Analysis<'a> {
             for (&o, vs) in log.iter().filter(|(_, vs)| vs.len() > 1) {
                 let events = vs.values().flatten().map(|&i| self.event(i));
                 let values: Vec<i64> = vs.keys().copied().collect();
-                let detail = format!("offset {o} holds values {values:?}");
+                let detail = format!("offset {o} holds values {}", list(&values));
                 out.push(anomaly(
                     AnomalyKind::InconsistentOffsets,
                     k,
@@ -207,7 +213,7 @@ impl<'a> Analysis<'a> {
                     .flat_map(|o| log[o][&v].iter())
                     .map(|&i| self.event(i))
                     .collect::<Vec<_>>();
-                let detail = format!("value {v} at offsets {offsets:?}");
+                let detail = format!("value {v} at offsets {}", list(&offsets));
                 out.push(anomaly(
                     AnomalyKind::Duplicate,
                     k,
@@ -365,8 +371,11 @@ impl<'a> Analysis<'a> {
         } else if j > pi + 1 && !sends {
             let skipped = self.between(k, pi, j);
             let detail = format!(
-                "process {} read {pv} (offset {}) then {v} (offset {}), skipping {skipped:?}",
-                self.ops[op].process, offsets[0], offsets[1]
+                "process {} read {pv} (offset {}) then {v} (offset {}), skipping {}",
+                self.ops[op].process,
+                offsets[0],
+                offsets[1],
+                list(&skipped)
             );
             out.push(anomaly(
                 AnomalyKind::PollSkip,

@@ -85,10 +85,21 @@ pub fn check_operations(ops: &[Operation]) -> Result<KafkaReport, (usize, String
 /// Checks a parsed history; errors name the source line.
 pub fn check_parsed(parsed: &Parsed) -> Result<KafkaReport, CheckError> {
     let ops = parsed.operations()?;
-    check_operations(&ops).map_err(|(event, message)| CheckError::BadOperation {
+    let report = check_operations(&ops).map_err(|(event, message)| CheckError::BadOperation {
         line: parsed.line_of(event),
         message,
-    })
+    })?;
+    if report.ops == 0 {
+        let mut fs: Vec<&str> = ops.iter().map(|o| o.f.as_str()).collect();
+        fs.sort_unstable();
+        fs.dedup();
+        return Err(CheckError::NothingToCheck(format!(
+            "no queue operations (send, poll, txn, assign, subscribe) among the {} operations ({}): not a Kafka queue history",
+            ops.len(),
+            fs.join(", ")
+        )));
+    }
+    Ok(report)
 }
 
 /// Checks a history the simulator recorded; errors name the 1-based event.

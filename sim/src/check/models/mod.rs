@@ -10,6 +10,7 @@ pub mod log;
 pub mod register;
 pub mod zk;
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -37,6 +38,13 @@ pub trait Model {
     /// history may be checked per key (P-compositionality).
     fn split_by_key(&self) -> bool {
         true
+    }
+
+    /// The parts the history is checked in, each judged on its own: per
+    /// key when [`Model::split_by_key`] holds, else one part. Keys are the
+    /// partition names shown in explanations (empty: unsplit).
+    fn partitions(&self, ops: &[Operation]) -> BTreeMap<String, Vec<usize>> {
+        super::driver::partitions(ops, self.split_by_key())
     }
 
     /// Whether each process's operations must take effect in the order the

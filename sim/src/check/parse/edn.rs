@@ -80,6 +80,57 @@ impl Edn {
     }
 }
 
+/// EDN text of a value (strings quoted, keywords with their `:`), for
+/// messages.
+impl std::fmt::Display for Edn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn all(f: &mut std::fmt::Formatter<'_>, items: &[Edn]) -> std::fmt::Result {
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(" ")?;
+                }
+                write!(f, "{v}")?;
+            }
+            Ok(())
+        }
+        match self {
+            Edn::Nil => f.write_str("nil"),
+            Edn::Bool(b) => write!(f, "{b}"),
+            Edn::Int(i) => write!(f, "{i}"),
+            Edn::Float(x) => write!(f, "{x}"),
+            Edn::Str(s) => write!(f, "{}", serde_json::Value::String(s.clone())),
+            Edn::Char(c) => write!(f, "\\{c}"),
+            Edn::Keyword(k) => write!(f, ":{k}"),
+            Edn::Symbol(s) => f.write_str(s),
+            Edn::List(v) => {
+                f.write_str("(")?;
+                all(f, v)?;
+                f.write_str(")")
+            }
+            Edn::Vector(v) => {
+                f.write_str("[")?;
+                all(f, v)?;
+                f.write_str("]")
+            }
+            Edn::Set(v) => {
+                f.write_str("#{")?;
+                all(f, v)?;
+                f.write_str("}")
+            }
+            Edn::Map(kv) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in kv.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k} {v}")?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
 /// A reading error at a 1-based line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EdnError {

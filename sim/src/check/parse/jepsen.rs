@@ -79,7 +79,11 @@ fn event(map: &Edn, strict_kv: bool) -> Result<Option<Event>, String> {
         Some(Edn::Int(p)) if *p >= 0 => *p as u64,
         Some(Edn::Int(p)) => return Err(format!("negative process {p}")),
         Some(Edn::Keyword(_)) if !strict_kv => return Ok(None),
-        Some(other) => return Err(format!("bad :process {other:?}")),
+        Some(other) => {
+            return Err(format!(
+                "bad :process {other} (expected a non-negative integer)"
+            ))
+        }
         None => return Err("missing :process".into()),
     };
     let kind = match keyword_or_string(map.get("type")) {

@@ -37,13 +37,22 @@ impl Parsed {
         self.lines.get(index).copied().unwrap_or(index + 1)
     }
 
-    /// Pairs invocations with completions (see [`History::operations`]);
-    /// an error names the source line.
+    /// Pairs invocations with completions (see
+    /// [`History::operations_at`]); an error names the source line. A
+    /// history without any operation is an error too: it would pass every
+    /// check while showing nothing.
     pub fn operations(&self) -> Result<Vec<Operation>, CheckError> {
-        self.history.operations().map_err(|e| CheckError::Parse {
-            line: self.line_of(e.line.saturating_sub(1)),
-            message: e.message,
-        })
+        let ops = self
+            .history
+            .operations_at(&|i| self.line_of(i))
+            .map_err(|e| CheckError::Parse {
+                line: e.line,
+                message: e.message,
+            })?;
+        if ops.is_empty() {
+            return Err(CheckError::NoOperations);
+        }
+        Ok(ops)
     }
 }
 

@@ -92,8 +92,8 @@ pub fn final_replicas(partitions: &[(Tp, Vec<(NodeId, ReplicaView)>)]) -> Vec<Vi
                 out.push(Violation::new(
                     "replica-divergence",
                     format!(
-                        "partition {tp}: ISR member {id} differs from leader {lid} (epoch {:?}) at offset {o}, below the high watermark {hw}",
-                        lv.leader_epoch
+                        "partition {tp}: ISR member {id} differs from leader {lid} (epoch {}) at offset {o}, below the high watermark {hw}",
+                        lv.leader_epoch.map_or_else(|| "unknown".to_string(), |e| e.to_string())
                     ),
                     vec![],
                 ));

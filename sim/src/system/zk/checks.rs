@@ -33,37 +33,13 @@ pub(crate) const DEFINITE_ERRORS: &[&str] = &[
 /// The checker's memory budget per seed.
 const CACHE_BYTES: usize = 1 << 30;
 
-/// The top-level znode an operation works under (`/r1/x` -> `/r1`).
-fn subtree(op: &Operation) -> String {
-    let path = op.key.as_ref().and_then(Value::as_str).unwrap_or("/");
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    format!("/{first}")
-}
-
-/// Linearizability under ZooKeeper's promise, checked per top-level subtree.
-///
-/// The workloads touch disjoint subtrees without ephemerals or session
-/// closes, so operations on different subtrees never constrain each other
-/// through the tree; splitting only drops per-session ordering across
-/// subtrees, which can hide an anomaly but never invent one.
+/// Linearizability under ZooKeeper's promise: the `zk` model of the
+/// checker, which splits the history per top-level znode
+/// ([`crate::check::models::zk::subtrees`]), exactly as `kzsim check
+/// --model zk` does, so both blame the same operation.
 pub fn linearizable(ops: &[Operation], timeout_s: u64) -> Vec<Violation> {
-    let mut parts: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
-    for op in ops {
-        parts.entry(subtree(op)).or_default().push(op.clone());
-    }
-    let deadline = Duration::from_secs(timeout_s);
-    let started = std::time::Instant::now();
-    let mut out = Vec::new();
-    for part in parts.values() {
-        let left = deadline.saturating_sub(started.elapsed());
-        out.extend(linearizable_part(part, left, timeout_s));
-    }
-    out
-}
-
-fn linearizable_part(ops: &[Operation], left: Duration, timeout_s: u64) -> Vec<Violation> {
     let opts = CheckOptions {
-        timeout: Some(left),
+        timeout: Some(Duration::from_secs(timeout_s)),
         cache_bytes: CACHE_BYTES,
     };
     match check_with(ModelKind::Zk, &Value::Null, ops, &[], &opts) {

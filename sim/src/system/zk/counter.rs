@@ -126,8 +126,9 @@ fn final_checks(
                 out.push(Violation::new(
                     "lost-create",
                     format!(
-                        "acknowledged create of `{path}` ({:?}) is not in the final tree (found {held:?})",
-                        data_of(op)
+                        "acknowledged create of `{path}` (data {}) is not in the final tree (found {})",
+                        data_of(op).map_or_else(|| "none".to_string(), |d| format!("\"{d}\"")),
+                        held.map_or_else(|| "nothing".to_string(), |d| format!("data \"{d}\""))
                     ),
                     vec![op.invoke_index],
                 ));

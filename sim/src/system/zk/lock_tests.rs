@@ -69,8 +69,10 @@ fn release_of_unknown_outcome_explains_the_handover() {
     let mut b = Builder::new();
     let na = b.create(0, "p0-1", 0, 10, A);
     let nb = b.create(1, "p1-1", 1, 11, B);
-    b.acquire(0, &na, &[&na, &nb], 11, A);
-    b.fenced(0, &na, 12, A);
+    // After its `info` the thread goes on as a new process (3), in the
+    // same session.
+    b.acquire(3, &na, &[&na, &nb], 11, A);
+    b.fenced(3, &na, 12, A);
     b.info(0, "release", &na, json!({ "node": na }), A);
     b.acquire(1, &nb, &[&nb], 14, B);
     b.fenced(1, &nb, 15, B);
@@ -112,8 +114,10 @@ fn expired_session_explains_the_handover() {
     let mut b = Builder::new();
     let na = b.create(0, "p0-1", 0, 10, A);
     let nb = b.create(1, "p1-1", 1, 11, B);
-    b.acquire(0, &na, &[&na, &nb], 11, A);
-    b.fenced(0, &na, 12, A);
+    // After its `info` the thread goes on as a new process (3), in the
+    // same session.
+    b.acquire(3, &na, &[&na, &nb], 11, A);
+    b.fenced(3, &na, 12, A);
     // A's session expires (closeSession at 13, not in the history); A's
     // next write is refused.
     b.invoke(0, "fenced-write", "/fenced", json!({"node": na}));
@@ -146,8 +150,10 @@ fn lost_create_adopted_by_guid_is_judged_too() {
     );
     let na = "/lock/p0-1-n-0000000000".to_string();
     let nb = b.create(1, "p1-1", 1, 11, B);
-    b.acquire(0, &na, &[&na, &nb], 11, A);
-    b.fenced(0, &na, 12, A);
+    // After its `info` the thread goes on as a new process (3), in the
+    // same session.
+    b.acquire(3, &na, &[&na, &nb], 11, A);
+    b.fenced(3, &na, 12, A);
     // Fine so far.
     assert!(all(&b).is_empty(), "{:?}", all(&b));
     // B's listing lacks A's node while A's session is answered later.
@@ -201,7 +207,8 @@ fn owner_told_nonode_while_alive_fails_but_not_after_its_own_unknown_release() {
     let mut b = Builder::new();
     let na = b.create(0, "p0-1", 0, 10, A);
     b.info(0, "release", &na, json!({ "node": na }), A);
-    b.fail(0, "release", &na, json!({ "node": na }), "NoNode", 12, A);
+    // The thread goes on as a new process after the `info`.
+    b.fail(3, "release", &na, json!({ "node": na }), "NoNode", 12, A);
     assert!(all(&b).is_empty(), "{:?}", all(&b));
 }
 

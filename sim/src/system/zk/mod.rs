@@ -25,7 +25,7 @@ mod test_history;
 use kzsim_model::zk::{ZkClient, ZkConfig, ZkServer};
 use kzsim_model::{BugSet, Node, NodeId};
 
-use crate::history::History;
+use crate::history::{History, Operation};
 use crate::outcome::Violation;
 use crate::scenario::Scenario;
 use crate::system::{config_int as int, Layout, System};
@@ -53,6 +53,49 @@ pub const ANOMALIES: &[&str] = &[
     "not-recovered",
     "malformed-history",
 ];
+
+/// The checks of `kind`'s workload that read only the history.
+fn workload_checks(
+    kind: ZkWorkloadKind,
+    history: &History,
+    ops: &[Operation],
+    timeout_s: u64,
+) -> Vec<Violation> {
+    match kind {
+        ZkWorkloadKind::CasRegister => checks::linearizable(ops, timeout_s),
+        ZkWorkloadKind::Counter => counter::check(history, ops, None),
+        ZkWorkloadKind::Lock => {
+            let mut out = lock::exclusion(history, ops);
+            out.extend(lock::ephemerals_lost(history, ops));
+            out.extend(fenced::check(history, ops));
+            out
+        }
+    }
+}
+
+/// The checks every ZooKeeper workload gets that read only the history.
+fn common_checks(history: &History, ops: &[Operation]) -> Vec<Violation> {
+    let mut out = checks::session_order(history);
+    out.extend(checks::sequential_names(history, ops));
+    out.extend(checks::watch_order(history, ops));
+    out
+}
+
+/// Every check the sweep makes of a `kind` workload's history that needs
+/// only the history, not the servers' final trees: what `kzsim check
+/// --model zk-<workload>` runs on a history `kzsim replay --history` wrote.
+/// `ops` are the history's paired operations; `timeout_s` bounds the
+/// linearizability search.
+pub fn history_checks(
+    kind: ZkWorkloadKind,
+    history: &History,
+    ops: &[Operation],
+    timeout_s: u64,
+) -> Vec<Violation> {
+    let mut out = workload_checks(kind, history, ops, timeout_s);
+    out.extend(common_checks(history, ops));
+    out
+}
 
 /// The ZooKeeper system of one scenario.
 pub struct ZkSystem {
@@ -187,30 +230,21 @@ impl System for ZkSystem {
             .iter()
             .enumerate()
             .find_map(|(i, s)| s.filter(|s| s.is_serving()).map(|s| (i, s)));
-        let mut out = Vec::new();
-        match self.workload {
-            ZkWorkloadKind::CasRegister => {
-                out.extend(checks::linearizable(&ops, self.check_timeout_s))
+        let mut out = match self.workload {
+            // The counter checks judge the final tree too.
+            ZkWorkloadKind::Counter => {
+                counter::check(history, &ops, serving.map(|(_, s)| s.tree()))
             }
-            ZkWorkloadKind::Counter => out.extend(counter::check(
-                history,
-                &ops,
-                serving.map(|(_, s)| s.tree()),
-            )),
-            ZkWorkloadKind::Lock => {
-                out.extend(lock::exclusion(history, &ops));
-                out.extend(lock::ephemerals_lost(history, &ops));
-                out.extend(fenced::check(history, &ops));
-                for (i, s) in servers.iter().enumerate() {
-                    if let Some(s) = s.filter(|s| s.is_serving()) {
-                        out.extend(lock::lost_in_final_tree(history, &ops, i, s.tree()));
-                    }
+            kind => workload_checks(kind, history, &ops, self.check_timeout_s),
+        };
+        if self.workload == ZkWorkloadKind::Lock {
+            for (i, s) in servers.iter().enumerate() {
+                if let Some(s) = s.filter(|s| s.is_serving()) {
+                    out.extend(lock::lost_in_final_tree(history, &ops, i, s.tree()));
                 }
             }
         }
-        out.extend(checks::session_order(history));
-        out.extend(checks::sequential_names(history, &ops));
-        out.extend(checks::watch_order(history, &ops));
+        out.extend(common_checks(history, &ops));
         out.extend(final_state::check(history, &ops, &servers));
         out
     }

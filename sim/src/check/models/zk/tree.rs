@@ -41,6 +41,23 @@ impl Code {
             _ => None,
         }
     }
+
+    /// ZooKeeper's name of the code: `NoNode`, `NodeExists`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::NoNode => "NoNode",
+            Code::NodeExists => "NodeExists",
+            Code::NotEmpty => "NotEmpty",
+            Code::BadVersion => "BadVersion",
+            Code::NoChildrenForEphemerals => "NoChildrenForEphemerals",
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One znode.
