@@ -110,9 +110,16 @@ fn event(map: &Edn, strict_kv: bool) -> Result<Option<Event>, String> {
             return Err("missing or bad :value (expected a string or nil)".into());
         }
     }
+    // `:time` is optional (the order of the file is what counts), but one
+    // that is there must be a time.
     let time = match map.get("time") {
+        None => 0,
         Some(Edn::Int(t)) if *t >= 0 => *t as u64,
-        _ => 0,
+        Some(other) => {
+            return Err(format!(
+                "bad :time {other} (expected a non-negative integer of nanoseconds)"
+            ))
+        }
     };
     let error = map.get("error").map(|e| match e.to_json() {
         serde_json::Value::String(s) => s,
@@ -193,6 +200,9 @@ mod tests {
             "{:process 0 :f :read}",
             "{:process 0 :type :ok :f 3}",
             "{:process 0 :type :ok",
+            "{:process 0 :type :ok :f :read :time -5}",
+            "{:process 0 :type :ok :f :read :time 1.5}",
+            "{:process 0 :type :ok :f :read :time :soon}",
         ];
         for b in bad {
             let e = parse(&format!("{first}{b}\n")).unwrap_err();
