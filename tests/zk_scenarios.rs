@@ -45,3 +45,8 @@ bug_kind_test!(
     "zk_expiry_on_follower",
     "divergent-trees"
 );
+bug_kind_test!(
+    finds_zk_watch_after_reply,
+    "zk_watch_after_reply",
+    "watch-order"
+);

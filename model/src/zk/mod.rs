@@ -115,6 +115,13 @@ pub const BUGS: &[BugInfo] = &[
         scenario: "zk-session-pause",
         anomaly: "divergent-trees",
     },
+    BugInfo {
+        name: "zk_watch_after_reply",
+        component: "zk",
+        breaks: "a server answers a write before it sends the watch events the write fires; a client sees a reply reflecting a change before the event announcing it",
+        scenario: "zk-leader-crash",
+        anomaly: "watch-order",
+    },
 ];
 
 /// The planted bugs switched on for one server, read once at construction.
@@ -134,6 +141,8 @@ pub struct ZkBugs {
     pub sync_not_through_leader: bool,
     /// `zk_expiry_on_follower`.
     pub expiry_on_follower: bool,
+    /// `zk_watch_after_reply`.
+    pub watch_after_reply: bool,
 }
 
 impl ZkBugs {
@@ -147,6 +156,7 @@ impl ZkBugs {
             vote_ignores_zxid: b.on("zk_vote_ignores_zxid"),
             sync_not_through_leader: b.on("zk_sync_not_through_leader"),
             expiry_on_follower: b.on("zk_expiry_on_follower"),
+            watch_after_reply: b.on("zk_watch_after_reply"),
         }
     }
 }

@@ -399,11 +399,42 @@ impl ZkServer {
         cx: &mut Ctx<'_>,
     ) {
         let zxid = lt.zxid();
-        for (s, ev) in self.serving.watches.trigger(changes, zxid) {
+        // ZooKeeper queues a change's watch events on each connection
+        // before the reply to the request that made it (FinalRequestProcessor
+        // triggers the watches, then answers), so a client sees the event
+        // before any reply reflecting the change. The planted bug answers
+        // first.
+        let fired = self.serving.watches.trigger(changes, zxid);
+        let late = self.bugs.watch_after_reply;
+        if !late {
+            self.send_watch_events(fired.clone(), cx);
+        }
+        self.answer_applied(lt, result, cx);
+        if late {
+            self.send_watch_events(fired, cx);
+        }
+    }
+
+    fn send_watch_events(
+        &mut self,
+        fired: Vec<(SessionId, crate::zk::WatchEvent)>,
+        cx: &mut Ctx<'_>,
+    ) {
+        for (s, ev) in fired {
             if let Some(&c) = self.serving.sessions.get(&s) {
                 send(cx, c, ZkMsg::WatchFired(ev));
             }
         }
+    }
+
+    /// The reply (or session event) for an applied transaction.
+    fn answer_applied(
+        &mut self,
+        lt: &LoggedTxn,
+        result: Result<ZkResponse, ZkError>,
+        cx: &mut Ctx<'_>,
+    ) {
+        let zxid = lt.zxid();
         let s = lt.hdr.session;
         match &lt.txn {
             Txn::CreateSession { origin, client, .. } if *origin == self.id => {

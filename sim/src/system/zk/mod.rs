@@ -21,6 +21,8 @@ mod lock;
 mod lock_tests;
 #[cfg(test)]
 mod test_history;
+#[cfg(test)]
+mod watch_tests;
 
 use kzsim_model::zk::{ZkClient, ZkConfig, ZkServer};
 use kzsim_model::{BugSet, Node, NodeId};

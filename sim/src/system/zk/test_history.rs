@@ -18,6 +18,13 @@ impl Builder {
         }
     }
 
+    /// Sets `key` in the meta of the last event (e.g. `watch`, `events`).
+    pub fn annotate(&mut self, key: &str, v: Value) {
+        let e = self.h.events.last_mut().expect("an event");
+        let meta = e.meta.get_or_insert_with(|| json!({}));
+        meta[key] = v;
+    }
+
     /// An invocation.
     pub fn invoke(&mut self, p: u64, f: &str, key: &str, value: Value) {
         self.t += 1;
