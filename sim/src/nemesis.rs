@@ -238,7 +238,9 @@ pub struct TimedFault {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FaultsConfig {
-    /// Random faults: occurrences per second of simulated time, by kind.
+    /// Random faults: occurrences per second of simulated time, by kind
+    /// (0 = none; finite, and at most `MAX_FAULTS_PER_KIND` expected in a
+    /// run: see `scenario::validate`).
     pub random: BTreeMap<FaultKind, f64>,
     /// Explicit faults.
     pub at: Vec<Spanned<TimedFault>>,
@@ -250,7 +252,8 @@ pub struct FaultsConfig {
     pub quiet_ms: u64,
     /// At most this many servers of the fault pool down or paused at once:
     /// a crash, kill or pause that would exceed it does not happen (power
-    /// loss, a correlated fault, is not limited). Unset: no limit.
+    /// loss, a correlated fault, is not limited). Unset: no limit; set, 1
+    /// to the pool's size.
     pub max_down: Option<u32>,
 }
 

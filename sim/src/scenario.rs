@@ -3,8 +3,9 @@
 //! A scenario names the system and its size and configuration, the workload,
 //! the network, disk and clock parameters, the faults (random rates or an
 //! explicit timed list), the planted bugs to switch on, and optionally the
-//! anomaly it is expected to show. Unknown fields and unknown names are
-//! errors naming the file, line and column.
+//! anomaly it is expected to show. Unknown fields, unknown names, wrong
+//! types and values out of range (see [`validate`] for the limits) are
+//! errors naming the file and the line and column of the offending key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,9 +13,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod locate;
+#[cfg(test)]
+mod tests;
+pub mod validate;
+
 use crate::disk::DiskConfig;
 use crate::nemesis::FaultsConfig;
 use crate::net::NetConfig;
+use locate::Locator;
+use validate::Bad;
 
 /// A parsed and validated scenario.
 #[derive(Clone, Debug)]
@@ -70,52 +78,6 @@ pub enum SystemKind {
     Zk,
     /// Kafka brokers (ZooKeeper mode) beside a ZooKeeper ensemble.
     Kafka,
-}
-
-impl ClusterSpec {
-    /// The server groups a fault can name, with their sizes, the default
-    /// fault pool first: `servers` for ZooKeeper and the demo; `brokers`,
-    /// `zk`, `servers` (all of them) and `consumers` (the client nodes
-    /// after the producers, for partitions aimed at consumers) for Kafka.
-    pub fn groups(&self) -> Vec<(&'static str, u32)> {
-        match self.system {
-            SystemKind::Demo | SystemKind::Zk => vec![("servers", self.servers)],
-            SystemKind::Kafka => {
-                let zk = self.zk_servers();
-                vec![
-                    ("brokers", self.servers),
-                    ("zk", zk),
-                    ("servers", zk + self.servers),
-                    ("consumers", self.consumers()),
-                ]
-            }
-        }
-    }
-
-    /// Kafka: the client nodes that are not producers
-    /// (`cluster.config.producers`, default half the clients, at least 1).
-    pub fn consumers(&self) -> u32 {
-        let producers = self
-            .config
-            .get("producers")
-            .and_then(|v| v.as_integer())
-            .map(|n| n.clamp(0, self.clients as i64) as u32)
-            .unwrap_or((self.clients / 2).max(1));
-        self.clients.saturating_sub(producers)
-    }
-
-    /// Kafka: the ZooKeeper ensemble's size (`cluster.config.zk_servers`,
-    /// default 3; 0 for other systems).
-    pub fn zk_servers(&self) -> u32 {
-        match self.system {
-            SystemKind::Kafka => self
-                .config
-                .get("zk_servers")
-                .and_then(|v| v.as_integer())
-                .map_or(3, |n| n.clamp(0, 9) as u32),
-            _ => 0,
-        }
-    }
 }
 
 /// Which system, how many nodes, and its configuration.
@@ -282,81 +244,12 @@ impl Scenario {
                 ));
             }
         }
-        if spec.cluster.servers == 0 {
-            return Err(invalid(0, "cluster.servers must be at least 1".into()));
-        }
-        if spec.duration_ms == 0 {
-            return Err(invalid(0, "duration_ms must be positive".into()));
-        }
-        if spec.faults.quiet_ms >= spec.duration_ms {
-            return Err(invalid(
-                0,
-                format!(
-                    "faults.quiet_ms ({}) must be shorter than duration_ms ({})",
-                    spec.faults.quiet_ms, spec.duration_ms
-                ),
-            ));
-        }
-        let groups = spec.cluster.groups();
-        for f in &spec.faults.at {
-            let t = f.get_ref();
-            if t.kind.targets_clients() {
-                if let Some(bad) = t.nodes.iter().find(|n| **n >= spec.cluster.clients) {
-                    return Err(invalid(
-                        f.span().start,
-                        format!(
-                            "fault names client {bad}, but the cluster has {} clients",
-                            spec.cluster.clients
-                        ),
-                    ));
-                }
-                continue;
-            }
-            let (group, size) = match &t.group {
-                None => groups[0],
-                Some(g) => match groups.iter().find(|(n, _)| n == g) {
-                    Some(found) => *found,
-                    None => {
-                        return Err(invalid(
-                            f.span().start,
-                            format!(
-                                "unknown server group `{g}` (known: {})",
-                                groups.iter().map(|g| g.0).collect::<Vec<_>>().join(", ")
-                            ),
-                        ))
-                    }
-                },
-            };
-            for (field, indexes) in [("nodes", &t.nodes), ("cut_nodes", &t.cut_nodes)] {
-                if let Some(bad) = indexes.iter().find(|n| **n >= size) {
-                    return Err(invalid(
-                        f.span().start,
-                        format!(
-                            "`{field}` names server {bad} of `{group}`, but it has {size} servers"
-                        ),
-                    ));
-                }
-            }
-            if !t.cut_nodes.is_empty() && t.cut_from.is_some() {
-                return Err(invalid(
-                    f.span().start,
-                    "a fault takes `cut_from` or `cut_nodes`, not both".to_string(),
-                ));
-            }
-            if let Some(c) = &t.cut_from {
-                let known = groups.iter().any(|(n, _)| n == c)
-                    || ["leader", "follower", "controller", "coordinator"].contains(&c.as_str());
-                if !known {
-                    return Err(invalid(
-                        f.span().start,
-                        format!(
-                            "unknown `cut_from` `{c}` (known: {}, leader, follower, controller, coordinator)",
-                            groups.iter().map(|g| g.0).collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
+        let locator = Locator::new(text);
+        let at = |b: Bad| {
+            let instead: Vec<&str> = b.instead.iter().map(String::as_str).collect();
+            invalid(locator.offset(&b.path, &instead).unwrap_or(0), b.message)
+        };
+        validate::spec(&spec).map_err(at)?;
         let name = spec.name.clone().unwrap_or_else(|| {
             path.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -368,10 +261,11 @@ impl Scenario {
             spec,
         };
         // The system's own settings (`cluster.config`, the workload kind,
-        // sizes) are checked by building it once.
-        if let Err(message) = crate::system::build(&scenario, &kzsim_model::BugSet::none()) {
-            return Err(invalid(system_error_offset(text, &message), message));
-        }
+        // sizes) are checked by building it once; the faults' targets
+        // against the nodes it lays out.
+        let system = crate::system::build(&scenario, &kzsim_model::BugSet::none())
+            .map_err(|message| invalid(system_error_offset(&locator, &message), message))?;
+        validate::aims(&scenario.spec, system.layout()).map_err(at)?;
         Ok(scenario)
     }
 
@@ -405,29 +299,38 @@ impl Scenario {
     }
 }
 
-/// Where in the scenario text a system's complaint points: the setting it
-/// names (`cluster.config.KEY`, `workload.KEY`) if it can be found, else the
-/// `[cluster]` table.
-fn system_error_offset(text: &str, message: &str) -> usize {
-    let named = ["cluster.config.", "workload."].iter().find_map(|prefix| {
-        let at = message.find(prefix)? + prefix.len();
-        let key: String = message[at..]
+/// Where in the scenario text a system's complaint points: the first
+/// setting it names (`cluster.config.KEY`, `workload.KEY`, ...) if that is
+/// written, else the first other one named that is, else the table the
+/// first would be in, else the `[cluster]` table.
+fn system_error_offset(locator: &Locator, message: &str) -> usize {
+    let sections = [
+        "cluster.",
+        "workload.",
+        "faults.",
+        "network.",
+        "disk.",
+        "clock.",
+    ];
+    let mut named: Vec<&str> = Vec::new();
+    for (i, _) in message.char_indices() {
+        let rest = &message[i..];
+        let starts_word = message[..i]
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        (!key.is_empty()).then_some(key)
-    });
-    if let Some(key) = named {
-        let mut offset = 0;
-        for line in text.split_inclusive('\n') {
-            let t = line.trim_start();
-            if t.starts_with(&key) && t[key.len()..].trim_start().starts_with('=') {
-                return offset + (line.len() - t.len());
-            }
-            offset += line.len();
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+        if starts_word && sections.iter().any(|s| rest.starts_with(s)) {
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "_.[]".contains(c)))
+                .unwrap_or(rest.len());
+            named.push(rest[..len].trim_end_matches('.'));
         }
     }
-    text.find("[cluster").unwrap_or(0)
+    named
+        .split_first()
+        .and_then(|(first, rest)| locator.offset(first, rest))
+        .or_else(|| locator.offset("cluster", &[]))
+        .unwrap_or(0)
 }
 
 /// Every `*.toml` file in `dir`, sorted by name.

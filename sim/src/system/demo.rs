@@ -22,14 +22,22 @@ pub struct DemoSystem {
 }
 
 impl DemoSystem {
-    /// Builds it from a scenario (no system-specific config keys).
+    /// Builds it from a scenario (no system-specific config keys). It may
+    /// have no clients (`cluster.clients = 0` with `workload.processes =
+    /// 0`), for engine tests with protocols of their own.
     pub fn new(scenario: &Scenario, bugs: &BugSet) -> Result<DemoSystem, String> {
         let c = &scenario.spec.cluster;
         if let Some(k) = c.config.keys().next() {
             return Err(format!("the demo system has no setting `{k}`"));
         }
+        let kind = scenario.spec.workload.kind.as_str();
+        if !kind.is_empty() && kind != "register" {
+            return Err(format!(
+                "unknown demo workload `{kind}` in workload.kind (known: register)"
+            ));
+        }
         Ok(DemoSystem {
-            layout: Layout::new(c.servers, c.clients.max(1)),
+            layout: Layout::new(c.servers, c.clients),
             bugs: bugs.clone(),
             timeout_ms: scenario.spec.workload.timeout_ms,
             read_fraction: scenario.spec.workload.read_fraction,

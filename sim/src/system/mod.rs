@@ -138,18 +138,32 @@ pub trait System: Send {
     }
 }
 
-/// A `cluster.config` value that must be a non-negative integer.
-pub fn config_int(v: &toml::Value, key: &str) -> Result<u64, String> {
-    v.as_integer()
-        .filter(|i| *i >= 0)
-        .map(|i| i as u64)
-        .ok_or_else(|| format!("cluster.config.{key} must be a non-negative integer"))
+/// A `cluster.config` value that must be an integer in `range`.
+pub fn config_int(
+    v: &toml::Value,
+    key: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, String> {
+    let (lo, hi) = (*range.start(), *range.end());
+    match v.as_integer() {
+        Some(i) if i >= 0 && range.contains(&(i as u64)) => Ok(i as u64),
+        Some(i) => Err(format!(
+            "cluster.config.{key} = {i} is out of range: it must be {lo} to {hi}"
+        )),
+        None => Err(format!(
+            "cluster.config.{key} must be an integer from {lo} to {hi}, not {v}"
+        )),
+    }
 }
+
+/// The range of a `cluster.config` duration in milliseconds: 1 ms to
+/// the longest run.
+pub const MS: std::ops::RangeInclusive<u64> = 1..=crate::scenario::validate::MAX_DURATION_MS;
 
 /// A `cluster.config` value that must be true or false.
 pub fn config_bool(v: &toml::Value, key: &str) -> Result<bool, String> {
     v.as_bool()
-        .ok_or_else(|| format!("cluster.config.{key} must be true or false"))
+        .ok_or_else(|| format!("cluster.config.{key} must be true or false, not {v}"))
 }
 
 /// The anomaly names the checks of `kind` can report.

@@ -17,10 +17,15 @@ pub struct RegisterWorkload {
 }
 
 impl RegisterWorkload {
-    /// A workload reading with probability `read_fraction`.
+    /// A workload reading with probability `read_fraction` (in [0, 1], as
+    /// a scenario's `workload.read_fraction` is checked to be).
     pub fn new(read_fraction: f64) -> RegisterWorkload {
+        assert!(
+            (0.0..=1.0).contains(&read_fraction),
+            "read_fraction {read_fraction}"
+        );
         RegisterWorkload {
-            read_fraction: read_fraction.clamp(0.0, 1.0),
+            read_fraction,
             next_value: 1,
         }
     }

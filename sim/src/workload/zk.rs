@@ -49,12 +49,19 @@ pub struct ZkWorkload {
 }
 
 impl ZkWorkload {
-    /// A workload of `kind` over `keys` znodes.
+    /// A workload of `kind` over `keys` znodes (at least 1) reading with
+    /// probability `read_fraction` (in [0, 1]), as a scenario's values are
+    /// checked to be.
     pub fn new(kind: ZkWorkloadKind, keys: u32, read_fraction: f64) -> ZkWorkload {
+        assert!(keys >= 1, "keys {keys}");
+        assert!(
+            (0.0..=1.0).contains(&read_fraction),
+            "read_fraction {read_fraction}"
+        );
         ZkWorkload {
             kind,
-            keys: keys.max(1),
-            read_fraction: read_fraction.clamp(0.0, 1.0),
+            keys,
+            read_fraction,
             watch_fraction: 0.3,
             next_data: 0,
             read_after_sync: BTreeMap::new(),

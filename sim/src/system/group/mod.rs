@@ -10,6 +10,8 @@
 //! `auto_commit` (false: the application commits after each poll that
 //! returned records), `auto_commit_interval_ms` (200),
 //! `offsets_partitions` (3), `group_initial_rebalance_delay_ms` (100).
+//! Durations are 1 ms to an hour (the rebalance delay may be 0),
+//! `offsets_partitions` 1 to 50.
 
 pub mod checks;
 #[cfg(test)]
@@ -25,7 +27,7 @@ use serde_json::Value;
 
 use crate::history::{History, Operation, Outcome};
 use crate::outcome::Violation;
-use crate::system::{config_bool, config_int};
+use crate::system::{config_bool, config_int, MS};
 
 /// The group id every member uses.
 pub const GROUP: &str = "kzsim-group";
@@ -70,13 +72,7 @@ impl GroupSettings {
 
     /// Reads one `[cluster.config]` key; `None` when it is not a group key.
     pub fn parse(&mut self, key: &str, v: &toml::Value) -> Option<Result<(), String>> {
-        let positive = |v: &toml::Value| -> Result<u64, String> {
-            let n = config_int(v, key)?;
-            if n == 0 {
-                return Err(format!("cluster.config.{key} must be at least 1"));
-            }
-            Ok(n)
-        };
+        let positive = |v: &toml::Value| config_int(v, key, MS);
         let r = match key {
             "group_protocol" => match v.as_str() {
                 Some("coordinator") => {
@@ -111,16 +107,11 @@ impl GroupSettings {
             "auto_commit_interval_ms" => {
                 positive(v).map(|n| self.member.auto_commit_interval_ms = n)
             }
-            "offsets_partitions" => positive(v).and_then(|n| {
-                if n > 50 {
-                    return Err("cluster.config.offsets_partitions must be 1 to 50".into());
-                }
-                self.coordinator.offsets_partitions = n as u32;
-                Ok(())
-            }),
-            "group_initial_rebalance_delay_ms" => {
-                config_int(v, key).map(|n| self.coordinator.initial_rebalance_delay_ms = n)
+            "offsets_partitions" => {
+                config_int(v, key, 1..=50).map(|n| self.coordinator.offsets_partitions = n as u32)
             }
+            "group_initial_rebalance_delay_ms" => config_int(v, key, 0..=*MS.end())
+                .map(|n| self.coordinator.initial_rebalance_delay_ms = n),
             _ => return None,
         };
         Some(r)

@@ -10,14 +10,17 @@
 //! Every client node runs one workload process, so `workload.processes`
 //! must equal `cluster.clients`.
 //!
-//! `[cluster.config]` keys (all optional): `zk_servers` (3), `partitions`
-//! (2), `replication_factor` (3, at most the brokers), `acks` (`"all"`,
-//! `"1"`, `"0"`), `min_insync_replicas` (2), `idempotent` (true),
-//! `unclean_leader_election` (false), `flush_messages`, `flush_ms` (unset:
-//! never fsync, Kafka's default), `replica_lag_time_max_ms`,
-//! `zk_session_timeout_ms`, `tick_ms`, `request_timeout_ms`,
-//! `delivery_timeout_ms`, `producers` (clients / 2, at least 1),
-//! `fault_pool` (`brokers`, `zk`, `servers`).
+//! `[cluster.config]` keys (all optional): `zk_servers` (3; 2 to 9: a lone
+//! ZooKeeper server never elects itself), `partitions` (2; 1 to 64),
+//! `replication_factor` (3 or the brokers if fewer; 1 to the brokers),
+//! `acks` (`"all"`, `"1"`, `"0"`), `min_insync_replicas` (2; 1 to the
+//! replication factor), `idempotent` (true), `unclean_leader_election`
+//! (false), `flush_messages` (1 to 1000000), `flush_ms` (0 to an hour;
+//! both unset: never fsync, Kafka's default), `replica_lag_time_max_ms`,
+//! `zk_session_timeout_ms`, `request_timeout_ms`, `delivery_timeout_ms`
+//! (1 ms to an hour), `tick_ms` (1 to 60000), `producers` (clients / 2, at
+//! least 1; 1 to clients - 1), `fault_pool` (`brokers`, `zk`, `servers`).
+//! Values out of range and of the wrong type are errors.
 
 mod checks;
 mod monitor;
@@ -35,7 +38,7 @@ use crate::history::History;
 use crate::outcome::Violation;
 use crate::scenario::Scenario;
 use crate::system::group::{self, GroupSettings, GROUP_KEYS};
-use crate::system::{config_bool as boolean, config_int as int, Layout, Monitor, System};
+use crate::system::{config_bool as boolean, config_int as int, Layout, Monitor, System, MS};
 use crate::workload::group::GroupWorkload;
 use crate::workload::kafka::KafkaWorkload;
 use crate::workload::Workload;
@@ -91,18 +94,23 @@ impl KafkaSystem {
     /// Builds the system from a scenario.
     pub fn new(scenario: &Scenario, bugs: &BugSet) -> Result<KafkaSystem, String> {
         let c = &scenario.spec.cluster;
-        let z = c.zk_servers();
-        if !(1..=9).contains(&z) {
-            return Err(format!("cluster.config.zk_servers must be 1 to 9, not {z}"));
-        }
+        let z = match c.config.get("zk_servers") {
+            None => 3,
+            Some(v) => int(v, "zk_servers", 2..=9).map_err(|e| {
+                format!("{e} (a lone ZooKeeper server never elects itself in this model)")
+            })? as u32,
+        };
         let b = c.servers;
         if !(1..=9).contains(&b) {
-            return Err(format!("a Kafka cluster has 1 to 9 brokers, not {b}"));
+            return Err(format!(
+                "cluster.servers = {b}: a Kafka cluster has 1 to 9 brokers"
+            ));
         }
         if c.clients < 2 {
-            return Err(
-                "a Kafka scenario needs at least 2 clients (a producer and a consumer)".into(),
-            );
+            return Err(format!(
+                "cluster.clients = {}: a Kafka scenario needs at least 2 clients (a producer and a consumer)",
+                c.clients
+            ));
         }
         if scenario.spec.workload.processes != c.clients {
             return Err(format!(
@@ -111,13 +119,14 @@ impl KafkaSystem {
             ));
         }
         let mut partitions = 2;
-        let mut rf = 3.min(b as u64);
+        let mut rf = None;
         let mut producers = (c.clients / 2).max(1) as u64;
         let mut pool = "brokers".to_string();
         let mut bc = KafkaConfig {
             min_insync_replicas: 2,
             ..KafkaConfig::default()
         };
+        let mut min_isr_set = false;
         let mut pc = ProducerConfig::default();
         let kind = scenario.spec.workload.kind.as_str();
         if !kind.is_empty() && kind != "queue" && kind != "group" {
@@ -125,7 +134,6 @@ impl KafkaSystem {
                 "unknown Kafka workload `{kind}` (known: queue, group)"
             ));
         }
-        let mut partitions_set = None;
         let mut group = GroupSettings::new(TOPIC, 2);
         for (key, v) in &c.config {
             if let Some(r) = group.parse(key, v) {
@@ -138,14 +146,14 @@ impl KafkaSystem {
                 continue;
             }
             match key.as_str() {
-                "zk_servers" => {
-                    int(v, key)?;
+                "zk_servers" => {}
+                "partitions" => partitions = int(v, key, 1..=64)? as u32,
+                "replication_factor" => {
+                    rf = Some(
+                        int(v, key, 1..=b as u64)
+                            .map_err(|e| format!("{e} (at most the cluster.servers brokers)"))?,
+                    )
                 }
-                "partitions" => {
-                    partitions = int(v, key)?.clamp(1, 64) as u32;
-                    partitions_set = Some(partitions);
-                }
-                "replication_factor" => rf = int(v, key)?,
                 "acks" => {
                     pc.acks = match v
                         .as_str()
@@ -157,28 +165,33 @@ impl KafkaSystem {
                         Some("1") => Acks::Leader,
                         Some("0") => Acks::None,
                         _ => {
-                            return Err("cluster.config.acks must be \"all\", \"1\" or \"0\"".into())
+                            return Err(format!("cluster.config.acks must be \"all\", \"1\" or \"0\", not {v}"))
                         }
                     }
                 }
-                "min_insync_replicas" => bc.min_insync_replicas = int(v, key)? as usize,
+                "min_insync_replicas" => {
+                    bc.min_insync_replicas = int(v, key, 1..=9)? as usize;
+                    min_isr_set = true;
+                }
                 "idempotent" => pc.idempotent = boolean(v, key)?,
                 "unclean_leader_election" => bc.unclean_leader_election = boolean(v, key)?,
-                "flush_messages" => bc.log.flush_messages = Some(int(v, key)?.max(1)),
-                "flush_ms" => bc.log.flush_ms = Some(int(v, key)?),
-                "replica_lag_time_max_ms" => bc.replica_lag_time_max_ms = int(v, key)?,
-                "zk_session_timeout_ms" => bc.zk_session_timeout_ms = int(v, key)?,
-                "tick_ms" => bc.tick_ms = int(v, key)?.max(1),
-                "request_timeout_ms" => pc.request_timeout_ms = int(v, key)?.max(1),
-                "delivery_timeout_ms" => pc.delivery_timeout_ms = int(v, key)?.max(1),
-                "producers" => producers = int(v, key)?,
+                "flush_messages" => {
+                    bc.log.flush_messages = Some(int(v, key, 1..=1_000_000)?)
+                }
+                "flush_ms" => bc.log.flush_ms = Some(int(v, key, 0..=*MS.end())?),
+                "replica_lag_time_max_ms" => bc.replica_lag_time_max_ms = int(v, key, MS)?,
+                "zk_session_timeout_ms" => bc.zk_session_timeout_ms = int(v, key, MS)?,
+                "tick_ms" => bc.tick_ms = int(v, key, 1..=60_000)?,
+                "request_timeout_ms" => pc.request_timeout_ms = int(v, key, MS)?,
+                "delivery_timeout_ms" => pc.delivery_timeout_ms = int(v, key, MS)?,
+                "producers" => producers = int(v, key, 1..=c.clients as u64 - 1)?,
                 "fault_pool" => {
                     pool = v
                         .as_str()
                         .filter(|p| ["brokers", "zk", "servers"].contains(p))
-                        .ok_or(
-                            "cluster.config.fault_pool must be \"brokers\", \"zk\" or \"servers\"",
-                        )?
+                        .ok_or_else(|| format!(
+                            "cluster.config.fault_pool must be \"brokers\", \"zk\" or \"servers\", not {v}"
+                        ))?
                         .to_string()
                 }
                 other => {
@@ -188,18 +201,16 @@ impl KafkaSystem {
                 }
             }
         }
-        if rf == 0 || rf > b as u64 {
+        let rf_set = rf.is_some();
+        let rf = rf.unwrap_or(3.min(b as u64));
+        if bc.min_insync_replicas as u64 > rf {
             return Err(format!(
-                "cluster.config.replication_factor must be 1 to the number of brokers ({b}), not {rf}"
+                "cluster.config.min_insync_replicas ({}{}) must be at most cluster.config.replication_factor ({rf}{})",
+                bc.min_insync_replicas,
+                if min_isr_set { "" } else { ", the default" },
+                if rf_set { "" } else { ", the default for cluster.servers brokers" }
             ));
         }
-        if producers == 0 || producers >= c.clients as u64 {
-            return Err(format!(
-                "cluster.config.producers must leave at least one consumer: 1 to {}, not {producers}",
-                c.clients - 1
-            ));
-        }
-        let _ = partitions_set;
         let group = if kind == "group" {
             group.member.partitions = partitions;
             group.validate(b, scenario.spec.faults.quiet_ms)?;

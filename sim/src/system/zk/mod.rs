@@ -2,10 +2,15 @@
 //! ZooKeeper workloads, and the checks that hold the ensemble to the promise
 //! ZooKeeper makes (see `checks`).
 //!
-//! `[cluster.config]` keys (all optional): `tick_ms`, `init_limit`,
-//! `sync_limit`, `snap_count`, `session_timeout_ms` (what clients ask for),
-//! `min_session_timeout_ms`, `max_session_timeout_ms`, `check_timeout_s`
-//! (the linearizability checker's deadline per seed). `workload.kind` is
+//! An ensemble has 2 to 9 servers: a lone server never elects itself (its
+//! election waits for a quorum of votes from peers it does not have).
+//!
+//! `[cluster.config]` keys (all optional, integers): `tick_ms` (1 to
+//! 60000), `init_limit`, `sync_limit` (ticks, 1 to 1000), `snap_count` (1
+//! to 1000000), `session_timeout_ms` (what clients ask for),
+//! `min_session_timeout_ms` <= `max_session_timeout_ms` (1 ms to an hour),
+//! `check_timeout_s` (the linearizability checker's deadline per seed, 1
+//! to 3600). `workload.kind` is
 //! `cas-register` (default), `counter` (checked by `counter`, not by the
 //! linearizability search) or `lock` (the lock recipe, checked by `lock`
 //! and `fenced`; one process per client node, so one session each).
@@ -30,7 +35,7 @@ use kzsim_model::{BugSet, Node, NodeId};
 use crate::history::{History, Operation};
 use crate::outcome::Violation;
 use crate::scenario::Scenario;
-use crate::system::{config_int as int, Layout, System};
+use crate::system::{config_int as int, Layout, System, MS};
 use crate::workload::zk::{ZkWorkload, ZkWorkloadKind};
 use crate::workload::zk_lock::LockWorkload;
 use crate::workload::Workload;
@@ -116,9 +121,9 @@ impl ZkSystem {
     /// Builds the system from a scenario.
     pub fn new(scenario: &Scenario, bugs: &BugSet) -> Result<ZkSystem, String> {
         let c = &scenario.spec.cluster;
-        if !(1..=9).contains(&c.servers) {
+        if !(2..=9).contains(&c.servers) {
             return Err(format!(
-                "a ZooKeeper ensemble has 1 to 9 servers, not {}",
+                "cluster.servers = {}: a ZooKeeper ensemble here has 2 to 9 servers (a lone server never elects itself leader in this model's election; it stays LOOKING)",
                 c.servers
             ));
         }
@@ -127,20 +132,26 @@ impl ZkSystem {
         let mut check_timeout_s = 30;
         for (key, v) in &c.config {
             match key.as_str() {
-                "tick_ms" => config.tick_ms = int(v, key)?,
-                "init_limit" => config.init_limit = int(v, key)?,
-                "sync_limit" => config.sync_limit = int(v, key)?,
-                "snap_count" => config.snap_count = int(v, key)?,
-                "min_session_timeout_ms" => config.min_session_timeout_ms = int(v, key)?,
-                "max_session_timeout_ms" => config.max_session_timeout_ms = int(v, key)?,
-                "session_timeout_ms" => session_timeout_ms = int(v, key)?,
-                "check_timeout_s" => check_timeout_s = int(v, key)?,
+                "tick_ms" => config.tick_ms = int(v, key, 1..=60_000)?,
+                "init_limit" => config.init_limit = int(v, key, 1..=1_000)?,
+                "sync_limit" => config.sync_limit = int(v, key, 1..=1_000)?,
+                "snap_count" => config.snap_count = int(v, key, 1..=1_000_000)?,
+                "min_session_timeout_ms" => config.min_session_timeout_ms = int(v, key, MS)?,
+                "max_session_timeout_ms" => config.max_session_timeout_ms = int(v, key, MS)?,
+                "session_timeout_ms" => session_timeout_ms = int(v, key, MS)?,
+                "check_timeout_s" => check_timeout_s = int(v, key, 1..=3_600)?,
                 other => {
                     return Err(format!(
                         "unknown ZooKeeper setting `cluster.config.{other}` (known: tick_ms, init_limit, sync_limit, snap_count, session_timeout_ms, min_session_timeout_ms, max_session_timeout_ms, check_timeout_s)"
                     ))
                 }
             }
+        }
+        if config.min_session_timeout_ms > config.max_session_timeout_ms {
+            return Err(format!(
+                "cluster.config.min_session_timeout_ms ({}) must not exceed cluster.config.max_session_timeout_ms ({})",
+                config.min_session_timeout_ms, config.max_session_timeout_ms
+            ));
         }
         let w = &scenario.spec.workload;
         let workload = match w.kind.as_str() {
@@ -153,14 +164,14 @@ impl ZkSystem {
                 ))
             }
         };
-        if workload == ZkWorkloadKind::Lock && w.processes > c.clients.max(1) {
+        if workload == ZkWorkloadKind::Lock && w.processes > c.clients {
             return Err(format!(
                 "the lock workload needs a session per process: {} processes but {} clients",
                 w.processes, c.clients
             ));
         }
         Ok(ZkSystem {
-            layout: Layout::new(c.servers, c.clients.max(1)),
+            layout: Layout::new(c.servers, c.clients),
             config,
             bugs: bugs.clone(),
             session_timeout_ms,
