@@ -49,6 +49,8 @@ fn place<M: Model>(
 /// Brute-force check of a whole history: split and encoded as the real
 /// checker does, then every partition tried exhaustively.
 pub fn brute_check<M: Model>(model: &mut M, ops: &[Operation]) -> Result<bool, BadOp> {
+    let normalised = model.normalise(ops);
+    let ops: &[Operation] = normalised.as_deref().unwrap_or(ops);
     for ids in model.partitions(ops).values() {
         let encoded = encode(model, ops, ids)?;
         if !brute_force(model, &encoded) {

@@ -157,6 +157,8 @@ pub fn check_operations<M: Model>(
         deadline: opts.timeout.and_then(|t| start.checked_add(t)),
         budget: Budget::new(opts.cache_bytes),
     };
+    let normalised = model.normalise(ops);
+    let ops: &[Operation] = normalised.as_deref().unwrap_or(ops);
     let parts = model.partitions(ops);
     let mut report = Report {
         verdict: Verdict::Linearizable,

@@ -40,6 +40,14 @@ pub trait Model {
         true
     }
 
+    /// The history as this model reads it, when that differs from the
+    /// recorded one: a rewrite that keeps every operation at its position
+    /// in the list (explanations name operations by position), or `None`
+    /// to check the history as it is.
+    fn normalise(&self, _ops: &[Operation]) -> Option<Vec<Operation>> {
+        None
+    }
+
     /// The parts the history is checked in, each judged on its own: per
     /// key when [`Model::split_by_key`] holds, else one part. Keys are the
     /// partition names shown in explanations (empty: unsplit).

@@ -298,6 +298,77 @@ fn touched(op: &Operation) -> Vec<String> {
     out
 }
 
+/// Session expiry as the model reads it: an operation answered
+/// `SessionExpired` tells that its session (its process) was closed by
+/// the ensemble at some point after the process's previous operation
+/// completed and before this answer, and ZooKeeper removed the session's
+/// ephemerals then. Such an operation becomes a `close` spanning that
+/// window (its invocation moved to the previous completion, so an
+/// explanation cites it from that line). Only for processes that created (or may have created) an
+/// ephemeral: for the others a close changes nothing, and leaving them
+/// alone keeps their history split per subtree. `None` when nothing
+/// changes.
+pub fn session_expiries(ops: &[Operation]) -> Option<Vec<Operation>> {
+    let expired = |op: &Operation| {
+        op.outcome == Outcome::Fail
+            && op
+                .error
+                .as_deref()
+                .or(op.output.as_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("SessionExpired"))
+    };
+    if !ops.iter().any(expired) {
+        return None;
+    }
+    let with_ephemerals: std::collections::BTreeSet<u64> = ops
+        .iter()
+        .filter(|op| op.outcome != Outcome::Fail && creates_ephemeral(op))
+        .map(|op| op.process)
+        .collect();
+    let mut out = ops.to_vec();
+    let mut changed = false;
+    for i in 0..out.len() {
+        if !expired(&out[i]) || !with_ephemerals.contains(&out[i].process) {
+            continue;
+        }
+        let p = out[i].process;
+        // The checker orders operations by their events' positions: the
+        // close may take effect from the completion of the process's
+        // previous operation on.
+        let before = |o: &&Operation| o.process == p && o.invoke_index < ops[i].invoke_index;
+        let since = ops
+            .iter()
+            .filter(before)
+            .filter_map(|o| o.complete_index)
+            .max();
+        let since_time = ops
+            .iter()
+            .filter(before)
+            .filter_map(|o| o.complete_time)
+            .max();
+        let op = &mut out[i];
+        op.f = "close".into();
+        op.outcome = Outcome::Ok;
+        op.invoke_index = since.unwrap_or(0);
+        op.invoke_time = since_time.unwrap_or(0);
+        changed = true;
+    }
+    changed.then_some(out)
+}
+
+/// Whether `op` creates an ephemeral node (itself or inside a `multi`).
+fn creates_ephemeral(op: &Operation) -> bool {
+    let eph = |v: &Value| v.get("ephemeral").and_then(Value::as_bool) == Some(true);
+    match fname(op) {
+        "create" => eph(&op.input),
+        "multi" => op.input.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x.get("f").and_then(Value::as_str) == Some("create") && eph(x))
+        }),
+        _ => false,
+    }
+}
+
 /// Splits a ZooKeeper history per top-level znode, the parts the kzsim
 /// sweep and `kzsim check --model zk` both judge.
 ///
@@ -346,6 +417,10 @@ impl Model for Zk {
 
     fn partitions(&self, ops: &[Operation]) -> BTreeMap<String, Vec<usize>> {
         subtrees(ops)
+    }
+
+    fn normalise(&self, ops: &[Operation]) -> Option<Vec<Operation>> {
+        session_expiries(ops)
     }
 
     fn session_ordered(&self) -> bool {

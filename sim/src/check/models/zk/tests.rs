@@ -256,3 +256,77 @@ mod sessions {
         assert_eq!(v.0, Verdict::Linearizable);
     }
 }
+
+/// Operation `f` of process `p` over `[t0, t1]`.
+fn timed(p: u64, t0: u64, t1: u64, mut o: Operation) -> Operation {
+    o.process = p;
+    o.invoke_time = t0;
+    o.complete_time = Some(t1);
+    o.invoke_index = (t0 * 2) as usize;
+    o.complete_index = Some((t1 * 2) as usize);
+    o
+}
+
+fn zk_verdict(ops: &[Operation]) -> crate::check::Verdict {
+    use crate::check::driver::check_operations;
+    check_operations(&mut Zk::new(), ops, &crate::check::CheckOptions::default())
+        .unwrap()
+        .verdict
+}
+
+/// Process 0 creates ephemeral `/e` and reads `/x`; process 1 sees `/e`,
+/// then finds it gone over `[read_at, read_at + 1]`; process 0's next
+/// operation is answered `SessionExpired` over `[70, 80]`.
+fn expiry_history(read_at: u64) -> Vec<Operation> {
+    vec![
+        timed(
+            0,
+            10,
+            20,
+            zop(
+                "create",
+                "/e",
+                json!({"data": 1, "ephemeral": true}),
+                json!("/e"),
+            ),
+        ),
+        timed(1, 21, 22, zop("exists", "/e", Value::Null, json!(true))),
+        timed(0, 30, 50, zop("exists", "/x", Value::Null, Value::Null)),
+        timed(
+            1,
+            read_at,
+            read_at + 1,
+            zop("exists", "/e", Value::Null, Value::Null),
+        ),
+        timed(
+            0,
+            70,
+            80,
+            failed("setData", "/e", json!({"data": 2}), "SessionExpired"),
+        ),
+    ]
+}
+
+#[test]
+fn session_expiry_removes_ephemerals_within_its_window() {
+    use crate::check::Verdict::*;
+    // The ensemble expired the session after process 0's last answer (at
+    // 50) and before the SessionExpired answer (at 80): `/e` may be gone
+    // at 60.
+    assert_eq!(zk_verdict(&expiry_history(60)), Linearizable);
+    // Not while process 0 was still being answered on its session (process
+    // 1 saw `/e` before, so it cannot read an older state).
+    assert_eq!(zk_verdict(&expiry_history(30)), NotLinearizable);
+    // Without the expiry, the ephemeral cannot vanish.
+    let mut no_expiry = expiry_history(60);
+    no_expiry.pop();
+    assert_eq!(zk_verdict(&no_expiry), NotLinearizable);
+    // A session without ephemerals keeps its history as recorded.
+    let plain = vec![timed(
+        0,
+        7,
+        8,
+        failed("getData", "/a", Value::Null, "SessionExpired"),
+    )];
+    assert!(session_expiries(&plain).is_none());
+}
