@@ -266,6 +266,19 @@ impl Scenario {
         let system = crate::system::build(&scenario, &kzsim_model::BugSet::none())
             .map_err(|message| invalid(system_error_offset(&locator, &message), message))?;
         validate::aims(&scenario.spec, system.layout()).map_err(at)?;
+        for key in system.unread_workload_settings() {
+            let path = format!("workload.{key}");
+            if let Ok(offset) = locator.find(&path) {
+                return Err(invalid(
+                    offset,
+                    format!(
+                        "{path} is not read by this system's workload ({:?}, workload.kind = {:?}): remove it rather than have it silently ignored",
+                        scenario.spec.cluster.system,
+                        if scenario.spec.workload.kind.is_empty() { "default" } else { scenario.spec.workload.kind.as_str() }
+                    ),
+                ));
+            }
+        }
         Ok(scenario)
     }
 

@@ -19,7 +19,7 @@ processes = 3
 think_ms = 10.0
 read_fraction = 0.5
 keys = 2
-timeout_ms = 500
+# timeout_ms: ZooKeeper clients time out with their session
 [network]
 latency_us = 500
 [disk]
@@ -204,6 +204,15 @@ fn workload_sizes_are_checked() {
         "timeout_ms = 0",
         (14, 1),
         &["workload.timeout_ms = 0"],
+    );
+    // A setting the system's workload does not read is refused, not
+    // silently ignored.
+    check(
+        ZK,
+        14,
+        "timeout_ms = 500",
+        (14, 1),
+        &["workload.timeout_ms is not read", "Zk"],
     );
 }
 

@@ -46,6 +46,10 @@ impl DemoSystem {
 }
 
 impl System for DemoSystem {
+    fn unread_workload_settings(&self) -> &'static [&'static str] {
+        &["keys"]
+    }
+
     fn layout(&self) -> &Layout {
         &self.layout
     }

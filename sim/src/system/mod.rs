@@ -124,6 +124,12 @@ pub trait System: Send {
     /// End-of-run checks over the history and the final nodes (`None` for a
     /// node that is down).
     fn check(&self, history: &History, nodes: &[Option<&dyn Node>]) -> Vec<Violation>;
+    /// The `[workload]` settings this system's workload does not read
+    /// (of `timeout_ms`, `read_fraction`, `keys`): a scenario that writes
+    /// one is refused rather than silently ignored.
+    fn unread_workload_settings(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Counts the run reports beside its verdict (e.g. records processed
     /// and processed again under at-least-once); none by default.
     fn counters(&self, history: &History) -> Vec<(&'static str, u64)> {

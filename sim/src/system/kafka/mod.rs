@@ -302,6 +302,12 @@ impl KafkaSystem {
 }
 
 impl System for KafkaSystem {
+    fn unread_workload_settings(&self) -> &'static [&'static str] {
+        // Producers and consumers time out by the Kafka settings
+        // (`request_timeout_ms`, `delivery_timeout_ms`, ...).
+        &["timeout_ms", "read_fraction", "keys"]
+    }
+
     fn layout(&self) -> &Layout {
         &self.layout
     }

@@ -204,6 +204,16 @@ impl System for ZkSystem {
         &self.layout
     }
 
+    fn unread_workload_settings(&self) -> &'static [&'static str] {
+        // Client requests time out with the session (ConnectionLoss), not
+        // after `timeout_ms`.
+        match self.workload {
+            ZkWorkloadKind::CasRegister => &["timeout_ms"],
+            ZkWorkloadKind::Counter => &["timeout_ms", "keys"],
+            ZkWorkloadKind::Lock => &["timeout_ms", "keys", "read_fraction"],
+        }
+    }
+
     fn build(&self, id: NodeId) -> Box<dyn Node> {
         if self.layout.is_server(id) {
             Box::new(ZkServer::new(
