@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::Context;
 use kzsim_sim::check::{CheckError, Format, Parsed};
 use kzsim_sim::outcome::Violation;
-use kzsim_sim::system::zk::history_checks;
+use kzsim_sim::system::zk::{history_checks, CheckBudget};
 use kzsim_sim::workload::zk::ZkWorkloadKind;
 use serde_json::json;
 
@@ -49,7 +49,7 @@ fn check_file(
     }
     let parsed = format.parse(&text)?;
     let ops = parsed.operations()?;
-    let violations = history_checks(kind, &parsed.history, &ops, timeout_s);
+    let violations = history_checks(kind, &parsed.history, &ops, CheckBudget::Seconds(timeout_s));
     Ok((parsed, ops.len(), violations))
 }
 

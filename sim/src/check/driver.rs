@@ -19,6 +19,10 @@ pub struct CheckOptions {
     pub timeout: Option<Duration>,
     /// Memory budget of each partition's visited cache, in bytes.
     pub cache_bytes: usize,
+    /// Give up with verdict [`Verdict::Unknown`] after this many search
+    /// steps in one partition. Unlike `timeout`, the verdict then does not
+    /// depend on the machine or its load, so a scenario sweep uses this.
+    pub max_steps: Option<u64>,
 }
 
 impl Default for CheckOptions {
@@ -26,6 +30,7 @@ impl Default for CheckOptions {
         CheckOptions {
             timeout: None,
             cache_bytes: 1 << 30,
+            max_steps: None,
         }
     }
 }
@@ -37,7 +42,7 @@ pub enum Verdict {
     Linearizable,
     /// No order does.
     NotLinearizable,
-    /// The check gave up (deadline) before deciding.
+    /// The check gave up (deadline or step budget) before deciding.
     Unknown,
 }
 
@@ -155,6 +160,7 @@ pub fn check_operations<M: Model>(
     let start = Instant::now();
     let limits = Limits {
         deadline: opts.timeout.and_then(|t| start.checked_add(t)),
+        max_steps: opts.max_steps,
         budget: Budget::new(opts.cache_bytes),
     };
     let normalised = model.normalise(ops);

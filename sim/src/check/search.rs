@@ -49,6 +49,10 @@ pub struct SearchOp<O> {
 pub struct Limits {
     /// Give up (verdict unknown) after this instant.
     pub deadline: Option<Instant>,
+    /// Give up (verdict unknown) after this many steps of one search: a
+    /// budget that, unlike the deadline, gives the same verdict on any
+    /// machine under any load.
+    pub max_steps: Option<u64>,
     /// Memory budget shared by the visited caches of all live searches.
     pub budget: Budget,
 }
@@ -67,7 +71,7 @@ pub enum SearchResult {
         /// Id of the operation that could not be placed after it.
         blocked: usize,
     },
-    /// The deadline passed first.
+    /// The deadline passed, or the step budget ran out, first.
     Timeout,
 }
 
@@ -204,6 +208,7 @@ pub struct Search<'a, M: Model> {
     has_optional: bool,
     steps: u64,
     deadline: Option<Instant>,
+    max_steps: u64,
 }
 
 impl<'a, M: Model> Search<'a, M> {
@@ -246,6 +251,7 @@ impl<'a, M: Model> Search<'a, M> {
             has_optional: ops.iter().any(|o| o.ret.is_none()),
             steps: 0,
             deadline: limits.deadline,
+            max_steps: limits.max_steps.unwrap_or(u64::MAX),
         }
     }
 
@@ -276,10 +282,10 @@ impl<'a, M: Model> Search<'a, M> {
         if self.remaining == 0 {
             return Some(SearchResult::Linearizable);
         }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) || self.steps >= self.max_steps {
             return Some(SearchResult::Timeout);
         }
-        let stop = self.steps.saturating_add(max_steps);
+        let stop = self.steps.saturating_add(max_steps).min(self.max_steps);
         let (model, ops) = (self.model, self.ops);
         let mut e = self.entry;
         let (mut pass, mut ret) = self.pass;
@@ -297,6 +303,9 @@ impl<'a, M: Model> Search<'a, M> {
             if self.steps >= stop {
                 self.entry = e;
                 self.pass = (pass, ret);
+                if self.steps >= self.max_steps {
+                    return Some(SearchResult::Timeout);
+                }
                 return None;
             }
             let entry = if e == NIL {

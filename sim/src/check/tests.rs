@@ -167,6 +167,36 @@ fn deadline_gives_unknown() {
     assert_eq!(h.check_with(&opts).verdict, Verdict::Linearizable);
 }
 
+/// A step budget gives up as the deadline does, but at the same point on
+/// any machine: a budget below what the search needs is `Unknown` every
+/// time, and one above it decides.
+#[test]
+fn step_budget_gives_unknown_deterministically() {
+    let mut b = B::new();
+    for p in 0..12 {
+        b = b
+            .i(p, "write", "x", json!(p))
+            .c(p, Info, "write", "x", Value::Null);
+    }
+    let h = b
+        .i(100, "read", "x", Value::Null)
+        .ok(100, "read", "x", json!(99));
+    let tight = CheckOptions {
+        max_steps: Some(50),
+        ..CheckOptions::default()
+    };
+    for _ in 0..3 {
+        let r = h.check_with(&tight);
+        assert_eq!(r.verdict, Verdict::Unknown);
+        assert_eq!(r.timed_out, 1);
+    }
+    let ample = CheckOptions {
+        max_steps: Some(1 << 40),
+        ..CheckOptions::default()
+    };
+    assert_eq!(h.check_with(&ample).verdict, Verdict::NotLinearizable);
+}
+
 #[test]
 fn empty_history_is_linearizable() {
     assert_eq!(B::new().check(), Verdict::Linearizable);

@@ -13,7 +13,7 @@ system = "zk"
 servers = 3
 clients = 3
 [cluster.config]
-check_timeout_s = 5
+check_max_steps = 100000
 [workload]
 processes = 3
 think_ms = 10.0
@@ -431,9 +431,9 @@ fn zookeeper_settings_are_checked() {
     check(
         ZK,
         8,
-        "check_timeout_s = 0",
+        "check_max_steps = 999",
         (8, 1),
-        &["cluster.config.check_timeout_s = 0"],
+        &["cluster.config.check_max_steps = 999"],
     );
     check(
         ZK,

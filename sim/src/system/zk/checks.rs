@@ -33,15 +33,44 @@ pub(crate) const DEFINITE_ERRORS: &[&str] = &[
 /// The checker's memory budget per seed.
 const CACHE_BYTES: usize = 1 << 30;
 
+/// How far the linearizability search may go before it gives up
+/// (`check-unknown`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckBudget {
+    /// Search steps per partition. The verdict is then the same on any
+    /// machine under any load, so scenario sweeps use this.
+    Steps(u64),
+    /// Wall-clock seconds, what `kzsim check --timeout` offers.
+    Seconds(u64),
+}
+
+impl CheckBudget {
+    fn options(self) -> CheckOptions {
+        let (timeout, max_steps) = match self {
+            CheckBudget::Steps(n) => (None, Some(n)),
+            CheckBudget::Seconds(s) => (Some(Duration::from_secs(s)), None),
+        };
+        CheckOptions {
+            timeout,
+            cache_bytes: CACHE_BYTES,
+            max_steps,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            CheckBudget::Steps(n) => format!("{n} search steps in one partition"),
+            CheckBudget::Seconds(s) => format!("{s} s"),
+        }
+    }
+}
+
 /// Linearizability under ZooKeeper's promise: the `zk` model of the
 /// checker, which splits the history per top-level znode
 /// ([`crate::check::models::zk::subtrees`]), exactly as `kzsim check
 /// --model zk` does, so both blame the same operation.
-pub fn linearizable(ops: &[Operation], timeout_s: u64) -> Vec<Violation> {
-    let opts = CheckOptions {
-        timeout: Some(Duration::from_secs(timeout_s)),
-        cache_bytes: CACHE_BYTES,
-    };
+pub fn linearizable(ops: &[Operation], budget: CheckBudget) -> Vec<Violation> {
+    let opts = budget.options();
     match check_with(ModelKind::Zk, &Value::Null, ops, &[], &opts) {
         Ok(report) => match report.verdict {
             Verdict::Linearizable => Vec::new(),
@@ -60,7 +89,10 @@ pub fn linearizable(ops: &[Operation], timeout_s: u64) -> Vec<Violation> {
             }
             Verdict::Unknown => vec![Violation::new(
                 "check-unknown",
-                format!("the linearizability check gave up after {timeout_s} s"),
+                format!(
+                    "the linearizability check gave up after {}",
+                    budget.describe()
+                ),
                 Vec::new(),
             )],
         },
