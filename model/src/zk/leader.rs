@@ -530,17 +530,36 @@ impl ZkServer {
         self.leader_propose(0, 0, t, cx);
     }
 
-    /// Registers a sync point: answered once every proposal issued so far
-    /// has committed and a quorum has answered a ping sent after the sync
-    /// arrived (so a leader that was deposed, e.g. while paused, cannot
-    /// answer a sync from its stale state).
+    /// Registers a sync point. A learner's sync is answered once every
+    /// proposal issued so far has committed, as `Leader.processSync` does;
+    /// a sync from a client of the leader itself at once (in its session's
+    /// order), as ZooKeeper's request pipeline does. With
+    /// `sync_quorum_confirmed` it also waits until a quorum has answered a
+    /// ping sent after the sync arrived, so that a leader deposed without
+    /// knowing it (e.g. while paused or cut off) cannot answer from its
+    /// stale state; real ZooKeeper has no such round (ZOOKEEPER-1675).
     pub(super) fn leader_sync(&mut self, t: SyncTarget, cx: &mut Ctx<'_>) {
         let committed = self.tree.last_zxid();
+        let confirm = self.cfg.sync_quorum_confirmed;
         let Some(l) = self.leader() else { return };
         if !l.established {
             return;
         }
         let upto = l.proposals.last_key_value().map_or(committed, |(z, _)| *z);
+        if !confirm {
+            match t {
+                // A client's own sync on the leader is no LearnerSyncRequest:
+                // it goes down the request pipeline like a read, answered
+                // after its session's earlier requests (the FIFO queue),
+                // from the leader's committed state.
+                SyncTarget::Local(session, cxid) => self.on_sync_done(session, cxid, committed, cx),
+                SyncTarget::Learner(..) => {
+                    l.pending_syncs.push((upto, 0, t));
+                    self.leader_check_syncs(cx);
+                }
+            }
+            return;
+        }
         l.ping_round += 1;
         let round = l.ping_round;
         for (&p, v) in &l.learners {

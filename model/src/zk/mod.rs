@@ -183,6 +183,13 @@ pub struct ZkConfig {
     pub min_session_timeout_ms: u64,
     /// Largest session timeout granted (default 20 ticks).
     pub max_session_timeout_ms: u64,
+    /// Whether the leader answers a `sync` only after a quorum has answered
+    /// a ping sent after the sync arrived. Real ZooKeeper does not
+    /// (`Leader.processSync` answers once the outstanding proposals commit,
+    /// with no quorum round), so a leader that is deposed but does not know
+    /// it yet answers syncs from its stale state (ZOOKEEPER-1675, open).
+    /// Default false, as in ZooKeeper.
+    pub sync_quorum_confirmed: bool,
 }
 
 impl Default for ZkConfig {
@@ -197,6 +204,7 @@ impl Default for ZkConfig {
             finalize_wait_ms: 50,
             min_session_timeout_ms: 200,
             max_session_timeout_ms: 2000,
+            sync_quorum_confirmed: false,
         }
     }
 }

@@ -298,11 +298,12 @@ impl ZkServer {
                     let zxid = self.tree.last_zxid();
                     send(cx, client, ZkMsg::ClientResp { xid, zxid, result });
                 }
-                Some(Pending::Sync {
-                    xid,
-                    done: Some(point),
-                }) => {
-                    let (xid, zxid) = (*xid, *point);
+                Some(Pending::Sync { xid, done: Some(_) }) => {
+                    // As every reply, it carries the server's last
+                    // processed zxid when it is sent (at least the sync
+                    // point: the follower applied the commits that came
+                    // before the leader's answer).
+                    let (xid, zxid) = (*xid, self.tree.last_zxid());
                     c.queue.pop_front();
                     send(
                         cx,

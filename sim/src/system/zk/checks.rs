@@ -4,6 +4,9 @@
 //!   session, are linearizable; plain reads are sequentially consistent per
 //!   session (the `zk` model of the linearizability checker). A stale
 //!   follower read without `sync` is allowed.
+//! - `stale-sync-read`: the history breaks that promise only through syncs
+//!   answered by a deposed server, which real ZooKeeper allows
+//!   (ZOOKEEPER-1675); a scenario that provokes it declares it.
 //! - `session-order`: within one session, the zxids of answered requests
 //!   never go back (monotonic reads, read-your-writes, FIFO order).
 //! - `sequential-order`: sequential names are unique per parent and grow
@@ -16,9 +19,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::check::{check_with, CheckOptions, ModelKind, Verdict};
+use super::quorum::DeposedTimeline;
+use crate::check::models::zk::Zk;
+use crate::check::{check_operations, check_with, CheckOptions, ModelKind, Verdict};
 use crate::history::{EventType, History, Operation, Outcome};
 use crate::outcome::Violation;
+use kzsim_model::NodeId;
 
 /// ZooKeeper error codes that report a definite outcome.
 pub(crate) const DEFINITE_ERRORS: &[&str] = &[
@@ -69,39 +75,125 @@ impl CheckBudget {
 /// checker, which splits the history per top-level znode
 /// ([`crate::check::models::zk::subtrees`]), exactly as `kzsim check
 /// --model zk` does, so both blame the same operation.
-pub fn linearizable(ops: &[Operation], budget: CheckBudget) -> Vec<Violation> {
+///
+/// ZooKeeper's `sync` promises a later read at least every write that
+/// completed before the sync began only when the server that answers it is
+/// still in the quorum: a leader cut off from its followers answers syncs
+/// from its own state until it notices (ZOOKEEPER-1675). A history that
+/// breaks the promise only through syncs such a server answered is
+/// `stale-sync-read`, not `nonlinearizable` (see [`deposed_syncs`]); this
+/// needs the simulation's `deposed` timeline, without which (`kzsim
+/// check`) every sync is held to the promise.
+pub fn linearizable(
+    ops: &[Operation],
+    budget: CheckBudget,
+    deposed: Option<&DeposedTimeline>,
+) -> Vec<Violation> {
     let opts = budget.options();
-    match check_with(ModelKind::Zk, &Value::Null, ops, &[], &opts) {
-        Ok(report) => match report.verdict {
-            Verdict::Linearizable => Vec::new(),
-            Verdict::NotLinearizable => {
-                let (text, events) = match &report.explanation {
-                    Some(e) => (
-                        e.text(ops, None),
-                        std::iter::once(e.blocked)
-                            .chain(e.concurrent.iter().copied())
-                            .map(|i| ops[i].invoke_index)
-                            .collect(),
-                    ),
-                    None => ("no linearization exists".to_string(), Vec::new()),
-                };
-                vec![Violation::new("nonlinearizable", text, events)]
-            }
-            Verdict::Unknown => vec![Violation::new(
-                "check-unknown",
-                format!(
-                    "the linearizability check gave up after {}",
-                    budget.describe()
-                ),
-                Vec::new(),
-            )],
-        },
-        Err(e) => vec![Violation::new(
-            "malformed-history",
-            e.to_string(),
-            Vec::new(),
-        )],
+    let waived = deposed.map(|d| deposed_syncs(ops, d)).unwrap_or_default();
+    if !waived.is_empty() {
+        // ZooKeeper's promise first: the syncs deposed servers answered
+        // promise nothing. Only if it holds does the stricter check say
+        // whether those syncs were actually followed by stale reads.
+        let indexes = waived.iter().map(|&i| ops[i].invoke_index).collect();
+        let mut relaxed = Zk::waiving_syncs(indexes);
+        match check_operations(&mut relaxed, ops, &opts) {
+            Err(e) => return vec![malformed(e.message)],
+            Ok(r) => match r.verdict {
+                Verdict::Unknown => return vec![gave_up(budget)],
+                Verdict::NotLinearizable => return vec![nonlinearizable(ops, &r)],
+                Verdict::Linearizable => {}
+            },
+        }
+        return match check_with(ModelKind::Zk, &Value::Null, ops, &[], &opts) {
+            Ok(r) if r.verdict == Verdict::NotLinearizable => vec![stale_sync_read(ops, &waived)],
+            // Undecided: the promise holds; whether a read was stale is
+            // not known, and no anomaly is claimed.
+            Ok(_) => Vec::new(),
+            Err(e) => vec![malformed(e.to_string())],
+        };
     }
+    match check_with(ModelKind::Zk, &Value::Null, ops, &[], &opts) {
+        Ok(r) => match r.verdict {
+            Verdict::Linearizable => Vec::new(),
+            Verdict::Unknown => vec![gave_up(budget)],
+            Verdict::NotLinearizable => vec![nonlinearizable(ops, &r)],
+        },
+        Err(e) => vec![malformed(e.to_string())],
+    }
+}
+
+fn nonlinearizable(ops: &[Operation], report: &crate::check::Report) -> Violation {
+    let (text, events) = match &report.explanation {
+        Some(e) => (
+            e.text(ops, None),
+            std::iter::once(e.blocked)
+                .chain(e.concurrent.iter().copied())
+                .map(|i| ops[i].invoke_index)
+                .collect(),
+        ),
+        None => ("no linearization exists".to_string(), Vec::new()),
+    };
+    Violation::new("nonlinearizable", text, events)
+}
+
+fn malformed(text: String) -> Violation {
+    Violation::new("malformed-history", text, Vec::new())
+}
+
+fn gave_up(budget: CheckBudget) -> Violation {
+    Violation::new(
+        "check-unknown",
+        format!(
+            "the linearizability check gave up after {}",
+            budget.describe()
+        ),
+        Vec::new(),
+    )
+}
+
+fn op_zxid(op: &Operation) -> Option<u64> {
+    op.meta.as_ref()?.get("zxid")?.as_u64().filter(|z| *z != 0)
+}
+
+/// The syncs (indexes into the operations) answered by a server that had
+/// been deposed while the sync was in flight, as the simulation saw it
+/// ([`DeposedTimeline`]): a follower waits for the current leader's sync
+/// point, so only a server left in an older epoch answers without every
+/// write committed before.
+pub fn deposed_syncs(ops: &[Operation], deposed: &DeposedTimeline) -> Vec<usize> {
+    if deposed.is_empty() {
+        return Vec::new();
+    }
+    ops.iter()
+        .enumerate()
+        .filter(|(_, op)| op.f == "sync" && op.outcome == Outcome::Ok)
+        .filter(|(_, op)| {
+            let server = op.meta.as_ref().and_then(|m| m.get("server")?.as_u64());
+            match (server, op.complete_time) {
+                (Some(s), Some(end)) => deposed.deposed_during(s as NodeId, op.invoke_time, end),
+                _ => false,
+            }
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn stale_sync_read(ops: &[Operation], deposed: &[usize]) -> Violation {
+    let s = &ops[deposed[0]];
+    let server = s
+        .meta
+        .as_ref()
+        .and_then(|m| m.get("server")?.as_u64())
+        .unwrap_or_default();
+    let zxid = op_zxid(s).map_or("?".into(), |z| format!("{z:#x}"));
+    let text = format!(
+        "reads after a sync answered by a deposed server are stale (ZOOKEEPER-1675): process {}'s sync was answered at zxid {zxid} by server {server}, which served in an older epoch than one a quorum had established; the history is linearizable once the promise of the {} sync(s) such servers answered is waived",
+        s.process,
+        deposed.len()
+    );
+    let events = deposed.iter().map(|&i| ops[i].invoke_index).collect();
+    Violation::new("stale-sync-read", text, events)
 }
 
 /// A definite answer from a server: its session and zxid.

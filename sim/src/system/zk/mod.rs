@@ -9,9 +9,13 @@
 //! 60000), `init_limit`, `sync_limit` (ticks, 1 to 1000), `snap_count` (1
 //! to 1000000), `session_timeout_ms` (what clients ask for),
 //! `min_session_timeout_ms` <= `max_session_timeout_ms` (1 ms to an hour),
+//! `sync_quorum_confirmed` (boolean, default false: the leader answers a
+//! `sync` once its outstanding proposals commit, with no quorum round, as
+//! real ZooKeeper does; true adds the round, see
+//! [`kzsim_model::zk::ZkConfig::sync_quorum_confirmed`]),
 //! `check_max_steps` (how many steps the linearizability search may take
 //! in one partition before the seed is `check-unknown`, 1000 to 10^11,
-//! default 5 * 10^7: a budget in steps, not seconds, so that the verdict
+//! default 5 * 10^6: a budget in steps, not seconds, so that the verdict
 //! does not depend on the machine or its load). `workload.kind` is
 //! `cas-register` (default), `counter` (checked by `counter`, not by the
 //! linearizability search) or `lock` (the lock recipe, checked by `lock`
@@ -27,6 +31,7 @@ mod final_state;
 mod lock;
 #[cfg(test)]
 mod lock_tests;
+mod quorum;
 #[cfg(test)]
 mod test_history;
 #[cfg(test)]
@@ -38,14 +43,16 @@ use kzsim_model::{BugSet, Node, NodeId};
 use crate::history::{History, Operation};
 use crate::outcome::Violation;
 use crate::scenario::Scenario;
-use crate::system::{config_int as int, Layout, System, MS};
+use crate::system::{config_bool, config_int as int, Layout, Monitor, System, MS};
 use crate::workload::zk::{ZkWorkload, ZkWorkloadKind};
 use crate::workload::zk_lock::LockWorkload;
 use crate::workload::Workload;
+use quorum::{DeposedTimeline, QuorumMonitor, SharedTimeline};
 
 /// Anomalies the ZooKeeper checks report.
 pub const ANOMALIES: &[&str] = &[
     "nonlinearizable",
+    "stale-sync-read",
     "check-unknown",
     "session-order",
     "sequential-order",
@@ -70,9 +77,10 @@ fn workload_checks(
     history: &History,
     ops: &[Operation],
     budget: CheckBudget,
+    deposed: Option<&DeposedTimeline>,
 ) -> Vec<Violation> {
     match kind {
-        ZkWorkloadKind::CasRegister => checks::linearizable(ops, budget),
+        ZkWorkloadKind::CasRegister => checks::linearizable(ops, budget, deposed),
         ZkWorkloadKind::Counter => counter::check(history, ops, None),
         ZkWorkloadKind::Lock => {
             let mut out = lock::exclusion(history, ops);
@@ -102,15 +110,15 @@ pub fn history_checks(
     ops: &[Operation],
     budget: CheckBudget,
 ) -> Vec<Violation> {
-    let mut out = workload_checks(kind, history, ops, budget);
+    let mut out = workload_checks(kind, history, ops, budget, None);
     out.extend(common_checks(history, ops));
     out
 }
 
-/// The linearizability search's default step budget per partition (about
-/// 15 s on one core of a 2024 laptop; the slowest of 70,000 swept seeds
-/// needs 3.2 million).
-const DEFAULT_CHECK_MAX_STEPS: u64 = 50_000_000;
+/// The linearizability search's default step budget per partition: the
+/// slowest of 70,000 swept seeds of the shipped scenarios needs 3.2
+/// million (about 1 s); a step costs from 0.3 to 10 µs with the history.
+const DEFAULT_CHECK_MAX_STEPS: u64 = 5_000_000;
 
 /// The ZooKeeper system of one scenario.
 pub struct ZkSystem {
@@ -119,6 +127,8 @@ pub struct ZkSystem {
     bugs: BugSet,
     session_timeout_ms: u64,
     check_max_steps: u64,
+    /// Which servers served while deposed, as the monitor saw it.
+    deposed: SharedTimeline,
     workload: ZkWorkloadKind,
     keys: u32,
     read_fraction: f64,
@@ -147,10 +157,11 @@ impl ZkSystem {
                 "min_session_timeout_ms" => config.min_session_timeout_ms = int(v, key, MS)?,
                 "max_session_timeout_ms" => config.max_session_timeout_ms = int(v, key, MS)?,
                 "session_timeout_ms" => session_timeout_ms = int(v, key, MS)?,
+                "sync_quorum_confirmed" => config.sync_quorum_confirmed = config_bool(v, key)?,
                 "check_max_steps" => check_max_steps = int(v, key, 1_000..=100_000_000_000)?,
                 other => {
                     return Err(format!(
-                        "unknown ZooKeeper setting `cluster.config.{other}` (known: tick_ms, init_limit, sync_limit, snap_count, session_timeout_ms, min_session_timeout_ms, max_session_timeout_ms, check_max_steps)"
+                        "unknown ZooKeeper setting `cluster.config.{other}` (known: tick_ms, init_limit, sync_limit, snap_count, session_timeout_ms, min_session_timeout_ms, max_session_timeout_ms, sync_quorum_confirmed, check_max_steps)"
                     ))
                 }
             }
@@ -184,6 +195,7 @@ impl ZkSystem {
             bugs: bugs.clone(),
             session_timeout_ms,
             check_max_steps,
+            deposed: SharedTimeline::default(),
             workload,
             keys: w.keys,
             read_fraction: w.read_fraction,
@@ -266,12 +278,16 @@ impl System for ZkSystem {
             ZkWorkloadKind::Counter => {
                 counter::check(history, &ops, serving.map(|(_, s)| s.tree()))
             }
-            kind => workload_checks(
-                kind,
-                history,
-                &ops,
-                CheckBudget::Steps(self.check_max_steps),
-            ),
+            kind => {
+                let deposed = self.deposed.lock().expect("timeline lock");
+                workload_checks(
+                    kind,
+                    history,
+                    &ops,
+                    CheckBudget::Steps(self.check_max_steps),
+                    Some(&deposed),
+                )
+            }
         };
         if self.workload == ZkWorkloadKind::Lock {
             for (i, s) in servers.iter().enumerate() {
@@ -287,5 +303,12 @@ impl System for ZkSystem {
 
     fn anomalies(&self) -> &'static [&'static str] {
         ANOMALIES
+    }
+
+    fn monitor(&self) -> Option<Box<dyn Monitor>> {
+        Some(Box::new(QuorumMonitor::new(
+            self.layout.servers.clone(),
+            self.deposed.clone(),
+        )))
     }
 }

@@ -32,7 +32,7 @@
 
 pub mod tree;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -89,6 +89,9 @@ pub enum ZkOp {
 pub struct Zk {
     data: Interner,
     sessions: bool,
+    /// Syncs (by the history index of their invocation) whose promise is
+    /// waived: encoded as if they had not been asked.
+    waived_syncs: BTreeSet<usize>,
 }
 
 impl Default for Zk {
@@ -130,6 +133,18 @@ impl Zk {
         Zk {
             data: Interner::new(),
             sessions: true,
+            waived_syncs: BTreeSet::new(),
+        }
+    }
+
+    /// ZooKeeper's promise without the `sync`s invoked at these history
+    /// indexes: the reads after them need only be sequentially consistent.
+    /// For a sync answered by a server that had already been deposed
+    /// ([`crate::system::zk`]'s `stale-sync-read`).
+    pub fn waiving_syncs(waived: BTreeSet<usize>) -> Zk {
+        Zk {
+            waived_syncs: waived,
+            ..Zk::new()
         }
     }
 
@@ -138,6 +153,7 @@ impl Zk {
         Zk {
             data: Interner::new(),
             sessions: false,
+            waived_syncs: BTreeSet::new(),
         }
     }
 
@@ -449,7 +465,9 @@ impl Model for Zk {
         };
         match f {
             "sync" => {
-                let keep = self.sessions && op.outcome == Outcome::Ok;
+                let keep = self.sessions
+                    && op.outcome == Outcome::Ok
+                    && !self.waived_syncs.contains(&op.invoke_index);
                 return Ok(keep.then_some(ZkOp::Sync));
             }
             "close" | "closeSession" | "close_session" => {
