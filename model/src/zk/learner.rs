@@ -1,6 +1,7 @@
 //! The ZAB follower (learner): the handshake it runs on every new connection
 //! to its leader (FOLLOWERINFO, ACKEPOCH after persisting acceptedEpoch,
-//! sync, ACK of NEWLEADER after persisting the history and currentEpoch),
+//! sync, then on NEWLEADER: the synced txns fsynced, then currentEpoch
+//! written and fsynced, then the ACK),
 //! then broadcast (log, fsync, ACK each proposal; apply on COMMIT in zxid
 //! order) and the leader liveness check.
 
@@ -162,11 +163,25 @@ impl ZkServer {
             ZkMsg::NewLeader { zxid } => {
                 let epoch = zxid_epoch(zxid);
                 f.new_epoch = epoch;
-                self.set_current_epoch(epoch, cx);
                 let ack = ZkMsg::Ack { zxid };
                 if bugs.newleader_ack_before_persist {
+                    self.set_current_epoch(epoch, cx);
                     cx.send(leader, Msg::Zk(ack));
+                } else if bugs.epoch_before_txns {
+                    // Planted bug (ZOOKEEPER-4643): currentEpoch is written
+                    // and fsynced while the synced txns' fsync may still be
+                    // in flight; a power loss can keep the epoch and lose
+                    // the txns.
+                    self.set_current_epoch(epoch, cx);
+                    self.send_after_durable(leader, ack);
                 } else {
+                    // As Learner.syncWithLeader since ZOOKEEPER-4643/4646:
+                    // the synced txns are fsynced, then currentEpoch is
+                    // written and fsynced, then NEWLEADER is acked.
+                    self.disk.after_all(Deferred::FollowerEpochCurrent {
+                        gen: self.role_gen,
+                        epoch,
+                    });
                     self.send_after_durable(leader, ack);
                 }
             }

@@ -42,6 +42,9 @@ pub(super) enum Deferred {
     LeaderEpochAccepted { gen: u64 },
     /// Leader: its current epoch is durable; count its NEWLEADER ack.
     LeaderEpochCurrent { gen: u64 },
+    /// Follower: the history synced before NEWLEADER is durable; write and
+    /// fsync currentEpoch before anything queued after this (the ACK).
+    FollowerEpochCurrent { gen: u64, epoch: u64 },
     /// Leader: its own log holds `zxid` durably.
     SelfAck { gen: u64, zxid: Zxid },
     /// A snapshot installed as a new base is durable: issue the held log
@@ -297,6 +300,12 @@ impl ZkServer {
             }
             Deferred::LeaderEpochCurrent { gen } if gen == self.role_gen => {
                 self.leader_epoch_current(cx)
+            }
+            Deferred::FollowerEpochCurrent { gen, epoch } if gen == self.role_gen => {
+                self.set_current_epoch(epoch, cx);
+                // What was queued behind (the NEWLEADER ack) now also waits
+                // for the epoch file.
+                self.disk.rebarrier();
             }
             Deferred::SelfAck { gen, zxid } if gen == self.role_gen => {
                 self.leader_ack(self.id, zxid, cx)
