@@ -102,11 +102,18 @@ impl ZkServer {
                     self.go_looking(cx);
                     return;
                 }
-                if new_epoch > self.accepted_epoch {
+                // As Learner.registerWithLeader: a new epoch is accepted
+                // (and persisted before the ack); one already accepted is
+                // acknowledged with -1, which the leader does not count.
+                let current_epoch = if new_epoch > self.accepted_epoch {
                     self.set_accepted_epoch(new_epoch, cx);
-                }
+                    Some(self.current_epoch)
+                } else {
+                    tracing::info!("zk: epoch {new_epoch} already accepted; ACKEPOCH with -1");
+                    None
+                };
                 let ack = ZkMsg::AckEpoch {
-                    current_epoch: self.current_epoch,
+                    current_epoch,
                     last_zxid: self.log.last_zxid(),
                 };
                 self.send_after_durable(leader, ack);
@@ -128,8 +135,7 @@ impl ZkServer {
                         self.trunc_gen += 1;
                     } else if let Some(t) = trunc {
                         if !self.truncate_log(t, cx) {
-                            self.halted = true;
-                            cx.halt("cannot truncate the log");
+                            self.halt(format!("cannot truncate the log to {t:#x}"), cx);
                             return;
                         }
                     }
@@ -144,11 +150,7 @@ impl ZkServer {
                     self.install_base(*tree, cx);
                 } else if let Some(t) = trunc {
                     if !self.truncate_log(t, cx) {
-                        self.halted = true;
-                        cx.halt(format!(
-                            "zk server {}: cannot truncate the log to {t:#x}",
-                            self.id
-                        ));
+                        self.halt(format!("cannot truncate the log to {t:#x}"), cx);
                         return;
                     }
                 }
@@ -215,12 +217,23 @@ impl ZkServer {
                 }
             }
             ZkMsg::Commit { zxid } => {
-                let ready: Vec<Zxid> = f.pending.range(..=zxid).map(|(z, _)| *z).collect();
-                for z in ready {
-                    let Some(f) = self.follower() else { return };
-                    let Some(lt) = f.pending.remove(&z) else {
-                        continue;
-                    };
+                // As FollowerZooKeeperServer.commit: a COMMIT with nothing
+                // pending is ignored; one that is not for the next pending
+                // proposal means the histories differ: stop.
+                let Some((&next, _)) = f.pending.first_key_value() else {
+                    tracing::warn!("zk: COMMIT {zxid:#x} without a pending proposal; ignored");
+                    return;
+                };
+                if next != zxid {
+                    self.halt(
+                        format!(
+                            "COMMIT of zxid {zxid:#x} but the next pending proposal is {next:#x}"
+                        ),
+                        cx,
+                    );
+                    return;
+                }
+                if let Some(lt) = f.pending.remove(&next) {
                     self.apply_committed(&lt, cx);
                 }
             }
