@@ -282,6 +282,7 @@ fn a_corrupt_log_record_halts_the_server() {
     }
     w.run_ms(200);
     w.crash(2);
+    assert!(w.files(2).iter().any(|f| f == "txnlog"));
     // A byte of the third log record.
     w.corrupt(2, "txnlog", 60);
     w.restart(2);
