@@ -6,7 +6,7 @@ mod common;
 
 #[test]
 fn zk_scenarios_pass() {
-    let failures = common::failing_seeds("zk-", 12, 0..4);
+    let failures = common::failing_seeds("zk-", 13, 0..4);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
