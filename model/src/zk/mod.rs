@@ -85,7 +85,7 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "zk_epoch_not_persisted",
         component: "zk",
-        breaks: "acceptedEpoch/currentEpoch live in memory only (ZOOKEEPER-1549/2354); restarts lead to divergent histories",
+        breaks: "acceptedEpoch/currentEpoch live in memory only (ZOOKEEPER-335); restarts lead to divergent histories",
         scenario: "zk-epoch-restarts",
         anomaly: "divergent-trees",
     },
@@ -113,7 +113,7 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "zk_sync_not_through_leader",
         component: "zk",
-        breaks: "sync returns at once on a follower (ZOOKEEPER-1675/3522); a sync-then-read is stale",
+        breaks: "sync returns at once on a follower, without going through the leader (ZOOKEEPER-1675); a sync-then-read is stale",
         scenario: "zk-lagging-followers",
         anomaly: "session-order",
     },

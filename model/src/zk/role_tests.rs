@@ -470,7 +470,7 @@ fn a_commit_out_of_order_halts_the_follower() {
 }
 
 /// Inconsistent epoch files (currentEpoch above acceptedEpoch,
-/// ZOOKEEPER-2354) stop the server at start, with the reason.
+/// ZOOKEEPER-2307 / 2354) stop the server at start, with the reason.
 #[test]
 fn inconsistent_epoch_files_halt_the_server_at_start() {
     let mut s = Solo::new(1, &BugSet::none());

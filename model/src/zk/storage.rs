@@ -73,7 +73,7 @@ pub enum RecoveryError {
         what: &'static str,
     },
     /// An epoch file holds a record that fails its checksum or is not an
-    /// epoch (ZOOKEEPER-2307: an unreadable epoch file).
+    /// epoch (ZOOKEEPER-2307 / ZOOKEEPER-2354: inconsistent epoch files).
     #[error("epoch file {file} is corrupt at byte {offset}")]
     CorruptEpochFile {
         /// The file.
@@ -82,7 +82,7 @@ pub enum RecoveryError {
         offset: u64,
     },
     /// currentEpoch is above acceptedEpoch: a server never acts in an epoch
-    /// it has not accepted (ZOOKEEPER-2354).
+    /// it has not accepted (ZOOKEEPER-2307 / ZOOKEEPER-2354).
     #[error("currentEpoch {current} is greater than acceptedEpoch {accepted}")]
     EpochsInconsistent {
         /// The current epoch read.
@@ -676,7 +676,7 @@ mod tests {
             recover(&files),
             Err(RecoveryError::CorruptEpochFile { .. })
         ));
-        // currentEpoch above acceptedEpoch (ZOOKEEPER-2354).
+        // currentEpoch above acceptedEpoch.
         files.insert(ACCEPTED_EPOCH_FILE.to_string(), acc);
         files.insert(CURRENT_EPOCH_FILE.to_string(), encode_epoch(3));
         let e = recover(&files).unwrap_err();
