@@ -6,7 +6,7 @@ mod common;
 
 #[test]
 fn zk_scenarios_pass() {
-    let failures = common::failing_seeds("zk-", 11, 0..4);
+    let failures = common::failing_seeds("zk-", 13, 0..4);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -28,6 +28,11 @@ bug_kind_test!(
 bug_kind_test!(
     finds_zk_newleader_ack_before_persist,
     "zk_newleader_ack_before_persist",
+    "nonlinearizable"
+);
+bug_kind_test!(
+    finds_zk_epoch_before_txns,
+    "zk_epoch_before_txns",
     "nonlinearizable"
 );
 bug_kind_test!(

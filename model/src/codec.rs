@@ -3,8 +3,9 @@
 //!
 //! A record is `[len: u32 LE][crc32(payload): u32 LE][payload]`. Decoding
 //! stops at the first record that is short (a torn tail) or whose checksum
-//! fails (corruption), and reports how many bytes were valid, so recovery can
-//! truncate there instead of trusting what follows.
+//! fails (corruption), and reports how many bytes were valid and which of
+//! the two it met, so recovery can truncate a torn tail instead of trusting
+//! it, and refuse a corrupt record.
 
 const fn crc_table() -> [u32; 256] {
     let mut table = [0u32; 256];
@@ -55,12 +56,17 @@ pub struct DecodedRecords {
     pub valid_len: u64,
     /// Whether bytes after the valid prefix were dropped (torn or corrupt).
     pub dropped_tail: bool,
+    /// Whether decoding stopped at a complete record whose checksum fails:
+    /// corruption, not a torn write (a torn write leaves a short last
+    /// record, whose length runs past the end of the bytes).
+    pub corrupt: bool,
 }
 
 /// Decodes records until the first torn or corrupt one.
 pub fn decode_records(bytes: &[u8]) -> DecodedRecords {
     let mut records = Vec::new();
     let mut pos = 0usize;
+    let mut corrupt = false;
     while pos + 8 <= bytes.len() {
         let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
         let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap());
@@ -70,6 +76,7 @@ pub fn decode_records(bytes: &[u8]) -> DecodedRecords {
         };
         let payload = &bytes[pos + 8..end];
         if crc32(payload) != crc {
+            corrupt = true;
             break;
         }
         records.push(payload.to_vec());
@@ -79,6 +86,7 @@ pub fn decode_records(bytes: &[u8]) -> DecodedRecords {
         records,
         valid_len: pos as u64,
         dropped_tail: pos < bytes.len(),
+        corrupt,
     }
 }
 
@@ -108,11 +116,12 @@ mod tests {
         assert!(!d.dropped_tail);
         let torn = decode_records(&bytes[..full - 1]);
         assert_eq!(torn.records.len(), 1);
-        assert!(torn.dropped_tail);
+        assert!(torn.dropped_tail && !torn.corrupt);
         let mut corrupt = bytes.clone();
         corrupt[full - 1] ^= 0x40;
         let c = decode_records(&corrupt);
         assert_eq!(c.records.len(), 1);
         assert_eq!(c.valid_len, 11);
+        assert!(c.corrupt);
     }
 }

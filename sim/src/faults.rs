@@ -452,7 +452,8 @@ impl Engine {
                 let tail = value.unwrap_or(64.0) as u64;
                 for &n in &hit {
                     let host = &mut self.hosts[n as usize];
-                    host.disk.corrupt("", tail, &mut host.disk_rng);
+                    let file = aim.file.as_deref().unwrap_or("");
+                    host.disk.corrupt(file, tail, &mut host.disk_rng);
                 }
                 hit
             }

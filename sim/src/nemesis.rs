@@ -98,7 +98,7 @@ impl FaultKind {
             (Loss, "loss", "lose messages with probability `value`; a loss breaks its connection"),
             (Delay, "delay", "add `value` ms of latency to every link"),
             (ClockJump, "clock-jump", "jump one server's clock by `value` ms (negative: back, never past its boot at zero)"),
-            (DiskCorrupt, "disk-corrupt", "flip a bit in the last bytes of a durable file of one server"),
+            (DiskCorrupt, "disk-corrupt", "flip a bit in the last `value` bytes (default 64) of a durable file of one server (one whose name contains `file`, if given)"),
             (DiskEio, "disk-eio", "the next `value` fsyncs of one server fail with EIO, dropping unsynced pages"),
             (DiskFull, "disk-full", "one server's disk is full (ENOSPC) until healed"),
             (DiskSlow, "disk-slow", "one server's disk becomes `value` times slower"),
@@ -193,6 +193,9 @@ pub struct Aim {
     /// pool), rather than from every other node; `slow-link`: slow only the
     /// links to them.
     pub cut_nodes: Vec<u32>,
+    /// `disk-corrupt`: flip bits only in a file whose name contains this
+    /// (default: any file).
+    pub file: Option<String>,
 }
 
 /// One explicit fault from the scenario.
@@ -225,6 +228,10 @@ pub struct TimedFault {
     /// them.
     #[serde(default)]
     pub cut_nodes: Vec<u32>,
+    /// `disk-corrupt`: corrupt only a file whose name contains this (e.g.
+    /// `txnlog`, `snap.`); default: any durable file of the target.
+    #[serde(default)]
+    pub file: Option<String>,
     /// How long until it is reverted (ms); none = until healed or the quiet
     /// period (`stall-client`: until the end of the run).
     #[serde(default)]
@@ -354,6 +361,7 @@ pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> V
                     role: f.target,
                     cut_from: f.cut_from.clone(),
                     cut_nodes: f.cut_nodes.clone(),
+                    file: f.file.clone(),
                 },
                 f.value,
                 f.duration_ms.map(|d| d * 1000),

@@ -293,24 +293,33 @@ impl ZkServer {
                 current_epoch,
                 last_zxid,
             } => {
-                let Some(v) = l.learners.get_mut(&from) else {
-                    return;
-                };
-                if v.stage != Stage::Info {
+                if l.learners.get(&from).map(|v| v.stage) != Some(Stage::Info) {
                     return;
                 }
-                if check_ahead
-                    && !l.epoch_quorum
-                    && (current_epoch > my_epoch
-                        || (current_epoch == my_epoch && last_zxid > my_last))
-                {
-                    // A learner is ahead of us: we must not lead.
-                    self.go_looking(cx);
-                    return;
+                // As Leader.waitForEpochAck: an ACKEPOCH of -1 (the epoch was
+                // already accepted) is not counted, nor compared with ours.
+                if let Some(current_epoch) = current_epoch {
+                    if check_ahead
+                        && !l.epoch_quorum
+                        && (current_epoch > my_epoch
+                            || (current_epoch == my_epoch && last_zxid > my_last))
+                    {
+                        // The learner is ahead of us: drop it (ZooKeeper's
+                        // learner handler fails); without a quorum we time
+                        // out and elect again, and its vote then wins.
+                        tracing::warn!(
+                            "zk: learner {from} is ahead (epoch {current_epoch}, zxid {last_zxid:#x} > epoch {my_epoch}, zxid {my_last:#x}); dropping it"
+                        );
+                        l.learners.remove(&from);
+                        cx.disconnect(from);
+                        return;
+                    }
+                    l.epoch_acks.insert(from);
                 }
-                v.stage = Stage::EpochAcked;
-                v.last_zxid = last_zxid;
-                l.epoch_acks.insert(from);
+                if let Some(v) = l.learners.get_mut(&from) {
+                    v.stage = Stage::EpochAcked;
+                    v.last_zxid = last_zxid;
+                }
                 if l.epoch_quorum {
                     self.leader_sync_learner(from, cx);
                 } else {
@@ -371,11 +380,8 @@ impl ZkServer {
 
     /// Counts an ACK and commits what has a quorum, in zxid order.
     pub(super) fn leader_ack(&mut self, from: NodeId, zxid: Zxid, cx: &mut Ctx<'_>) {
-        let quorum = if self.bugs.commit_without_quorum {
-            1
-        } else {
-            self.quorum()
-        };
+        let commit_alone = self.bugs.commit_without_quorum;
+        let quorum = self.quorum();
         let me = self.id;
         let Some(l) = self.leader() else { return };
         if let Some(acks) = l.proposals.get_mut(&zxid) {
@@ -386,7 +392,14 @@ impl ZkServer {
             let Some((&z, acks)) = l.proposals.first_key_value() else {
                 break;
             };
-            if !acks.contains(&me) || acks.len() < quorum {
+            // Any quorum commits, the leader's own ack not required (the
+            // planted bug commits on the leader's ack alone).
+            let enough = if commit_alone {
+                acks.contains(&me)
+            } else {
+                acks.len() >= quorum
+            };
+            if !enough {
                 break;
             }
             l.proposals.remove(&z);

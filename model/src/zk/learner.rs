@@ -1,6 +1,7 @@
 //! The ZAB follower (learner): the handshake it runs on every new connection
 //! to its leader (FOLLOWERINFO, ACKEPOCH after persisting acceptedEpoch,
-//! sync, ACK of NEWLEADER after persisting the history and currentEpoch),
+//! sync, then on NEWLEADER: the synced txns fsynced, then currentEpoch
+//! written and fsynced, then the ACK),
 //! then broadcast (log, fsync, ACK each proposal; apply on COMMIT in zxid
 //! order) and the leader liveness check.
 
@@ -101,11 +102,18 @@ impl ZkServer {
                     self.go_looking(cx);
                     return;
                 }
-                if new_epoch > self.accepted_epoch {
+                // As Learner.registerWithLeader: a new epoch is accepted
+                // (and persisted before the ack); one already accepted is
+                // acknowledged with -1, which the leader does not count.
+                let current_epoch = if new_epoch > self.accepted_epoch {
                     self.set_accepted_epoch(new_epoch, cx);
-                }
+                    Some(self.current_epoch)
+                } else {
+                    tracing::info!("zk: epoch {new_epoch} already accepted; ACKEPOCH with -1");
+                    None
+                };
                 let ack = ZkMsg::AckEpoch {
-                    current_epoch: self.current_epoch,
+                    current_epoch,
                     last_zxid: self.log.last_zxid(),
                 };
                 self.send_after_durable(leader, ack);
@@ -127,8 +135,7 @@ impl ZkServer {
                         self.trunc_gen += 1;
                     } else if let Some(t) = trunc {
                         if !self.truncate_log(t, cx) {
-                            self.halted = true;
-                            cx.halt("cannot truncate the log");
+                            self.halt(format!("cannot truncate the log to {t:#x}"), cx);
                             return;
                         }
                     }
@@ -143,11 +150,7 @@ impl ZkServer {
                     self.install_base(*tree, cx);
                 } else if let Some(t) = trunc {
                     if !self.truncate_log(t, cx) {
-                        self.halted = true;
-                        cx.halt(format!(
-                            "zk server {}: cannot truncate the log to {t:#x}",
-                            self.id
-                        ));
+                        self.halt(format!("cannot truncate the log to {t:#x}"), cx);
                         return;
                     }
                 }
@@ -162,11 +165,25 @@ impl ZkServer {
             ZkMsg::NewLeader { zxid } => {
                 let epoch = zxid_epoch(zxid);
                 f.new_epoch = epoch;
-                self.set_current_epoch(epoch, cx);
                 let ack = ZkMsg::Ack { zxid };
                 if bugs.newleader_ack_before_persist {
+                    self.set_current_epoch(epoch, cx);
                     cx.send(leader, Msg::Zk(ack));
+                } else if bugs.epoch_before_txns {
+                    // Planted bug (ZOOKEEPER-4643): currentEpoch is written
+                    // and fsynced while the synced txns' fsync may still be
+                    // in flight; a power loss can keep the epoch and lose
+                    // the txns.
+                    self.set_current_epoch(epoch, cx);
+                    self.send_after_durable(leader, ack);
                 } else {
+                    // As Learner.syncWithLeader since ZOOKEEPER-4643/4646:
+                    // the synced txns are fsynced, then currentEpoch is
+                    // written and fsynced, then NEWLEADER is acked.
+                    self.disk.after_all(Deferred::FollowerEpochCurrent {
+                        gen: self.role_gen,
+                        epoch,
+                    });
                     self.send_after_durable(leader, ack);
                 }
             }
@@ -200,12 +217,23 @@ impl ZkServer {
                 }
             }
             ZkMsg::Commit { zxid } => {
-                let ready: Vec<Zxid> = f.pending.range(..=zxid).map(|(z, _)| *z).collect();
-                for z in ready {
-                    let Some(f) = self.follower() else { return };
-                    let Some(lt) = f.pending.remove(&z) else {
-                        continue;
-                    };
+                // As FollowerZooKeeperServer.commit: a COMMIT with nothing
+                // pending is ignored; one that is not for the next pending
+                // proposal means the histories differ: stop.
+                let Some((&next, _)) = f.pending.first_key_value() else {
+                    tracing::warn!("zk: COMMIT {zxid:#x} without a pending proposal; ignored");
+                    return;
+                };
+                if next != zxid {
+                    self.halt(
+                        format!(
+                            "COMMIT of zxid {zxid:#x} but the next pending proposal is {next:#x}"
+                        ),
+                        cx,
+                    );
+                    return;
+                }
+                if let Some(lt) = f.pending.remove(&next) {
                     self.apply_committed(&lt, cx);
                 }
             }

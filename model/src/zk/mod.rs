@@ -55,6 +55,8 @@ mod ensemble_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod role_tests;
+#[cfg(test)]
 mod testkit;
 
 pub use client::ZkClient;
@@ -83,7 +85,7 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "zk_epoch_not_persisted",
         component: "zk",
-        breaks: "acceptedEpoch/currentEpoch live in memory only (ZOOKEEPER-1549/2354); restarts lead to divergent histories",
+        breaks: "acceptedEpoch/currentEpoch live in memory only (ZOOKEEPER-335); restarts lead to divergent histories",
         scenario: "zk-epoch-restarts",
         anomaly: "divergent-trees",
     },
@@ -92,6 +94,13 @@ pub const BUGS: &[BugInfo] = &[
         component: "zk",
         breaks: "a follower acks NEWLEADER with the synced history in memory only (ZOOKEEPER-3911); after a quorum-wide power loss its log has a hole and committed txns are lost",
         scenario: "zk-power-loss",
+        anomaly: "nonlinearizable",
+    },
+    BugInfo {
+        name: "zk_epoch_before_txns",
+        component: "zk",
+        breaks: "a syncing follower writes currentEpoch while the synced txns' fsync is still in flight (ZOOKEEPER-4643); a power loss leaves a new epoch over a short log, whose vote beats servers holding committed txns",
+        scenario: "zk-sync-power-loss",
         anomaly: "nonlinearizable",
     },
     BugInfo {
@@ -104,7 +113,7 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "zk_sync_not_through_leader",
         component: "zk",
-        breaks: "sync returns at once on a follower (ZOOKEEPER-1675/3522); a sync-then-read is stale",
+        breaks: "sync returns at once on a follower, without going through the leader (ZOOKEEPER-1675); a sync-then-read is stale",
         scenario: "zk-lagging-followers",
         anomaly: "session-order",
     },
@@ -135,6 +144,8 @@ pub struct ZkBugs {
     pub epoch_not_persisted: bool,
     /// `zk_newleader_ack_before_persist`.
     pub newleader_ack_before_persist: bool,
+    /// `zk_epoch_before_txns`.
+    pub epoch_before_txns: bool,
     /// `zk_vote_ignores_zxid`.
     pub vote_ignores_zxid: bool,
     /// `zk_sync_not_through_leader`.
@@ -153,6 +164,7 @@ impl ZkBugs {
             commit_without_quorum: b.on("zk_commit_without_quorum"),
             epoch_not_persisted: b.on("zk_epoch_not_persisted"),
             newleader_ack_before_persist: b.on("zk_newleader_ack_before_persist"),
+            epoch_before_txns: b.on("zk_epoch_before_txns"),
             vote_ignores_zxid: b.on("zk_vote_ignores_zxid"),
             sync_not_through_leader: b.on("zk_sync_not_through_leader"),
             expiry_on_follower: b.on("zk_expiry_on_follower"),

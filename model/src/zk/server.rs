@@ -42,6 +42,9 @@ pub(super) enum Deferred {
     LeaderEpochAccepted { gen: u64 },
     /// Leader: its current epoch is durable; count its NEWLEADER ack.
     LeaderEpochCurrent { gen: u64 },
+    /// Follower: the history synced before NEWLEADER is durable; write and
+    /// fsync currentEpoch before anything queued after this (the ACK).
+    FollowerEpochCurrent { gen: u64, epoch: u64 },
     /// Leader: its own log holds `zxid` durably.
     SelfAck { gen: u64, zxid: Zxid },
     /// A snapshot installed as a new base is durable: issue the held log
@@ -78,6 +81,8 @@ pub struct ZkServer {
     pub(super) cfg: ZkConfig,
     pub(super) bugs: ZkBugs,
     pub(super) halted: bool,
+    /// Why the server halted.
+    pub(super) halt_reason: Option<String>,
     pub(super) accepted_epoch: u64,
     pub(super) current_epoch: u64,
     pub(super) log: TxnLog,
@@ -118,6 +123,7 @@ impl ZkServer {
             cfg: config,
             bugs: ZkBugs::from_set(bugs),
             halted: false,
+            halt_reason: None,
             accepted_epoch: 0,
             current_epoch: 0,
             log: TxnLog::default(),
@@ -172,9 +178,25 @@ impl ZkServer {
         }
     }
 
-    /// Whether the server stopped itself after a disk error.
+    /// Whether the server stopped itself (a disk error, or state it
+    /// refuses to run on: see [`ZkServer::halt_reason`]).
     pub fn is_halted(&self) -> bool {
         self.halted
+    }
+
+    /// Why the server stopped itself, if it did.
+    pub fn halt_reason(&self) -> Option<&str> {
+        self.halt_reason.as_deref()
+    }
+
+    /// Stops the server for good (fail-stop, as ZooKeeper exits): every
+    /// later input is ignored; the host restarts the process from its disk.
+    pub(super) fn halt(&mut self, reason: impl Into<String>, cx: &mut Ctx<'_>) {
+        let reason = reason.into();
+        tracing::error!("zk: halting: {reason}");
+        self.halted = true;
+        cx.halt(format!("zk server {}: {reason}", self.id));
+        self.halt_reason = Some(reason);
     }
 
     pub(super) fn quorum(&self) -> usize {
@@ -297,6 +319,12 @@ impl ZkServer {
             }
             Deferred::LeaderEpochCurrent { gen } if gen == self.role_gen => {
                 self.leader_epoch_current(cx)
+            }
+            Deferred::FollowerEpochCurrent { gen, epoch } if gen == self.role_gen => {
+                self.set_current_epoch(epoch, cx);
+                // What was queued behind (the NEWLEADER ack) now also waits
+                // for the epoch file.
+                self.disk.rebarrier();
             }
             Deferred::SelfAck { gen, zxid } if gen == self.role_gen => {
                 self.leader_ack(self.id, zxid, cx)
@@ -605,7 +633,14 @@ impl ZkServer {
             .filter(|f| f.starts_with("snap."))
             .cloned()
             .collect();
-        let r = recover(&files);
+        let r = match recover(&files) {
+            Ok(r) => r,
+            Err(e) => {
+                // As ZooKeeper refuses to start on these: no silent repair.
+                self.halt(format!("refusing to start: {e}"), cx);
+                return;
+            }
+        };
         for req in r.fixups {
             self.disk_op(req, cx);
         }
@@ -629,10 +664,12 @@ impl ZkServer {
             self.accepted_epoch = derived;
             self.current_epoch = derived;
         } else {
-            // An epoch file whose last record is torn or corrupt reads back
-            // as an older epoch; the log proves we already followed a leader
-            // of `derived`, so never go below it (ZooKeeper refuses to start
-            // in that case; taking the epoch the log proves keeps going).
+            // An epoch file whose last record is torn reads back as an
+            // older epoch; the log proves we already followed a leader of
+            // `derived`, so never go below it. (Here the model's follower
+            // may log a proposal of the new epoch while its currentEpoch
+            // write is still in flight, which ZooKeeper's single sync
+            // thread never does, so this is not refused.)
             self.current_epoch = r.current_epoch.unwrap_or(derived).max(derived);
             self.accepted_epoch = r
                 .accepted_epoch
@@ -671,11 +708,8 @@ impl Node for ZkServer {
             Input::Timer { timer } => self.on_timer(timer, cx),
             Input::Disk { op, result } => match result {
                 Ok(_) => self.on_disk_done(op, cx),
-                Err(e) => {
-                    // As ZooKeeper does on a failed log write or fsync.
-                    self.halted = true;
-                    cx.halt(format!("zk server {}: disk error: {e}", self.id));
-                }
+                // As ZooKeeper does on a failed log write or fsync.
+                Err(e) => self.halt(format!("disk error: {e}"), cx),
             },
             Input::Message { .. } | Input::ConnUp { .. } | Input::Client { .. } => {}
         }

@@ -2,12 +2,14 @@
 //!
 //! Files:
 //! - `acceptedEpoch`, `currentEpoch`: append-only checksummed records of a
-//!   u64; the last valid record is the value (a torn append leaves the
-//!   previous one, which is the last value acted upon).
+//!   u64; the last record is the value (a torn append leaves the previous
+//!   one, which is the last value acted upon); a corrupt record, or a
+//!   currentEpoch above acceptedEpoch, is refused.
 //! - `txnlog`: checksummed records; the first is `Base(z)` (the log holds
 //!   the history after zxid `z`, which a snapshot of generation `z`
 //!   describes), then one record per transaction in zxid order. Recovery
-//!   stops at the first torn or corrupt record and truncates there.
+//!   truncates a torn tail (a short last record) and refuses a record that
+//!   fails its checksum ([`RecoveryError`]), as ZooKeeper does.
 //! - `snap.<gen>.<zxid>` (hex): one checksummed record holding the tree and
 //!   sessions at `zxid`, taken against the log whose base is `gen`. Periodic
 //!   ("fuzzy") snapshots are taken every `snap_count` txns; a snapshot sent by
@@ -46,6 +48,94 @@ fn parse_snap_name(name: &str) -> Option<(Zxid, Zxid)> {
 /// Encodes an epoch-file record.
 pub fn encode_epoch(epoch: u64) -> Vec<u8> {
     encode_record(&epoch.to_le_bytes())
+}
+
+/// Why a server refuses to start on what its disk holds. ZooKeeper exits
+/// on each of these rather than truncate, repair or skip; so does the model,
+/// and the server stays down until an operator steps in.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecoveryError {
+    /// A complete log record fails its checksum: corruption, not a torn
+    /// tail (which recovery truncates).
+    #[error("txn log record at byte {offset} fails its checksum (corruption, not a torn tail)")]
+    CorruptLog {
+        /// Where the bad record starts.
+        offset: u64,
+    },
+    /// A log record passes its checksum but is not what the log holds
+    /// there (no base record first, an undecodable txn, zxids not
+    /// increasing).
+    #[error("txn log record at byte {offset} is malformed: {what}")]
+    MalformedLog {
+        /// Where the record starts.
+        offset: u64,
+        /// What is wrong with it.
+        what: &'static str,
+    },
+    /// An epoch file holds a record that fails its checksum or is not an
+    /// epoch (ZOOKEEPER-2307 / ZOOKEEPER-2354: inconsistent epoch files).
+    #[error("epoch file {file} is corrupt at byte {offset}")]
+    CorruptEpochFile {
+        /// The file.
+        file: &'static str,
+        /// Where the bad record starts.
+        offset: u64,
+    },
+    /// currentEpoch is above acceptedEpoch: a server never acts in an epoch
+    /// it has not accepted (ZOOKEEPER-2307 / ZOOKEEPER-2354).
+    #[error("currentEpoch {current} is greater than acceptedEpoch {accepted}")]
+    EpochsInconsistent {
+        /// The current epoch read.
+        current: u64,
+        /// The accepted epoch read.
+        accepted: u64,
+    },
+}
+
+/// An epoch file as recovery read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochFile {
+    /// The last record's epoch, `None` if it holds none.
+    pub epoch: Option<u64>,
+    /// Where its valid records end (a torn tail after it is cut off before
+    /// the next append).
+    pub valid_len: u64,
+    /// Whether a torn tail follows the valid records.
+    pub torn: bool,
+}
+
+/// Reads an epoch file. A torn last record (short, of an epoch's length)
+/// is dropped and the one before it counts; a record that fails its
+/// checksum or is not an epoch is refused.
+pub fn read_epoch_file(file: &'static str, bytes: &[u8]) -> Result<EpochFile, RecoveryError> {
+    let d = decode_records(bytes);
+    let bad = || RecoveryError::CorruptEpochFile {
+        file,
+        offset: d.valid_len,
+    };
+    if d.corrupt {
+        return Err(bad());
+    }
+    if d.dropped_tail {
+        let rest = &bytes[d.valid_len as usize..];
+        if rest.len() >= 4 && rest[..4] != 8u32.to_le_bytes() {
+            return Err(bad());
+        }
+    }
+    let mut last = None;
+    let mut at = 0u64;
+    for r in &d.records {
+        let Ok(b) = <[u8; 8]>::try_from(r.as_slice()) else {
+            return Err(RecoveryError::CorruptEpochFile { file, offset: at });
+        };
+        last = Some(u64::from_le_bytes(b));
+        at += r.len() as u64 + 8;
+    }
+    Ok(EpochFile {
+        epoch: last,
+        valid_len: d.valid_len,
+        torn: d.dropped_tail,
+    })
 }
 
 /// The last valid epoch in an epoch file, if any.
@@ -188,21 +278,47 @@ pub struct Recovered {
     pub replay: Vec<LoggedTxn>,
 }
 
-/// Recovers a server's state from its durable files.
-pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
-    let accepted_epoch = files.get(ACCEPTED_EPOCH_FILE).and_then(|b| decode_epoch(b));
-    let current_epoch = files.get(CURRENT_EPOCH_FILE).and_then(|b| decode_epoch(b));
+/// Recovers a server's state from its durable files, or says why it must
+/// not start (a corrupt log record or epoch file, inconsistent epochs).
+pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, RecoveryError> {
     let mut fixups = Vec::new();
+    let mut epoch = |name: &'static str| -> Result<Option<u64>, RecoveryError> {
+        let Some(b) = files.get(name) else {
+            return Ok(None);
+        };
+        let f = read_epoch_file(name, b)?;
+        if f.torn {
+            // Cut the torn record off, or the next append would follow it.
+            fixups.push(DiskRequest::Truncate {
+                file: name.into(),
+                len: f.valid_len,
+            });
+        }
+        Ok(f.epoch)
+    };
+    let accepted_epoch = epoch(ACCEPTED_EPOCH_FILE)?;
+    let current_epoch = epoch(CURRENT_EPOCH_FILE)?;
+    if let (Some(current), Some(accepted)) = (current_epoch, accepted_epoch) {
+        if current > accepted {
+            return Err(RecoveryError::EpochsInconsistent { current, accepted });
+        }
+    }
 
-    // The log's valid prefix.
+    // The log up to its torn tail, if any; a corrupt record is refused.
     let log_bytes = files.get(LOG_FILE).map(|v| v.as_slice()).unwrap_or(&[]);
     let decoded = decode_records(log_bytes);
+    if decoded.corrupt {
+        return Err(RecoveryError::CorruptLog {
+            offset: decoded.valid_len,
+        });
+    }
     let mut log = TxnLog::default();
     let mut has_base = false;
     let mut valid_len = 0u64;
     let mut pos = 0u64;
     for (i, rec) in decoded.records.iter().enumerate() {
         let rec_len = rec.len() as u64 + 8;
+        let malformed = |what| RecoveryError::MalformedLog { offset: pos, what };
         if i == 0 {
             match (rec.first(), rec.get(1..9)) {
                 (Some(0), Some(z)) if rec.len() == 9 => {
@@ -210,17 +326,17 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
                     log.base_len = rec_len;
                     has_base = true;
                 }
-                _ => break,
+                _ => return Err(malformed("the first record is not the log's base")),
             }
         } else {
             let Some(t) = (rec.first() == Some(&1))
                 .then(|| decode_txn(&rec[1..]))
                 .flatten()
             else {
-                break;
+                return Err(malformed("not a transaction"));
             };
             if t.zxid() <= log.last_zxid() {
-                break;
+                return Err(malformed("zxids do not increase"));
             }
             log.entries.push(t);
             log.ends.push(pos + rec_len);
@@ -257,7 +373,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
     if !has_base {
         // No usable log: any snapshot alone is a consistent state.
         log = TxnLog::default();
-        return Recovered {
+        return Ok(Recovered {
             accepted_epoch,
             current_epoch,
             log,
@@ -267,7 +383,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
             fixups,
             rebase: true,
             replay: Vec::new(),
-        };
+        });
     }
     let base_tree = if log.base == 0 {
         Some(DataTree::new())
@@ -281,7 +397,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
         .or_else(|| base_tree.clone());
     let Some(mut tree) = newest else {
         // The log's base snapshot is gone: the log alone is unusable.
-        return Recovered {
+        return Ok(Recovered {
             accepted_epoch,
             current_epoch,
             log: TxnLog::default(),
@@ -291,13 +407,13 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
             fixups,
             rebase: true,
             replay: Vec::new(),
-        };
+        });
     };
     if base_tree.is_none() {
         // The base snapshot is corrupt but a newer one of this log is fine:
         // make that the base and keep the log entries after it.
         let replay = log.after(tree.last_zxid()).to_vec();
-        return Recovered {
+        return Ok(Recovered {
             accepted_epoch,
             current_epoch,
             log: TxnLog::default(),
@@ -307,12 +423,12 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
             fixups,
             rebase: true,
             replay,
-        };
+        });
     }
     if tree.last_zxid() > log.last_zxid() {
         // The log ends before the snapshot (its tail was torn or corrupt):
         // the history between is only in the snapshot.
-        return Recovered {
+        return Ok(Recovered {
             accepted_epoch,
             current_epoch,
             log: TxnLog::default(),
@@ -322,12 +438,12 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
             fixups,
             rebase: true,
             replay: Vec::new(),
-        };
+        });
     }
     for t in log.after(tree.last_zxid()).to_vec() {
         let _ = apply(&mut tree, &t, &mut Vec::new());
     }
-    Recovered {
+    Ok(Recovered {
         accepted_epoch,
         current_epoch,
         log,
@@ -337,7 +453,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Recovered {
         fixups,
         rebase: false,
         replay: Vec::new(),
-    }
+    })
 }
 
 /// Issues disk operations with increasing ids and releases actions once all
@@ -472,13 +588,13 @@ mod tests {
         let (_, bytes) = log_bytes(5);
         let mut files = BTreeMap::new();
         files.insert(LOG_FILE.to_string(), bytes.clone());
-        let r = recover(&files);
+        let r = recover(&files).unwrap();
         assert_eq!(r.log.entries.len(), 5);
         assert_eq!(r.tree.last_zxid(), 5);
         assert!(r.fixups.is_empty() && !r.rebase);
 
         files.insert(LOG_FILE.to_string(), bytes[..bytes.len() - 3].to_vec());
-        let r = recover(&files);
+        let r = recover(&files).unwrap();
         assert_eq!(r.log.entries.len(), 4);
         assert!(r.tree.get("/n5").is_none());
         assert!(matches!(r.fixups[0], DiskRequest::Truncate { .. }));
@@ -487,15 +603,90 @@ mod tests {
             bytes.len() - (bytes.len() - r.log.byte_len() as usize)
         );
 
-        // Corrupt a byte in the third entry: entries 3.. are dropped.
+        // A corrupt byte in the third entry (a complete record that fails
+        // its checksum, with more after it) is refused, not truncated.
         let mut bad = bytes.clone();
         let (log, _) = log_bytes(5);
         let at = log.ends[1] as usize + 12;
         bad[at] ^= 0xff;
         files.insert(LOG_FILE.to_string(), bad);
-        let r = recover(&files);
-        assert_eq!(r.log.entries.len(), 2);
-        assert_eq!(r.tree.last_zxid(), 2);
+        let e = recover(&files).unwrap_err();
+        assert_eq!(
+            e,
+            RecoveryError::CorruptLog {
+                offset: log.ends[1]
+            }
+        );
+        assert!(e.to_string().contains("not a torn tail"));
+        // So is a corrupt last record: complete, so not torn.
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        files.insert(LOG_FILE.to_string(), bad);
+        assert_eq!(
+            recover(&files).unwrap_err(),
+            RecoveryError::CorruptLog {
+                offset: log.ends[3]
+            }
+        );
+    }
+
+    #[test]
+    fn corrupt_or_inconsistent_epoch_files_are_refused() {
+        let (_, bytes) = log_bytes(2);
+        let mut files = BTreeMap::new();
+        files.insert(LOG_FILE.to_string(), bytes);
+        let mut acc = encode_epoch(1);
+        acc.extend(encode_epoch(2));
+        files.insert(ACCEPTED_EPOCH_FILE.to_string(), acc.clone());
+        files.insert(CURRENT_EPOCH_FILE.to_string(), encode_epoch(1));
+        let r = recover(&files).unwrap();
+        assert_eq!((r.accepted_epoch, r.current_epoch), (Some(2), Some(1)));
+        assert!(r.fixups.is_empty());
+        // A torn last record: the previous epoch counts, the tail is cut.
+        let mut torn = acc.clone();
+        torn.extend(&encode_epoch(3)[..10]);
+        files.insert(ACCEPTED_EPOCH_FILE.to_string(), torn);
+        let r = recover(&files).unwrap();
+        assert_eq!(r.accepted_epoch, Some(2));
+        assert_eq!(
+            r.fixups,
+            vec![DiskRequest::Truncate {
+                file: ACCEPTED_EPOCH_FILE.into(),
+                len: 32
+            }]
+        );
+        // A flipped bit in a record: refused.
+        let mut bad = acc.clone();
+        let n = bad.len();
+        bad[n - 2] ^= 4;
+        files.insert(ACCEPTED_EPOCH_FILE.to_string(), bad);
+        assert_eq!(
+            recover(&files).unwrap_err(),
+            RecoveryError::CorruptEpochFile {
+                file: ACCEPTED_EPOCH_FILE,
+                offset: 16
+            }
+        );
+        // A record's length flipped so that it seems to run past the end.
+        let mut bad = acc.clone();
+        bad[16] ^= 0x10;
+        files.insert(ACCEPTED_EPOCH_FILE.to_string(), bad);
+        assert!(matches!(
+            recover(&files),
+            Err(RecoveryError::CorruptEpochFile { .. })
+        ));
+        // currentEpoch above acceptedEpoch.
+        files.insert(ACCEPTED_EPOCH_FILE.to_string(), acc);
+        files.insert(CURRENT_EPOCH_FILE.to_string(), encode_epoch(3));
+        let e = recover(&files).unwrap_err();
+        assert_eq!(
+            e,
+            RecoveryError::EpochsInconsistent {
+                current: 3,
+                accepted: 2
+            }
+        );
     }
 
     #[test]
@@ -511,7 +702,7 @@ mod tests {
         let mut torn = encode_snapshot(&tree);
         torn.pop();
         files.insert(snap_file(0, 5), torn);
-        let r = recover(&files);
+        let r = recover(&files).unwrap();
         assert_eq!(r.snaps.iter().copied().collect::<Vec<_>>(), vec![(0, 4)]);
         assert_eq!(r.tree.last_zxid(), 6);
         assert!(r.tree.get("/n6").is_some() && r.tree.get("/n1").is_some());
@@ -519,7 +710,7 @@ mod tests {
         // A snapshot newer than the (torn) log forces a rebase on it.
         let (_, short) = log_bytes(3);
         files.insert(LOG_FILE.to_string(), short);
-        let r = recover(&files);
+        let r = recover(&files).unwrap();
         assert!(r.rebase);
         assert_eq!(r.tree.last_zxid(), 4);
     }
@@ -548,7 +739,7 @@ mod tests {
         bad[10] ^= 1;
         files.insert(snap_file(2, 2), bad);
         files.insert(snap_file(2, 4), encode_snapshot(&at4));
-        let r = recover(&files);
+        let r = recover(&files).unwrap();
         assert!(r.rebase);
         assert_eq!(r.tree.last_zxid(), 4);
         assert_eq!(

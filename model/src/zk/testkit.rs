@@ -87,6 +87,10 @@ pub(crate) struct World {
     pub(crate) disk_us_of: BTreeMap<NodeId, u64>,
     pub(crate) replies: BTreeMap<ReqId, ZkReply>,
     next_req: ReqId,
+    /// Whether a server may halt (else a halt fails the test).
+    pub(crate) halts_expected: bool,
+    /// The halts seen: server and reason.
+    pub(crate) halts: Vec<(NodeId, String)>,
 }
 
 fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
@@ -129,6 +133,8 @@ impl World {
             last_at: BTreeMap::new(),
             replies: BTreeMap::new(),
             next_req: 1,
+            halts_expected: false,
+            halts: Vec::new(),
         };
         for &id in &ensemble {
             w.rngs.insert(id, ChaCha8Rng::seed_from_u64(id as u64));
@@ -422,7 +428,8 @@ impl World {
                     );
                 }
                 Effect::Halt { reason } => {
-                    panic!("node {to} halted: {reason}");
+                    assert!(self.halts_expected, "node {to} halted: {reason}");
+                    self.halts.push((to, reason));
                 }
                 Effect::Reply { id, reply } => {
                     let ClientReply::Zk(r) = reply else { continue };

@@ -67,8 +67,11 @@ pub enum ZkMsg {
     },
     /// Learner -> leader: the new epoch is accepted (and persisted).
     AckEpoch {
-        /// The learner's current epoch.
-        current_epoch: u64,
+        /// The learner's current epoch; `None` is ZooKeeper's -1: the
+        /// learner had already accepted this very epoch (ZAB 1.0 acks an
+        /// epoch once), and the leader does not count it toward the epoch
+        /// quorum.
+        current_epoch: Option<u64>,
         /// The learner's last logged zxid.
         last_zxid: Zxid,
     },

@@ -297,6 +297,20 @@ fn a_fault_takes_only_the_settings_it_uses() {
         (36, 1),
         &["a whole number from 1 to 1000000"],
     );
+    check(
+        ZK,
+        35,
+        "kind = \"crash\"\nfile = \"txnlog\"",
+        (36, 1),
+        &["faults.at[1].file: only disk-corrupt takes it, not `crash`"],
+    );
+    check(
+        ZK,
+        35,
+        "kind = \"disk-corrupt\"\nfile = \"\"",
+        (36, 1),
+        &["file is empty"],
+    );
 }
 
 #[test]

@@ -350,6 +350,18 @@ fn timed(at: &str, t: &TimedFault, quiet_at: u64) -> Result<(), Bad> {
             }
         }
     }
+    if t.file.is_some() && t.kind != FaultKind::DiskCorrupt {
+        return Err(bad(
+            format!("{at}.file"),
+            format!("{at}.file: only disk-corrupt takes it, not `{name}`"),
+        ));
+    }
+    if t.file.as_deref() == Some("") {
+        return Err(bad(
+            format!("{at}.file"),
+            format!("{at}.file is empty: leave it out to corrupt any file"),
+        ));
+    }
     if t.kind.targets_clients() && t.group.is_some() {
         return Err(bad(
             format!("{at}.group"),
