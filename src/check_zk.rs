@@ -1,4 +1,4 @@
-//! `kzsim check --model zk-cas-register | zk-counter | zk-lock`: the checks
+//! `kzsim check --model zk-cas-register | zk-counter | zk-lock | zk-election`: the checks
 //! the sweep makes of a ZooKeeper workload's history (`kzsim replay
 //! --history` writes it), short of those that need the servers' final
 //! trees. The cas-register workload's linearizability is also
@@ -28,6 +28,7 @@ pub fn workload(model: &str) -> Option<ZkWorkloadKind> {
         "zk-cas-register" => Some(ZkWorkloadKind::CasRegister),
         "zk-counter" => Some(ZkWorkloadKind::Counter),
         "zk-lock" => Some(ZkWorkloadKind::Lock),
+        "zk-election" => Some(ZkWorkloadKind::Election),
         _ => None,
     }
 }

@@ -19,6 +19,9 @@ mod checks;
 mod counter;
 #[cfg(test)]
 mod counter_tests;
+mod election;
+#[cfg(test)]
+mod election_tests;
 mod fenced;
 mod final_state;
 mod lock;
@@ -37,8 +40,11 @@ use crate::outcome::Violation;
 use crate::scenario::Scenario;
 use crate::system::{config_int as int, Layout, System, MS};
 use crate::workload::zk::{ZkWorkload, ZkWorkloadKind};
+use crate::workload::zk_election::ElectionWorkload;
 use crate::workload::zk_lock::LockWorkload;
+
 use crate::workload::Workload;
+pub use election::Quiet;
 
 /// Anomalies the ZooKeeper checks report.
 pub const ANOMALIES: &[&str] = &[
@@ -53,6 +59,8 @@ pub const ANOMALIES: &[&str] = &[
     "ephemeral-lost",
     "lock-exclusion",
     "fenced-register",
+    "election-two-leaders",
+    "election-no-leader",
     "lost-create",
     "phantom-create",
     "duplicate-create",
@@ -77,6 +85,7 @@ fn workload_checks(
             out.extend(fenced::check(history, ops));
             out
         }
+        ZkWorkloadKind::Election => election::two_leaders(history, ops),
     }
 }
 
@@ -115,6 +124,7 @@ pub struct ZkSystem {
     keys: u32,
     read_fraction: f64,
     processes: u32,
+    quiet: Quiet,
 }
 
 impl ZkSystem {
@@ -158,18 +168,25 @@ impl ZkSystem {
             "" | "cas-register" => ZkWorkloadKind::CasRegister,
             "counter" => ZkWorkloadKind::Counter,
             "lock" => ZkWorkloadKind::Lock,
+            "election" => ZkWorkloadKind::Election,
             other => {
                 return Err(format!(
-                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter, lock)"
+                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter, lock, election)"
                 ))
             }
         };
-        if workload == ZkWorkloadKind::Lock && w.processes > c.clients {
+        if workload.session_per_process() && w.processes > c.clients {
             return Err(format!(
-                "the lock workload needs a session per process: {} processes but {} clients",
-                w.processes, c.clients
+                "the {} workload needs a session per process: {} processes but {} clients",
+                w.kind, w.processes, c.clients
             ));
         }
+        let (d, q) = (scenario.spec.duration_ms, scenario.spec.faults.quiet_ms);
+        let quiet = Quiet {
+            heal_us: d.saturating_sub(q) * 1000,
+            writers_stop_us: d.saturating_sub(q * 3 / 4) * 1000,
+            settle_us: d.saturating_sub(q / 4) * 1000,
+        };
         Ok(ZkSystem {
             layout: Layout::new(c.servers, c.clients),
             config,
@@ -180,6 +197,7 @@ impl ZkSystem {
             keys: w.keys,
             read_fraction: w.read_fraction,
             processes: w.processes,
+            quiet,
         })
     }
 
@@ -210,7 +228,9 @@ impl System for ZkSystem {
         match self.workload {
             ZkWorkloadKind::CasRegister => &["timeout_ms"],
             ZkWorkloadKind::Counter => &["timeout_ms", "keys"],
-            ZkWorkloadKind::Lock => &["timeout_ms", "keys", "read_fraction"],
+            ZkWorkloadKind::Lock | ZkWorkloadKind::Election => {
+                &["timeout_ms", "keys", "read_fraction"]
+            }
         }
     }
 
@@ -233,8 +253,10 @@ impl System for ZkSystem {
     }
 
     fn workload(&self) -> Box<dyn Workload> {
-        if self.workload == ZkWorkloadKind::Lock {
-            return Box::new(LockWorkload::new(self.processes));
+        match self.workload {
+            ZkWorkloadKind::Lock => return Box::new(LockWorkload::new(self.processes)),
+            ZkWorkloadKind::Election => return Box::new(ElectionWorkload::new(self.processes)),
+            _ => {}
         }
         Box::new(ZkWorkload::new(
             self.workload,
@@ -266,6 +288,10 @@ impl System for ZkSystem {
                     out.extend(lock::lost_in_final_tree(history, &ops, i, s.tree()));
                 }
             }
+        }
+        let final_tree = serving.map(|(_, s)| s.tree());
+        if self.workload == ZkWorkloadKind::Election {
+            out.extend(election::no_leader(history, &ops, self.quiet, final_tree));
         }
         out.extend(common_checks(history, &ops));
         out.extend(final_state::check(history, &ops, &servers));
