@@ -1,4 +1,5 @@
-//! `kzsim check --model zk-cas-register | zk-counter | zk-lock | zk-election`: the checks
+//! `kzsim check --model zk-cas-register | zk-counter | zk-lock | zk-election |
+//! zk-config`: the checks
 //! the sweep makes of a ZooKeeper workload's history (`kzsim replay
 //! --history` writes it), short of those that need the servers' final
 //! trees. The cas-register workload's linearizability is also
@@ -29,6 +30,7 @@ pub fn workload(model: &str) -> Option<ZkWorkloadKind> {
         "zk-counter" => Some(ZkWorkloadKind::Counter),
         "zk-lock" => Some(ZkWorkloadKind::Lock),
         "zk-election" => Some(ZkWorkloadKind::Election),
+        "zk-config" => Some(ZkWorkloadKind::Config),
         _ => None,
     }
 }

@@ -64,3 +64,14 @@ fn zk_election_finds_two_leaders() {
         30,
     );
 }
+
+#[test]
+fn zk_config_passes() {
+    sweep("zk-config");
+}
+
+#[test]
+fn zk_config_finds_lost_commits_as_config_order() {
+    finds("zk-config", "zk_vote_ignores_zxid", "config-order", 10);
+    finds("zk-config", "zk_commit_without_quorum", "config-order", 30);
+}

@@ -9,6 +9,7 @@ pub mod group;
 pub mod kafka;
 pub mod register;
 pub mod zk;
+pub mod zk_config;
 pub mod zk_election;
 pub mod zk_lock;
 

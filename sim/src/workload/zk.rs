@@ -32,12 +32,17 @@ pub enum ZkWorkloadKind {
     Lock,
     /// The leader-election recipe (`workload::zk_election`).
     Election,
+    /// ZooKeeper as a configuration store (`workload::zk_config`).
+    Config,
 }
 
 impl ZkWorkloadKind {
     /// Whether each process needs a session (a client node) of its own.
     pub fn session_per_process(self) -> bool {
-        matches!(self, ZkWorkloadKind::Lock | ZkWorkloadKind::Election)
+        matches!(
+            self,
+            ZkWorkloadKind::Lock | ZkWorkloadKind::Election | ZkWorkloadKind::Config
+        )
     }
 }
 

@@ -16,6 +16,9 @@
 //! and `fenced`; one process per client node, so one session each).
 
 mod checks;
+mod config;
+#[cfg(test)]
+mod config_tests;
 mod counter;
 #[cfg(test)]
 mod counter_tests;
@@ -40,6 +43,7 @@ use crate::outcome::Violation;
 use crate::scenario::Scenario;
 use crate::system::{config_int as int, Layout, System, MS};
 use crate::workload::zk::{ZkWorkload, ZkWorkloadKind};
+use crate::workload::zk_config::ConfigWorkload;
 use crate::workload::zk_election::ElectionWorkload;
 use crate::workload::zk_lock::LockWorkload;
 
@@ -61,6 +65,8 @@ pub const ANOMALIES: &[&str] = &[
     "fenced-register",
     "election-two-leaders",
     "election-no-leader",
+    "config-order",
+    "config-converge",
     "lost-create",
     "phantom-create",
     "duplicate-create",
@@ -86,6 +92,7 @@ fn workload_checks(
             out
         }
         ZkWorkloadKind::Election => election::two_leaders(history, ops),
+        ZkWorkloadKind::Config => config::order(history, ops),
     }
 }
 
@@ -169,9 +176,10 @@ impl ZkSystem {
             "counter" => ZkWorkloadKind::Counter,
             "lock" => ZkWorkloadKind::Lock,
             "election" => ZkWorkloadKind::Election,
+            "config" => ZkWorkloadKind::Config,
             other => {
                 return Err(format!(
-                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter, lock, election)"
+                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter, lock, election, config)"
                 ))
             }
         };
@@ -228,7 +236,7 @@ impl System for ZkSystem {
         match self.workload {
             ZkWorkloadKind::CasRegister => &["timeout_ms"],
             ZkWorkloadKind::Counter => &["timeout_ms", "keys"],
-            ZkWorkloadKind::Lock | ZkWorkloadKind::Election => {
+            ZkWorkloadKind::Lock | ZkWorkloadKind::Election | ZkWorkloadKind::Config => {
                 &["timeout_ms", "keys", "read_fraction"]
             }
         }
@@ -256,6 +264,7 @@ impl System for ZkSystem {
         match self.workload {
             ZkWorkloadKind::Lock => return Box::new(LockWorkload::new(self.processes)),
             ZkWorkloadKind::Election => return Box::new(ElectionWorkload::new(self.processes)),
+            ZkWorkloadKind::Config => return Box::new(ConfigWorkload::new(self.processes)),
             _ => {}
         }
         Box::new(ZkWorkload::new(
@@ -292,6 +301,9 @@ impl System for ZkSystem {
         let final_tree = serving.map(|(_, s)| s.tree());
         if self.workload == ZkWorkloadKind::Election {
             out.extend(election::no_leader(history, &ops, self.quiet, final_tree));
+        }
+        if self.workload == ZkWorkloadKind::Config {
+            out.extend(config::converge(&ops, self.quiet, final_tree));
         }
         out.extend(common_checks(history, &ops));
         out.extend(final_state::check(history, &ops, &servers));
