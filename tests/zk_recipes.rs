@@ -72,6 +72,6 @@ fn zk_config_passes() {
 
 #[test]
 fn zk_config_finds_lost_commits_as_config_order() {
-    finds("zk-config", "zk_vote_ignores_zxid", "config-order", 10);
+    finds("zk-config", "zk_vote_ignores_zxid", "config-order", 30);
     finds("zk-config", "zk_commit_without_quorum", "config-order", 30);
 }
