@@ -1,5 +1,5 @@
 //! `kzsim check --model zk-cas-register | zk-counter | zk-lock | zk-election |
-//! zk-config`: the checks
+//! zk-config | zk-naming`: the checks
 //! the sweep makes of a ZooKeeper workload's history (`kzsim replay
 //! --history` writes it), short of those that need the servers' final
 //! trees. The cas-register workload's linearizability is also
@@ -31,6 +31,7 @@ pub fn workload(model: &str) -> Option<ZkWorkloadKind> {
         "zk-lock" => Some(ZkWorkloadKind::Lock),
         "zk-election" => Some(ZkWorkloadKind::Election),
         "zk-config" => Some(ZkWorkloadKind::Config),
+        "zk-naming" => Some(ZkWorkloadKind::Naming),
         _ => None,
     }
 }

@@ -75,3 +75,13 @@ fn zk_config_finds_lost_commits_as_config_order() {
     finds("zk-config", "zk_vote_ignores_zxid", "config-order", 30);
     finds("zk-config", "zk_commit_without_quorum", "config-order", 30);
 }
+
+#[test]
+fn zk_naming_passes() {
+    sweep("zk-naming");
+}
+
+#[test]
+fn zk_naming_finds_stale_listings() {
+    finds("zk-naming", "zk_expiry_on_follower", "naming-stale", 10);
+}

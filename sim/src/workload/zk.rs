@@ -34,6 +34,8 @@ pub enum ZkWorkloadKind {
     Election,
     /// ZooKeeper as a configuration store (`workload::zk_config`).
     Config,
+    /// ZooKeeper as a naming service (`workload::zk_naming`).
+    Naming,
 }
 
 impl ZkWorkloadKind {
@@ -41,7 +43,10 @@ impl ZkWorkloadKind {
     pub fn session_per_process(self) -> bool {
         matches!(
             self,
-            ZkWorkloadKind::Lock | ZkWorkloadKind::Election | ZkWorkloadKind::Config
+            ZkWorkloadKind::Lock
+                | ZkWorkloadKind::Election
+                | ZkWorkloadKind::Config
+                | ZkWorkloadKind::Naming
         )
     }
 }

@@ -30,6 +30,9 @@ mod final_state;
 mod lock;
 #[cfg(test)]
 mod lock_tests;
+mod naming;
+#[cfg(test)]
+mod naming_tests;
 #[cfg(test)]
 mod test_history;
 #[cfg(test)]
@@ -46,6 +49,7 @@ use crate::workload::zk::{ZkWorkload, ZkWorkloadKind};
 use crate::workload::zk_config::ConfigWorkload;
 use crate::workload::zk_election::ElectionWorkload;
 use crate::workload::zk_lock::LockWorkload;
+use crate::workload::zk_naming::NamingWorkload;
 
 use crate::workload::Workload;
 pub use election::Quiet;
@@ -67,6 +71,7 @@ pub const ANOMALIES: &[&str] = &[
     "election-no-leader",
     "config-order",
     "config-converge",
+    "naming-stale",
     "lost-create",
     "phantom-create",
     "duplicate-create",
@@ -93,6 +98,7 @@ fn workload_checks(
         }
         ZkWorkloadKind::Election => election::two_leaders(history, ops),
         ZkWorkloadKind::Config => config::order(history, ops),
+        ZkWorkloadKind::Naming => naming::stale(history, ops),
     }
 }
 
@@ -177,9 +183,10 @@ impl ZkSystem {
             "lock" => ZkWorkloadKind::Lock,
             "election" => ZkWorkloadKind::Election,
             "config" => ZkWorkloadKind::Config,
+            "naming" => ZkWorkloadKind::Naming,
             other => {
                 return Err(format!(
-                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter, lock, election, config)"
+                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter, lock, election, config, naming)"
                 ))
             }
         };
@@ -236,9 +243,10 @@ impl System for ZkSystem {
         match self.workload {
             ZkWorkloadKind::CasRegister => &["timeout_ms"],
             ZkWorkloadKind::Counter => &["timeout_ms", "keys"],
-            ZkWorkloadKind::Lock | ZkWorkloadKind::Election | ZkWorkloadKind::Config => {
-                &["timeout_ms", "keys", "read_fraction"]
-            }
+            ZkWorkloadKind::Lock
+            | ZkWorkloadKind::Election
+            | ZkWorkloadKind::Config
+            | ZkWorkloadKind::Naming => &["timeout_ms", "keys", "read_fraction"],
         }
     }
 
@@ -265,6 +273,7 @@ impl System for ZkSystem {
             ZkWorkloadKind::Lock => return Box::new(LockWorkload::new(self.processes)),
             ZkWorkloadKind::Election => return Box::new(ElectionWorkload::new(self.processes)),
             ZkWorkloadKind::Config => return Box::new(ConfigWorkload::new(self.processes)),
+            ZkWorkloadKind::Naming => return Box::new(NamingWorkload::new(self.processes)),
             _ => {}
         }
         Box::new(ZkWorkload::new(
