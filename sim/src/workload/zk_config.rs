@@ -162,6 +162,6 @@ impl Workload for ConfigWorkload {
     }
 
     fn stops_early(&self, process: u64) -> bool {
-        process % self.threads == 0
+        process.is_multiple_of(self.threads)
     }
 }

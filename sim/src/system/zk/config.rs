@@ -149,6 +149,10 @@ pub fn order(history: &History, ops: &[Operation]) -> Vec<Violation> {
     out
 }
 
+/// A watcher as `converge` sees it: answered late, and its last read (with
+/// its completion time).
+type Watcher<'a> = (bool, Option<(u64, &'a Operation)>);
+
 /// `config-converge`: every live watcher last read the final value of
 /// `/config` in `tree` (a serving server's final tree; without one, or
 /// without `/config` in it, nothing is judged).
@@ -161,7 +165,7 @@ pub fn converge(ops: &[Operation], quiet: Quiet, tree: Option<&DataTree>) -> Vec
     let from = quiet.writers_stop_us + quiet.settle_us.saturating_sub(quiet.writers_stop_us) / 2;
     // Per watcher (its client node; its session in a history without
     // nodes): answered late, and its last read.
-    let mut watchers: BTreeMap<(u64, u64), (bool, Option<(u64, &Operation)>)> = BTreeMap::new();
+    let mut watchers: BTreeMap<(u64, u64), Watcher> = BTreeMap::new();
     for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
         let Some(done) = op.complete_time else {
             continue;
