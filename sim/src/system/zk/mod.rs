@@ -12,8 +12,12 @@
 //! `check_timeout_s` (the linearizability checker's deadline per seed, 1
 //! to 3600). `workload.kind` is
 //! `cas-register` (default), `counter` (checked by `counter`, not by the
-//! linearizability search) or `lock` (the lock recipe, checked by `lock`
-//! and `fenced`; one process per client node, so one session each).
+//! linearizability search), `lock` (the lock recipe, checked by `lock`
+//! and `fenced`), `election` (leader election, checked by `election`),
+//! `config` (a configuration store with watchers, checked by `config`) or
+//! `naming` (a naming service of ephemeral registrations, checked by
+//! `naming`); the recipes run one process per client node, so one session
+//! each.
 
 mod checks;
 mod config;
