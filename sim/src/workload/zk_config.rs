@@ -16,7 +16,8 @@
 //!   `/config` rides on a reply, and reads and re-watches again. A
 //!   `ConnectionLoss` on a poll keeps polling (the client re-registers its
 //!   watches when it reconnects), one on the read reads again, and so does
-//!   an expired session (a new session has no watches).
+//!   an expired session or a crashed client node (a new session has no
+//!   watches).
 
 use std::collections::BTreeMap;
 
@@ -163,5 +164,13 @@ impl Workload for ConfigWorkload {
 
     fn stops_early(&self, process: u64) -> bool {
         process.is_multiple_of(self.threads)
+    }
+
+    fn client_crashed(&mut self, process: u64) {
+        // The rebooted node has a new session, without the watch.
+        let thread = process % self.threads;
+        if thread != 0 {
+            self.watchers.insert(thread, Next::Read);
+        }
     }
 }
