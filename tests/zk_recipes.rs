@@ -61,7 +61,20 @@ fn zk_election_finds_two_leaders() {
         "zk-election",
         "zk_vote_ignores_zxid",
         "election-two-leaders",
-        30,
+        60,
+    );
+}
+
+/// A follower that expires a session on its own leaves the session's
+/// candidate node behind on the others, lowest and owned by no live
+/// candidate: nobody leads again.
+#[test]
+fn zk_election_finds_no_leader() {
+    finds(
+        "zk-election",
+        "zk_expiry_on_follower",
+        "election-no-leader",
+        60,
     );
 }
 
