@@ -98,3 +98,25 @@ fn zk_naming_passes() {
 fn zk_naming_finds_stale_listings() {
     finds("zk-naming", "zk_expiry_on_follower", "naming-stale", 10);
 }
+
+/// Each recipe refuses the workload settings it does not read, and more
+/// processes than client nodes (a session each).
+#[test]
+fn recipes_refuse_unread_settings_and_shared_sessions() {
+    for name in ["zk-election", "zk-config", "zk-naming"] {
+        let file = common::path(&format!("scenarios/{name}.toml"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (setting, needle) in [
+            ("keys = 8", "workload.keys is not read"),
+            ("read_fraction = 0.5", "workload.read_fraction is not read"),
+            ("timeout_ms = 500", "workload.timeout_ms is not read"),
+        ] {
+            let t = text.replace("think_ms = 20.0", &format!("think_ms = 20.0\n{setting}"));
+            let e = Scenario::parse(&t, &file).unwrap_err().to_string();
+            assert!(e.contains(needle), "{name} with {setting}: {e}");
+        }
+        let t = text.replace("processes = ", "processes = 1");
+        let e = Scenario::parse(&t, &file).unwrap_err().to_string();
+        assert!(e.contains("needs a session per process"), "{name}: {e}");
+    }
+}
