@@ -54,9 +54,8 @@ use crate::workload::zk_config::ConfigWorkload;
 use crate::workload::zk_election::ElectionWorkload;
 use crate::workload::zk_lock::LockWorkload;
 use crate::workload::zk_naming::NamingWorkload;
-
 use crate::workload::Workload;
-pub use election::Quiet;
+use election::Quiet;
 
 /// Anomalies the ZooKeeper checks report.
 pub const ANOMALIES: &[&str] = &[
