@@ -120,3 +120,61 @@ fn recipes_refuse_unread_settings_and_shared_sessions() {
         assert!(e.contains("needs a session per process"), "{name}: {e}");
     }
 }
+
+/// Client 0 (node 3) stops for 1.5 s, well past its 600 ms session, while
+/// it leads: another candidate takes over during the pause, the paused one
+/// learns on resuming that its session expired (its next request is
+/// refused), and the run stays clean.
+#[test]
+fn a_leader_paused_past_its_session_is_deposed() {
+    use kzsim_model::BugSet;
+    use kzsim_sim::engine::Engine;
+    use kzsim_sim::history::EventType;
+    let text = "description = \"election, a leader paused\"\nduration_ms = 8000\n\
+        [cluster]\nsystem = \"zk\"\nservers = 3\nclients = 3\n\
+        [cluster.config]\nsession_timeout_ms = 600\nmin_session_timeout_ms = 200\n\
+        [workload]\nkind = \"election\"\nprocesses = 3\nthink_ms = 20.0\n\
+        [faults]\nquiet_ms = 3000\n\
+        [[faults.at]]\nat_ms = 2000\nkind = \"pause-client\"\nnodes = [0]\nduration_ms = 1500\n";
+    let scenario = Scenario::parse(text, std::path::Path::new("pause-leader.toml")).unwrap();
+    let mut deposed = Vec::new();
+    for seed in 0..10 {
+        let mut engine = Engine::new(&scenario, seed, &BugSet::none()).unwrap();
+        engine.run();
+        let h = engine.history();
+        let writes = |node: u32, from: u64, to: u64| {
+            h.events.iter().any(|e| {
+                e.node == Some(node)
+                    && e.f == "lead-write"
+                    && e.kind == EventType::Ok
+                    && (from..to).contains(&e.time)
+            })
+        };
+        // Node 3 led just before the pause; another led during it.
+        if !writes(3, 1_800_000, 2_000_000) {
+            continue;
+        }
+        assert!(
+            writes(4, 2_000_000, 3_500_000) || writes(5, 2_000_000, 3_500_000),
+            "seed {seed}: nobody took over from the paused leader"
+        );
+        let expired = h.events.iter().any(|e| {
+            e.node == Some(3)
+                && e.kind != EventType::Invoke
+                && e.error.as_deref() == Some("SessionExpired")
+                && (3_500_000..4_500_000).contains(&e.time)
+        });
+        assert!(
+            expired,
+            "seed {seed}: the paused leader hears of its expiry"
+        );
+        let o = run_seed(&scenario, seed, &RunOptions::default());
+        assert!(o.ok, "seed {seed}: {:?}", o.violations);
+        deposed.push(seed);
+    }
+    assert!(
+        !deposed.is_empty(),
+        "node 3 led at the pause in no seed of 0..10"
+    );
+    eprintln!("paused leader deposed in seeds {deposed:?}");
+}

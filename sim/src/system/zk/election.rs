@@ -13,7 +13,8 @@
 //!   learned it was lowest inside it, or whose own tenure started before
 //!   and reaches into it, contradicts one of the two listings. A fenced
 //!   write must also run on the session that owns its node, and never
-//!   commit at or after the acknowledged delete of that node.
+//!   commit at or after the acknowledged delete of that node; and a listing
+//!   that made a candidate leader shows its node lowest.
 //! - `election-no-leader`: after the faults heal, in the second half of
 //!   the stretch before the workload stops, some candidate acts as leader,
 //!   through a node still live at the end (in a serving server's final tree,
@@ -192,10 +193,48 @@ struct Tenure<'a> {
     end: (u64, usize),
 }
 
+/// Listings that made a candidate leader although they do not show its
+/// node lowest (a lower node listed, or its own node missing).
+fn false_claims(history: &History, ops: &[Operation]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for op in ops
+        .iter()
+        .filter(|o| o.f == "elect" && o.outcome == Outcome::Ok)
+    {
+        let e = meta(history, op).and_then(|m| m.get("election"));
+        if e.and_then(|e| e.get("leader")?.as_bool()) != Some(true) {
+            continue;
+        }
+        let Some(mine) = e.and_then(|e| e.get("node")?.as_str()) else {
+            continue;
+        };
+        let listed: Vec<String> = op
+            .output
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(full)
+            .collect();
+        let lowest = listed.iter().filter_map(|n| Some((seq_of(n)?, n))).min();
+        if lowest.map(|(_, n)| n.as_str()) != Some(mine) {
+            out.push(Violation::new(
+                "election-two-leaders",
+                format!(
+                    "`{mine}` acted as leader on a listing whose lowest node is {}",
+                    lowest.map_or("none".to_string(), |(_, n)| format!("`{n}`"))
+                ),
+                op.complete_index.into_iter().collect(),
+            ));
+        }
+    }
+    out
+}
+
 /// `election-two-leaders` over the election recipe's history.
 pub fn two_leaders(history: &History, ops: &[Operation]) -> Vec<Violation> {
     let nodes = gather(history, ops);
-    let mut out = Vec::new();
+    let mut out = false_claims(history, ops);
     let mut tenures: Vec<Tenure> = Vec::new();
     for (path, n) in &nodes {
         for a in n.acts.iter().filter(|a| a.write) {

@@ -219,3 +219,25 @@ fn a_leader_after_the_faults_heal_passes_and_none_fails() {
     t.apply_create(&nb, b"", B, 11, &mut Vec::new());
     assert!(no_leader(h, &ops, QUIET, Some(&t)).is_empty());
 }
+
+#[test]
+fn leading_on_a_listing_that_shows_a_lower_node_fails() {
+    let mut b = Builder::new();
+    let na = create(&mut b, 0, "p0-1", 0, 10, A);
+    let nb = create(&mut b, 1, "p1-1", 1, 11, B);
+    b.invoke(1, "elect", "/election", json!({ "node": nb }));
+    let names = json!([na.rsplit('/').next(), nb.rsplit('/').next()]);
+    b.complete(
+        1,
+        EventType::Ok,
+        "elect",
+        "/election",
+        names,
+        None,
+        11,
+        B,
+        None,
+    );
+    b.annotate("election", json!({"node": nb, "leader": true}));
+    assert_eq!(check(&b), vec!["election-two-leaders".to_string()]);
+}
