@@ -24,8 +24,9 @@ pub struct CheckArgs {
     /// session-consistent reads unless after sync; split per top-level
     /// znode as the sweep does), zk-strict, log; or kafka (Jepsen's queue
     /// anomalies, not linearizability; jsonl or edn only); or zk-cas-register,
-    /// zk-counter, zk-lock (the sweep's checks of that ZooKeeper workload's
-    /// history, from `kzsim replay --history`).
+    /// zk-counter, zk-lock, zk-election, zk-config, zk-naming (the sweep's
+    /// checks of that ZooKeeper workload's history, from `kzsim replay
+    /// --history`).
     #[arg(long)]
     pub model: String,
     /// Input format: jsonl, porcupine-etcd, porcupine-kv, edn (default:

@@ -1,10 +1,11 @@
-//! `kzsim check --model zk-cas-register | zk-counter | zk-lock`: the checks
-//! the sweep makes of a ZooKeeper workload's history (`kzsim replay
-//! --history` writes it), short of those that need the servers' final
-//! trees. The cas-register workload's linearizability is also
-//! `--model zk`; the counter and lock workloads are judged by their own
-//! checks (the lock recipe's sessions expire, which no history operation
-//! records, so the `zk` model cannot judge it).
+//! `kzsim check --model zk-cas-register | zk-counter | zk-lock |
+//! zk-election | zk-config | zk-naming`: the checks the sweep makes of a
+//! ZooKeeper workload's history (`kzsim replay --history` writes it), short
+//! of those that need the servers' final trees or the run's quiet period
+//! (`election-no-leader`, `config-converge`). The cas-register workload's
+//! linearizability is also `--model zk`; the counter and recipe workloads
+//! are judged by their own checks (the recipes' sessions expire, which no
+//! history operation records, so the `zk` model cannot judge them).
 //!
 //! Prints, per file, a verdict line and each anomaly with the source lines
 //! of the events that show it, or one JSON object per file with `--json`.
@@ -28,6 +29,9 @@ pub fn workload(model: &str) -> Option<ZkWorkloadKind> {
         "zk-cas-register" => Some(ZkWorkloadKind::CasRegister),
         "zk-counter" => Some(ZkWorkloadKind::Counter),
         "zk-lock" => Some(ZkWorkloadKind::Lock),
+        "zk-election" => Some(ZkWorkloadKind::Election),
+        "zk-config" => Some(ZkWorkloadKind::Config),
+        "zk-naming" => Some(ZkWorkloadKind::Naming),
         _ => None,
     }
 }

@@ -273,6 +273,9 @@ fn unknown_model_lists_every_model() {
         "zk-cas-register",
         "zk-counter",
         "zk-lock",
+        "zk-election",
+        "zk-config",
+        "zk-naming",
     ] {
         assert!(
             out.contains(&format!(" {m},")) || out.contains(&format!(" {m})")),

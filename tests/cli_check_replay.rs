@@ -94,6 +94,52 @@ fn lock_workload_history_checks_with_zk_lock() {
 }
 
 #[test]
+fn recipe_workload_histories_check_with_their_models() {
+    clean("zk-election", 1, "zk-election");
+    clean("zk-config", 1, "zk-config");
+    clean("zk-naming", 1, "zk-naming");
+}
+
+/// A planted bug a recipe scenario finds by its own anomaly is found by
+/// `check --model zk-<recipe>` in the replayed history too.
+#[test]
+fn recipe_anomalies_found_by_the_sweep_are_found_by_check() {
+    for (scenario, bug, seed, model, kind) in [
+        (
+            "zk-election",
+            "zk_expiry_on_follower",
+            0,
+            "zk-election",
+            "election-two-leaders",
+        ),
+        (
+            "zk-config",
+            "zk_commit_without_quorum",
+            13,
+            "zk-config",
+            "config-order",
+        ),
+        (
+            "zk-naming",
+            "zk_expiry_on_follower",
+            0,
+            "zk-naming",
+            "naming-stale",
+        ),
+    ] {
+        // (Replay's verdict is about the bug's own anomaly, not this one.)
+        let (h, _, t) = replay(scenario, seed, &[bug]);
+        assert!(
+            t.contains(&format!("violation {kind}")),
+            "{scenario} seed {seed} with {bug}: {t}"
+        );
+        let (code, _, t) = check(model, &h);
+        assert_eq!(code, 1, "{scenario}: {t}");
+        assert!(t.contains(kind), "{scenario}: {t}");
+    }
+}
+
+#[test]
 fn queue_workload_history_checks_with_kafka() {
     clean("kafka-leader-crash", 1, "kafka");
 }

@@ -90,6 +90,9 @@ pub const MODEL_NAMES: &[&str] = &[
     "zk-cas-register",
     "zk-counter",
     "zk-lock",
+    "zk-election",
+    "zk-config",
+    "zk-naming",
 ];
 
 impl FromStr for ModelKind {

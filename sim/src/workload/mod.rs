@@ -9,7 +9,10 @@ pub mod group;
 pub mod kafka;
 pub mod register;
 pub mod zk;
+pub mod zk_config;
+pub mod zk_election;
 pub mod zk_lock;
+pub mod zk_naming;
 
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;

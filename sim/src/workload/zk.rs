@@ -30,6 +30,25 @@ pub enum ZkWorkloadKind {
     Counter,
     /// The lock recipe (`workload::zk_lock`).
     Lock,
+    /// The leader-election recipe (`workload::zk_election`).
+    Election,
+    /// ZooKeeper as a configuration store (`workload::zk_config`).
+    Config,
+    /// ZooKeeper as a naming service (`workload::zk_naming`).
+    Naming,
+}
+
+impl ZkWorkloadKind {
+    /// Whether each process needs a session (a client node) of its own.
+    pub fn session_per_process(self) -> bool {
+        matches!(
+            self,
+            ZkWorkloadKind::Lock
+                | ZkWorkloadKind::Election
+                | ZkWorkloadKind::Config
+                | ZkWorkloadKind::Naming
+        )
+    }
 }
 
 /// The parent of the counter's sequential nodes.
@@ -234,7 +253,7 @@ impl Workload for ZkWorkload {
     fn invoke(&mut self, process: u64, rng: &mut ChaCha8Rng) -> OpCall {
         match self.kind {
             ZkWorkloadKind::CasRegister => self.register_op(process, rng),
-            ZkWorkloadKind::Counter | ZkWorkloadKind::Lock => self.counter_op(process, rng),
+            _ => self.counter_op(process, rng),
         }
     }
 

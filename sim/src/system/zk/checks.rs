@@ -251,7 +251,7 @@ pub fn sequential_names(history: &History, ops: &[Operation]) -> Vec<Violation> 
     let mut out = Vec::new();
     for op in ops {
         let sequential = op.input.get("sequential").and_then(Value::as_bool) == Some(true);
-        let create = matches!(op.f.as_str(), "create" | "lock-create");
+        let create = matches!(op.f.as_str(), "create" | "lock-create" | "candidate-create");
         if !create || op.outcome != Outcome::Ok || !sequential {
             continue;
         }

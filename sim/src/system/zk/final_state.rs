@@ -68,6 +68,9 @@ pub fn check(
                         | "lock-create"
                         | "fenced-write"
                         | "release"
+                        | "candidate-create"
+                        | "lead-write"
+                        | "resign"
                 )
         })
         .filter_map(|o| {

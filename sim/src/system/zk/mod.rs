@@ -15,22 +15,35 @@
 //! [`kzsim_model::zk::ZkConfig::sync_quorum_confirmed`]),
 //! `check_max_steps` (how many steps the linearizability search may take
 //! in one partition before the seed is `check-unknown`, 1000 to 10^11,
-//! default 5 * 10^6: a budget in steps, not seconds, so that the verdict
+//! default 5 * 10^7: a budget in steps, not seconds, so that the verdict
 //! does not depend on the machine or its load). `workload.kind` is
 //! `cas-register` (default), `counter` (checked by `counter`, not by the
-//! linearizability search) or `lock` (the lock recipe, checked by `lock`
-//! and `fenced`; one process per client node, so one session each).
+//! linearizability search), `lock` (the lock recipe, checked by `lock`
+//! and `fenced`), `election` (leader election, checked by `election`),
+//! `config` (a configuration store with watchers, checked by `config`) or
+//! `naming` (a naming service of ephemeral registrations, checked by
+//! `naming`); the recipes run one process per client node, so one session
+//! each.
 
 mod checks;
 pub use checks::CheckBudget;
+mod config;
+#[cfg(test)]
+mod config_tests;
 mod counter;
 #[cfg(test)]
 mod counter_tests;
+mod election;
+#[cfg(test)]
+mod election_tests;
 mod fenced;
 mod final_state;
 mod lock;
 #[cfg(test)]
 mod lock_tests;
+mod naming;
+#[cfg(test)]
+mod naming_tests;
 mod quorum;
 #[cfg(test)]
 mod test_history;
@@ -45,8 +58,12 @@ use crate::outcome::Violation;
 use crate::scenario::Scenario;
 use crate::system::{config_bool, config_int as int, Layout, Monitor, System, MS};
 use crate::workload::zk::{ZkWorkload, ZkWorkloadKind};
+use crate::workload::zk_config::ConfigWorkload;
+use crate::workload::zk_election::ElectionWorkload;
 use crate::workload::zk_lock::LockWorkload;
+use crate::workload::zk_naming::NamingWorkload;
 use crate::workload::Workload;
+use election::Quiet;
 use quorum::{DeposedTimeline, QuorumMonitor, SharedTimeline};
 
 /// Anomalies the ZooKeeper checks report.
@@ -63,6 +80,11 @@ pub const ANOMALIES: &[&str] = &[
     "ephemeral-lost",
     "lock-exclusion",
     "fenced-register",
+    "election-two-leaders",
+    "election-no-leader",
+    "config-order",
+    "config-converge",
+    "naming-stale",
     "lost-create",
     "phantom-create",
     "duplicate-create",
@@ -88,6 +110,9 @@ fn workload_checks(
             out.extend(fenced::check(history, ops));
             out
         }
+        ZkWorkloadKind::Election => election::two_leaders(history, ops),
+        ZkWorkloadKind::Config => config::order(history, ops),
+        ZkWorkloadKind::Naming => naming::stale(history, ops),
     }
 }
 
@@ -115,10 +140,10 @@ pub fn history_checks(
     out
 }
 
-/// The linearizability search's default step budget per partition: the
-/// slowest of 70,000 swept seeds of the shipped scenarios needs 3.2
-/// million (about 1 s); a step costs from 0.3 to 10 µs with the history.
-const DEFAULT_CHECK_MAX_STEPS: u64 = 5_000_000;
+/// The linearizability search's default step budget per partition: about
+/// what the 10 s deadline the scenarios had allowed on a 2024 laptop core
+/// (a step costs 0.3 to 10 µs with the history).
+const DEFAULT_CHECK_MAX_STEPS: u64 = 50_000_000;
 
 /// The ZooKeeper system of one scenario.
 pub struct ZkSystem {
@@ -133,6 +158,7 @@ pub struct ZkSystem {
     keys: u32,
     read_fraction: f64,
     processes: u32,
+    quiet: Quiet,
 }
 
 impl ZkSystem {
@@ -177,18 +203,27 @@ impl ZkSystem {
             "" | "cas-register" => ZkWorkloadKind::CasRegister,
             "counter" => ZkWorkloadKind::Counter,
             "lock" => ZkWorkloadKind::Lock,
+            "election" => ZkWorkloadKind::Election,
+            "config" => ZkWorkloadKind::Config,
+            "naming" => ZkWorkloadKind::Naming,
             other => {
                 return Err(format!(
-                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter, lock)"
+                    "unknown ZooKeeper workload `{other}` (known: cas-register, counter, lock, election, config, naming)"
                 ))
             }
         };
-        if workload == ZkWorkloadKind::Lock && w.processes > c.clients {
+        if workload.session_per_process() && w.processes > c.clients {
             return Err(format!(
-                "the lock workload needs a session per process: {} processes but {} clients",
-                w.processes, c.clients
+                "the {} workload needs a session per process: {} processes but {} clients",
+                w.kind, w.processes, c.clients
             ));
         }
+        let (d, q) = (scenario.spec.duration_ms, scenario.spec.faults.quiet_ms);
+        let quiet = Quiet {
+            heal_us: d.saturating_sub(q) * 1000,
+            writers_stop_us: d.saturating_sub(q * 3 / 4) * 1000,
+            settle_us: d.saturating_sub(q / 4) * 1000,
+        };
         Ok(ZkSystem {
             layout: Layout::new(c.servers, c.clients),
             config,
@@ -200,6 +235,7 @@ impl ZkSystem {
             keys: w.keys,
             read_fraction: w.read_fraction,
             processes: w.processes,
+            quiet,
         })
     }
 
@@ -230,7 +266,10 @@ impl System for ZkSystem {
         match self.workload {
             ZkWorkloadKind::CasRegister => &["timeout_ms"],
             ZkWorkloadKind::Counter => &["timeout_ms", "keys"],
-            ZkWorkloadKind::Lock => &["timeout_ms", "keys", "read_fraction"],
+            ZkWorkloadKind::Lock
+            | ZkWorkloadKind::Election
+            | ZkWorkloadKind::Config
+            | ZkWorkloadKind::Naming => &["timeout_ms", "keys", "read_fraction"],
         }
     }
 
@@ -253,8 +292,12 @@ impl System for ZkSystem {
     }
 
     fn workload(&self) -> Box<dyn Workload> {
-        if self.workload == ZkWorkloadKind::Lock {
-            return Box::new(LockWorkload::new(self.processes));
+        match self.workload {
+            ZkWorkloadKind::Lock => return Box::new(LockWorkload::new(self.processes)),
+            ZkWorkloadKind::Election => return Box::new(ElectionWorkload::new(self.processes)),
+            ZkWorkloadKind::Config => return Box::new(ConfigWorkload::new(self.processes)),
+            ZkWorkloadKind::Naming => return Box::new(NamingWorkload::new(self.processes)),
+            _ => {}
         }
         Box::new(ZkWorkload::new(
             self.workload,
@@ -295,6 +338,13 @@ impl System for ZkSystem {
                     out.extend(lock::lost_in_final_tree(history, &ops, i, s.tree()));
                 }
             }
+        }
+        let final_tree = serving.map(|(_, s)| s.tree());
+        if self.workload == ZkWorkloadKind::Election {
+            out.extend(election::no_leader(history, &ops, self.quiet, final_tree));
+        }
+        if self.workload == ZkWorkloadKind::Config {
+            out.extend(config::converge(&ops, self.quiet, final_tree));
         }
         out.extend(common_checks(history, &ops));
         out.extend(final_state::check(history, &ops, &servers));
