@@ -6,9 +6,12 @@
 //! thirds of it as a lost connection. On a lost connection every
 //! outstanding request fails with `ConnectionLoss` (for a write: outcome
 //! unknown) and the client reconnects elsewhere with its session and last
-//! seen zxid (a server behind that zxid refuses it); a server that reports
-//! the session gone makes requests fail with `SessionExpired`, after which
-//! the next request opens a new session. A session found expired while no
+//! seen zxid (a server behind that zxid refuses it). A server that reports
+//! the session gone (closed or expired) also ends the connection: requests
+//! already sent fail with `ConnectionLoss` as on any broken connection (they
+//! may have run before the session ended), requests not yet sent and those
+//! made after the client learned of the expiry fail with `SessionExpired`,
+//! as ZooKeeper's ClientCnxn does; the next request opens a new session. A session found expired while no
 //! request was outstanding (on a reconnect between requests) is reported
 //! to the next request, as ZooKeeper's expired handle does, so the caller
 //! always learns that its session (and its ephemerals) ended. Watches are
@@ -179,11 +182,16 @@ impl ZkClient {
         if err == ZkError::SessionExpired {
             self.session = 0;
             self.watches.clear();
-            self.expired_unreported = self.sent.is_empty() && self.queued.is_empty();
+            // Only a request not yet sent learns of the expiry here; when
+            // none is waiting, the next request is told.
+            self.expired_unreported = self.queued.is_empty();
         }
+        // As ClientCnxn's cleanup on a broken connection: requests already
+        // sent end with CONNECTIONLOSS (they may have run before the
+        // session ended), whatever ended the connection.
         let sent: Vec<Sent> = self.sent.drain(..).collect();
         for s in sent {
-            self.reply(s.id, Err(err), 0, cx);
+            self.reply(s.id, Err(ZkError::ConnectionLoss), 0, cx);
         }
         let queued: Vec<(ReqId, ZkRequest)> = self.queued.drain(..).collect();
         for (id, _) in queued {

@@ -57,6 +57,8 @@ mod proptests;
 #[cfg(test)]
 mod role_tests;
 #[cfg(test)]
+mod session_tests;
+#[cfg(test)]
 mod testkit;
 
 pub use client::ZkClient;
