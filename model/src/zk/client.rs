@@ -274,6 +274,17 @@ impl ZkClient {
                     (Some(ZkOp::GetData { path, watch: true }), Ok(_)) => {
                         self.watches.insert((WatchType::Data, path.clone()));
                     }
+                    // As ZooKeeper's ExistsWatchRegistration: a watch set
+                    // by exists on a znode that exists is a data watch
+                    // (NodeDataChanged, NodeDeleted), on one that does not
+                    // an exists watch (NodeCreated); a reconnect restores it
+                    // as what it is.
+                    (
+                        Some(ZkOp::Exists { path, watch: true }),
+                        Ok(ZkResponse::Exists(Some(_))),
+                    ) => {
+                        self.watches.insert((WatchType::Data, path.clone()));
+                    }
                     (Some(ZkOp::Exists { path, watch: true }), Ok(_)) => {
                         self.watches.insert((WatchType::Exist, path.clone()));
                     }

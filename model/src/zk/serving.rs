@@ -373,11 +373,18 @@ impl ZkServer {
                 Ok(r)
             }
             ZkOp::Exists { path, watch } => {
-                let r = ZkResponse::Exists(self.tree.get(path).map(|n| n.stat));
+                let stat = self.tree.get(path).map(|n| n.stat);
                 if *watch {
-                    self.serving.watches.add(WatchType::Exist, path, s);
+                    // A data watch on a znode that exists, else an exists
+                    // watch (ZooKeeper's DataTree.statNode / exists).
+                    let kind = if stat.is_some() {
+                        WatchType::Data
+                    } else {
+                        WatchType::Exist
+                    };
+                    self.serving.watches.add(kind, path, s);
                 }
-                Ok(r)
+                Ok(ZkResponse::Exists(stat))
             }
             ZkOp::GetChildren { path, watch } => {
                 let (names, stat) = self.tree.children_and_stat(path)?;

@@ -6,11 +6,15 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::bugs::BugSet;
 use crate::msg::{ClientReply, ClientRequest, Msg};
 use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
+use crate::zk::testkit::{call_ok, create, set, World};
 use crate::zk::wire::ZkMsg;
-use crate::zk::{ZkClient, ZkError, ZkOp, ZkReply, ZkRequest};
+use crate::zk::{
+    CreateMode, WatchKind, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse,
+};
 
 /// A client driven by hand, its effects kept.
 struct HandClient {
@@ -69,7 +73,7 @@ impl HandClient {
     }
 }
 
-fn set(path: &str) -> ZkOp {
+fn set_op(path: &str) -> ZkOp {
     ZkOp::SetData {
         path: path.into(),
         data: b"x".to_vec(),
@@ -84,7 +88,7 @@ fn set(path: &str) -> ZkOp {
 #[test]
 fn in_flight_requests_end_with_connection_loss_when_the_session_ends() {
     let mut h = HandClient::new();
-    h.request(1, set("/a"));
+    h.request(1, set_op("/a"));
     let server = h.sent[0].0;
     h.from_server(
         server,
@@ -93,14 +97,14 @@ fn in_flight_requests_end_with_connection_loss_when_the_session_ends() {
             timeout_ms: 3_000,
         },
     );
-    h.request(2, set("/b"));
+    h.request(2, set_op("/b"));
     assert_eq!(h.sent.len(), 3, "connect and two requests: {:?}", h.sent);
     // The server closed (or expired) the session and ends the connection.
     h.from_server(server, ZkMsg::ConnectRefused { expired: true });
     assert_eq!(h.result_of(1), Err(ZkError::ConnectionLoss));
     assert_eq!(h.result_of(2), Err(ZkError::ConnectionLoss));
     // The next request learns that the session is gone.
-    h.request(3, set("/c"));
+    h.request(3, set_op("/c"));
     assert_eq!(h.result_of(3), Err(ZkError::SessionExpired));
     assert_eq!(h.c.session(), 0);
 }
@@ -110,7 +114,7 @@ fn in_flight_requests_end_with_connection_loss_when_the_session_ends() {
 #[test]
 fn requests_queued_for_a_refused_session_fail_with_session_expired() {
     let mut h = HandClient::new();
-    h.request(1, set("/a"));
+    h.request(1, set_op("/a"));
     let server = h.sent[0].0;
     h.from_server(
         server,
@@ -119,7 +123,7 @@ fn requests_queued_for_a_refused_session_fail_with_session_expired() {
             timeout_ms: 3_000,
         },
     );
-    h.request(2, set("/b"));
+    h.request(2, set_op("/b"));
     h.step(Input::ConnLost { peer: server });
     assert_eq!(h.result_of(1), Err(ZkError::ConnectionLoss));
     assert_eq!(h.result_of(2), Err(ZkError::ConnectionLoss));
@@ -127,14 +131,86 @@ fn requests_queued_for_a_refused_session_fail_with_session_expired() {
     h.step(Input::Timer { timer: 3 });
     let (next, m) = h.sent.last().cloned().expect("connect");
     assert!(matches!(m, ZkMsg::Connect { session: 0x100, .. }), "{m:?}");
-    h.request(3, set("/c"));
+    h.request(3, set_op("/c"));
     h.from_server(next, ZkMsg::ConnectRefused { expired: true });
     assert_eq!(h.result_of(3), Err(ZkError::SessionExpired));
     // It was reported: the next request opens a new session.
-    h.request(4, set("/d"));
+    h.request(4, set_op("/d"));
     assert!(h.replies.iter().all(|(i, _)| *i != 4));
     assert!(matches!(
         h.sent.last(),
         Some((_, ZkMsg::Connect { session: 0, .. }))
     ));
+}
+
+fn exists(path: &str) -> ZkRequest {
+    ZkRequest::Op(ZkOp::Exists {
+        path: path.into(),
+        watch: true,
+    })
+}
+
+/// Moves client `c` off the server it is connected to (crashing that
+/// server, waiting out a new election if it led) and collects, with a sync
+/// on the new server, the watch events that arrive on reconnecting.
+fn move_client(w: &mut World, c: NodeId, server: NodeId) -> Vec<(WatchKind, String)> {
+    let leader = w.leader();
+    w.crash(server);
+    if leader == Some(server) {
+        w.await_leader(10_000);
+    }
+    let r = call_ok(w, c, ZkRequest::Op(ZkOp::Sync { path: "/".into() }));
+    assert_ne!(r.server, server);
+    w.restart(server);
+    r.events.iter().map(|e| (e.kind, e.path.clone())).collect()
+}
+
+/// `exists` with a watch on a znode that exists sets a data watch: it fires
+/// NodeDataChanged, and a reconnect restores it as a data watch (no
+/// NodeCreated for a znode that is there); on a missing znode it is an
+/// exists watch that fires NodeCreated, restored as such.
+#[test]
+fn exists_watches_keep_their_kind_across_a_reconnect() {
+    let mut w = World::new(3, 2, 1500, BugSet::none());
+    w.await_leader(5000);
+    call_ok(&mut w, 101, create("/e", b"", CreateMode::Persistent));
+    let r = call_ok(&mut w, 102, exists("/e"));
+    assert!(matches!(r.result, Ok(ZkResponse::Exists(Some(_)))));
+    let r2 = call_ok(&mut w, 102, exists("/missing"));
+    assert_eq!(r2.result, Ok(ZkResponse::Exists(None)));
+    let events = move_client(&mut w, 102, r.server);
+    assert!(events.is_empty(), "spurious events on reconnect: {events:?}");
+    call_ok(&mut w, 101, set("/e", b"new", -1));
+    call_ok(&mut w, 101, create("/missing", b"", CreateMode::Persistent));
+    let r = call_ok(&mut w, 102, ZkRequest::Op(ZkOp::Sync { path: "/".into() }));
+    let kinds: Vec<(WatchKind, String)> =
+        r.events.iter().map(|e| (e.kind, e.path.clone())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (WatchKind::NodeDataChanged, "/e".to_string()),
+            (WatchKind::NodeCreated, "/missing".to_string()),
+        ]
+    );
+}
+
+/// A data watch set by `exists` on a server: deleting the znode fires
+/// NodeDeleted; creating a znode watched while missing fires NodeCreated.
+#[test]
+fn exists_watch_kinds_on_one_server() {
+    let mut w = World::new(3, 2, 1500, BugSet::none());
+    w.await_leader(5000);
+    call_ok(&mut w, 101, create("/d", b"", CreateMode::Persistent));
+    call_ok(&mut w, 102, exists("/d"));
+    call_ok(&mut w, 101, delete("/d"));
+    let r = call_ok(&mut w, 102, ZkRequest::Op(ZkOp::Sync { path: "/".into() }));
+    let kinds: Vec<WatchKind> = r.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![WatchKind::NodeDeleted]);
+}
+
+fn delete(path: &str) -> ZkRequest {
+    ZkRequest::Op(ZkOp::Delete {
+        path: path.into(),
+        version: -1,
+    })
 }
