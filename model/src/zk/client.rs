@@ -294,8 +294,13 @@ impl ZkClient {
                     _ => {}
                 }
                 let closed = s.op.is_none() && result.is_ok();
+                let moved = result == Err(ZkError::SessionMoved);
                 self.reply(s.id, result, zxid, cx);
-                if closed {
+                if moved {
+                    // The server closes this stale connection; the session
+                    // lives on elsewhere.
+                    self.lost(ZkError::ConnectionLoss, cx);
+                } else if closed {
                     self.session = 0;
                     self.watches.clear();
                     self.lost(ZkError::ConnectionLoss, cx);

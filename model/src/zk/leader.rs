@@ -72,6 +72,12 @@ pub(super) struct Leader {
     /// Session expiry deadlines (leader clock).
     tracker: BTreeMap<SessionId, SimTime>,
     closing: BTreeSet<SessionId>,
+    /// The server each session is connected through, as ZooKeeper's
+    /// session tracker records it (set by createSession and by the
+    /// revalidation of a reconnect, or by the first request when this
+    /// leader has not seen one): a write through any other server is
+    /// refused with SESSIONMOVED.
+    owners: BTreeMap<SessionId, NodeId>,
 }
 
 impl ZkServer {
@@ -107,6 +113,7 @@ impl ZkServer {
             ping_round: 0,
             tracker: BTreeMap::new(),
             closing: BTreeSet::new(),
+            owners: BTreeMap::new(),
         }));
         cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
         self.leader_check_info_quorum(cx);
@@ -357,7 +364,9 @@ impl ZkServer {
                 }
                 self.leader_check_syncs(cx);
             }
-            ZkMsg::Request { session, cxid, op } => self.leader_request(session, cxid, op, cx),
+            ZkMsg::Request { session, cxid, op } => {
+                self.leader_request(session, cxid, op, from, cx)
+            }
             ZkMsg::CreateSession { timeout_ms, client } => {
                 self.leader_create_session(timeout_ms, from, client, cx)
             }
@@ -365,7 +374,7 @@ impl ZkServer {
                 self.leader_sync(SyncTarget::Learner(from, session, cxid), cx)
             }
             ZkMsg::Revalidate { session } => {
-                let valid = self.leader_touch(session, now);
+                let valid = self.leader_revalidate(session, from, now);
                 cx.send(from, Msg::Zk(ZkMsg::RevalidateReply { session, valid }));
             }
             _ => {}
@@ -498,16 +507,33 @@ impl ZkServer {
         self.disk.after_all(Deferred::SelfAck { gen, zxid });
     }
 
-    /// A client write (or close, `op == None`) from any server.
+    /// A client write (or close, `op == None`) from any server; `origin`
+    /// is the server the client is connected to.
     pub(super) fn leader_request(
         &mut self,
         session: SessionId,
         cxid: u64,
         op: Option<ZkOp>,
+        origin: NodeId,
         cx: &mut Ctx<'_>,
     ) {
         let Some(l) = self.leader() else { return };
         if !l.established {
+            return;
+        }
+        // As SessionTrackerImpl.checkSession in PrepRequestProcessor: a
+        // request through a server the session has left becomes an error
+        // txn, applied as nothing, answered SESSIONMOVED.
+        let owner = if l.spec.has_session(session) {
+            *l.owners.entry(session).or_insert(origin)
+        } else {
+            origin
+        };
+        if owner != origin {
+            tracing::info!(
+                "zk: session {session:#x} moved to {owner}; request {cxid} through {origin} refused"
+            );
+            self.leader_propose(session, cxid, Txn::Error(ZkError::SessionMoved), cx);
             return;
         }
         let txn = match op {
@@ -590,6 +616,25 @@ impl ZkServer {
         self.leader_check_syncs(cx);
     }
 
+    /// A client reconnected its session through server `owner`: extends
+    /// the session's deadline and makes `owner` the session's server (as
+    /// ZooKeeper's revalidateSession and setOwner); false if the session
+    /// is unknown or closing.
+    pub(super) fn leader_revalidate(
+        &mut self,
+        session: SessionId,
+        owner: NodeId,
+        now: SimTime,
+    ) -> bool {
+        let valid = self.leader_touch(session, now);
+        if valid {
+            if let Some(l) = self.leader() {
+                l.owners.insert(session, owner);
+            }
+        }
+        valid
+    }
+
     /// Extends a session's deadline; false if it is unknown or closing.
     pub(super) fn leader_touch(&mut self, session: SessionId, now: SimTime) -> bool {
         let timeout = self.tree.sessions().get(&session).copied();
@@ -611,12 +656,16 @@ impl ZkServer {
         let now = cx.now;
         let Some(l) = self.leader() else { return };
         match &lt.txn {
-            Txn::CreateSession { timeout_ms, .. } => {
+            Txn::CreateSession {
+                timeout_ms, origin, ..
+            } => {
                 l.tracker.insert(lt.hdr.session, now.plus_ms(*timeout_ms));
+                l.owners.insert(lt.hdr.session, *origin);
             }
             Txn::CloseSession => {
                 l.tracker.remove(&lt.hdr.session);
                 l.closing.remove(&lt.hdr.session);
+                l.owners.remove(&lt.hdr.session);
             }
             _ => {}
         }

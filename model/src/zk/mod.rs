@@ -28,7 +28,7 @@
 //! - Outcomes for a history: `Ok(_)` and `Err(NoNode | NodeExists |
 //!   NotEmpty | BadVersion | NoChildrenForEphemerals | BadArguments)` are
 //!   definite (the op ran, possibly failing, at `zxid`); `Err(SessionExpired)`
-//!   means it did not run; `Err(ConnectionLoss)` means unknown for a write
+//!   and `Err(SessionMoved)` mean it did not run; `Err(ConnectionLoss)` means unknown for a write
 //!   (`info`) and a plain failure for a read.
 //! - Watch events ride on the next reply of the same client (`events`), in
 //!   the order they arrived, all before that reply.

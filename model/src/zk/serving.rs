@@ -182,7 +182,7 @@ impl ZkServer {
                     );
                     match self.role {
                         Role::Leading(_) => {
-                            let valid = self.leader_touch(session, cx.now);
+                            let valid = self.leader_revalidate(session, self.id, cx.now);
                             self.on_revalidated(session, valid, cx);
                         }
                         Role::Following(ref f) => {
@@ -240,7 +240,7 @@ impl ZkServer {
 
     fn submit_write(&mut self, s: SessionId, xid: u64, op: Option<ZkOp>, cx: &mut Ctx<'_>) {
         match self.role {
-            Role::Leading(_) => self.leader_request(s, xid, op, cx),
+            Role::Leading(_) => self.leader_request(s, xid, op, self.id, cx),
             Role::Following(ref f) => {
                 let l = f.leader;
                 send(
@@ -324,9 +324,13 @@ impl ZkServer {
                     else {
                         return;
                     };
+                    let moved = result == Err(ZkError::SessionMoved);
                     send(cx, client, ZkMsg::ClientResp { xid, zxid, result });
-                    if close {
-                        // The client closes the connection on this reply.
+                    if close || moved {
+                        // The client closes the connection on this reply;
+                        // after SESSIONMOVED the connection is stale (as
+                        // FinalRequestProcessor's sendCloseSession), and
+                        // anything more on it is refused.
                         self.serving.drop_conn(client);
                         return;
                     }

@@ -11,6 +11,7 @@ use crate::msg::{ClientReply, ClientRequest, Msg};
 use crate::node::{Ctx, Effect, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
 use crate::zk::testkit::{call_ok, create, set, World};
+use crate::zk::txn::Txn;
 use crate::zk::wire::ZkMsg;
 use crate::zk::{
     CreateMode, WatchKind, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse,
@@ -213,4 +214,80 @@ fn delete(path: &str) -> ZkRequest {
         path: path.into(),
         version: -1,
     })
+}
+
+/// A session that moves to another server: the leader records the new
+/// server as the session's owner on the reconnect's revalidation, and a
+/// write still on its way through the old server is not applied: it
+/// becomes an error txn SESSIONMOVED (the client, which left that
+/// connection, had it end with CONNECTIONLOSS).
+#[test]
+fn a_write_through_the_server_a_session_left_is_refused_as_session_moved() {
+    let mut w = World::new(3, 1, 1500, BugSet::none());
+    let leader = w.await_leader(5000);
+    let r = call_ok(&mut w, 101, create("/x", b"0", CreateMode::Persistent));
+    let old = r.server;
+    assert_ne!(old, leader, "the client starts on a follower");
+    let session = r.session;
+    // The old server's way to the leader is slow (not slow enough for the
+    // leader to drop it).
+    w.link_us.insert((old, leader), 150_000);
+    let id = w.submit(101, set("/x", b"moved", -1));
+    w.run_ms(5);
+    // The client loses its connection to the old server and moves on.
+    w.block(101, old, true);
+    let r = call_ok(&mut w, 101, ZkRequest::Op(ZkOp::Sync { path: "/".into() }));
+    assert_eq!(r.session, session);
+    assert_ne!(r.server, old);
+    assert_eq!(w.replies[&id].result, Err(ZkError::ConnectionLoss));
+    w.run_ms(400);
+    for s in w.servers.values() {
+        assert_eq!(s.tree().get("/x").expect("/x").data, b"0".to_vec());
+    }
+    let refused = w.servers[&leader]
+        .log
+        .entries
+        .iter()
+        .any(|e| e.hdr.session == session && e.txn == Txn::Error(ZkError::SessionMoved));
+    assert!(refused, "no SESSIONMOVED txn in the leader's log");
+    // The session goes on through its new server.
+    let r = call_ok(&mut w, 101, set("/x", b"new", -1));
+    assert!(r.result.is_ok(), "{:?}", r.result);
+}
+
+/// The client on a SESSIONMOVED answer: that request failed definitely,
+/// the connection is stale (the server closes it), so the requests behind
+/// it end with CONNECTIONLOSS, and the session is kept.
+#[test]
+fn the_client_closes_a_connection_answered_session_moved() {
+    let mut h = HandClient::new();
+    h.request(1, set_op("/a"));
+    let server = h.sent[0].0;
+    h.from_server(
+        server,
+        ZkMsg::Connected {
+            session: 0x100,
+            timeout_ms: 3_000,
+        },
+    );
+    h.request(2, set_op("/b"));
+    let xid = h
+        .sent
+        .iter()
+        .find_map(|(_, m)| match m {
+            ZkMsg::ClientReq { xid, .. } => Some(*xid),
+            _ => None,
+        })
+        .expect("sent");
+    h.from_server(
+        server,
+        ZkMsg::ClientResp {
+            xid,
+            zxid: 0x1_0000_0005,
+            result: Err(ZkError::SessionMoved),
+        },
+    );
+    assert_eq!(h.result_of(1), Err(ZkError::SessionMoved));
+    assert_eq!(h.result_of(2), Err(ZkError::ConnectionLoss));
+    assert_eq!(h.c.session(), 0x100);
 }

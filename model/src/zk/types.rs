@@ -122,6 +122,11 @@ pub enum ZkError {
     /// The session is gone (expired or closed); the operation did not run.
     #[error("SessionExpired")]
     SessionExpired,
+    /// The session moved to another server and this request came through
+    /// the server it left: it did not run (a definite failure), and that
+    /// server closes the connection.
+    #[error("SessionMoved")]
+    SessionMoved,
 }
 
 /// One operation a client may ask for.

@@ -26,7 +26,10 @@ use crate::history::{EventType, History, Operation, Outcome};
 use crate::outcome::Violation;
 use kzsim_model::NodeId;
 
-/// ZooKeeper error codes that report a definite outcome.
+/// ZooKeeper error codes that report a definite outcome with an
+/// observation (the operation ran at the reply's zxid). `SessionExpired`
+/// and `SessionMoved` are definite too, but as "did not run": they observe
+/// nothing and are not listed.
 pub(crate) const DEFINITE_ERRORS: &[&str] = &[
     "NoNode",
     "NodeExists",

@@ -27,7 +27,8 @@
 //! A `fail` whose `error` (or `value`) names a ZooKeeper code (`NoNode`,
 //! `NodeExists`, `NotEmpty`, `BadVersion`, `NoChildrenForEphemerals`) is
 //! an observation: the operation ran and returned that error, changing
-//! nothing. Any other `fail` did not take effect and is dropped; `info`
+//! nothing. Any other `fail` (`SessionExpired`, `SessionMoved`, ...) did
+//! not take effect and is dropped; `info`
 //! may have taken effect. The session of an operation is its process.
 
 pub mod tree;

@@ -87,6 +87,20 @@ fn error_codes_are_observations() {
     assert!(run(&[failed("create", "/a", json!("x"), "NodeExists")]).is_none());
     // Other failures did not take effect and are dropped.
     assert!(run(&[failed("create", "/a/b/c", json!("x"), "ConnectionLoss")]).is_some());
+    // SessionMoved: refused by the leader, the write did not happen (it is
+    // no observation of the tree either).
+    let moved = [
+        zop("create", "/m", json!("x"), json!("/m")),
+        failed("delete", "/m", Value::Null, "SessionMoved"),
+        failed("create", "/m", json!("y"), "SessionMoved"),
+        zop("getData", "/m", Value::Null, json!("x")),
+    ];
+    assert!(run(&moved).is_some());
+    let applied = [
+        failed("create", "/n", json!("x"), "SessionMoved"),
+        zop("exists", "/n", Value::Null, json!(true)),
+    ];
+    assert!(run(&applied).is_none());
 }
 
 #[test]
