@@ -96,6 +96,14 @@ pub enum Effect {
         /// Delay in microseconds of the node's own clock.
         after_us: u64,
     },
+    /// Arm (or re-arm) `timer` to fire after `after_us` on the node's
+    /// monotonic clock, which clock jumps do not move.
+    SetMonoTimer {
+        /// Which timer.
+        timer: TimerId,
+        /// Delay in microseconds of the node's monotonic clock.
+        after_us: u64,
+    },
     /// Disarm `timer` (no-op if not armed).
     CancelTimer {
         /// Which timer.
@@ -126,8 +134,15 @@ pub enum Effect {
 
 /// The context of one step: the node's clock, its RNG and the effect buffer.
 pub struct Ctx<'a> {
-    /// The node's own clock (possibly skewed from true simulated time).
+    /// The node's own (wall) clock: possibly skewed from true simulated
+    /// time, and moved by clock jumps.
     pub now: SimTime,
+    /// The node's monotonic clock (as `System.nanoTime`): it drifts with
+    /// the wall clock but no jump moves it. Timeouts that must not follow
+    /// a wall-clock change read this one and arm timers with
+    /// [`Ctx::set_mono_timer_ms`]. A host without the distinction sets it
+    /// to `now` ([`Ctx::new`] does).
+    pub mono: SimTime,
     /// The node's id.
     pub me: NodeId,
     /// The node's RNG, seeded by the host.
@@ -145,6 +160,7 @@ impl<'a> Ctx<'a> {
     ) -> Ctx<'a> {
         Ctx {
             now,
+            mono: now,
             me,
             rng,
             effects,
@@ -172,6 +188,18 @@ impl<'a> Ctx<'a> {
     /// Arms `timer` to fire after `after_us` microseconds of the node's clock.
     pub fn set_timer_us(&mut self, timer: TimerId, after_us: u64) {
         self.effects.push(Effect::SetTimer { timer, after_us });
+    }
+
+    /// Arms `timer` to fire after `after_ms` milliseconds of the node's
+    /// monotonic clock (a wall-clock jump does not move it).
+    pub fn set_mono_timer_ms(&mut self, timer: TimerId, after_ms: u64) {
+        self.set_mono_timer_us(timer, after_ms * 1000);
+    }
+
+    /// Arms `timer` to fire after `after_us` microseconds of the node's
+    /// monotonic clock.
+    pub fn set_mono_timer_us(&mut self, timer: TimerId, after_us: u64) {
+        self.effects.push(Effect::SetMonoTimer { timer, after_us });
     }
 
     /// Disarms `timer`.
@@ -253,12 +281,16 @@ pub fn step_embedded(
     let mut effects = Vec::new();
     {
         let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
+        inner.mono = cx.mono;
         node.step(input, &mut inner);
     }
     let mut replies = Vec::new();
     for e in effects {
         match e {
             Effect::SetTimer { timer, after_us } => cx.set_timer_us(timer + timer_base, after_us),
+            Effect::SetMonoTimer { timer, after_us } => {
+                cx.set_mono_timer_us(timer + timer_base, after_us)
+            }
             Effect::CancelTimer { timer } => cx.cancel_timer(timer + timer_base),
             Effect::Reply { id, reply } => replies.push((id, reply)),
             other => cx.push(other),

@@ -382,9 +382,9 @@ impl Engine {
             return;
         }
         // After a backward clock jump the deadline may not be reached yet.
-        let deadline = host.timers[&timer].0;
-        if host.clock.local(self.now) < deadline {
-            self.schedule_timer(node, timer, deadline, gen);
+        let (deadline, _, mono) = host.timers[&timer];
+        if host.clock.read(mono, self.now) < deadline {
+            self.schedule_timer(node, timer, deadline, gen, mono);
             return;
         }
         let host = &mut self.hosts[node as usize];
@@ -429,6 +429,7 @@ impl Engine {
                 tracing::info_span!("", t = %kzsim_model::SimTime(self.now), node = id).entered()
             });
             let mut cx = kzsim_model::Ctx::new(local, id, &mut host.rng, &mut effects);
+            cx.mono = host.clock.mono(self.now);
             node.step(input, &mut cx);
         }
         if let Some(m) = self.monitor.as_mut() {
@@ -464,12 +465,8 @@ impl Engine {
                 let notify = self.net.break_conn(id, peer, until);
                 self.notify_lost(&notify, id, peer, until);
             }
-            Effect::SetTimer { timer, after_us } => {
-                let host = &mut self.hosts[id as usize];
-                let deadline = kzsim_model::SimTime(host.clock.local(self.now).0 + after_us);
-                let gen = host.arm_timer(timer, deadline);
-                self.schedule_timer(id, timer, deadline, gen);
-            }
+            Effect::SetTimer { timer, after_us } => self.set_timer(id, timer, after_us, false),
+            Effect::SetMonoTimer { timer, after_us } => self.set_timer(id, timer, after_us, true),
             Effect::CancelTimer { timer } => {
                 self.hosts[id as usize].timers.remove(&timer);
             }
@@ -882,27 +879,40 @@ impl Engine {
 
     /// Re-schedules every armed timer of `id` after its clock changed.
     pub(crate) fn reschedule_timers(&mut self, id: NodeId) {
+        // Monotonic timers do not move.
         let armed: Vec<(TimerId, kzsim_model::SimTime, u64)> = self.hosts[id as usize]
             .timers
             .iter()
-            .map(|(t, (deadline, gen))| (*t, *deadline, *gen))
+            .filter(|(_, (_, _, mono))| !mono)
+            .map(|(t, (deadline, gen, _))| (*t, *deadline, *gen))
             .collect();
         for (timer, deadline, gen) in armed {
-            self.schedule_timer(id, timer, deadline, gen);
+            self.schedule_timer(id, timer, deadline, gen, false);
         }
     }
 
+    /// Arms `timer` of node `id` to fire `after_us` from now on its
+    /// monotonic (`mono`) or wall clock.
+    fn set_timer(&mut self, id: NodeId, timer: TimerId, after_us: u64, mono: bool) {
+        let host = &mut self.hosts[id as usize];
+        let deadline = kzsim_model::SimTime(host.clock.read(mono, self.now).0 + after_us);
+        let gen = host.arm_timer(timer, deadline, mono);
+        self.schedule_timer(id, timer, deadline, gen, mono);
+    }
+
     /// Queues the firing of `timer` (generation `gen`) of node `id`'s
-    /// current process for when its clock reads `deadline`.
+    /// current process for when its clock (monotonic if `mono`) reads
+    /// `deadline`.
     fn schedule_timer(
         &mut self,
         id: NodeId,
         timer: TimerId,
         deadline: kzsim_model::SimTime,
         gen: u64,
+        mono: bool,
     ) {
         let host = &self.hosts[id as usize];
-        let at = host.clock.true_time_of(deadline, self.now);
+        let at = host.clock.true_time_on(mono, deadline, self.now);
         let inc = host.incarnation;
         self.push(
             at,

@@ -52,7 +52,8 @@ pub struct Host {
     /// broken, so what it sends to that peer goes on a dead socket.
     pub lost_pending: BTreeMap<NodeId, u32>,
     /// Armed timers: local deadline and generation.
-    pub timers: BTreeMap<TimerId, (SimTime, u64)>,
+    /// (The flag: the deadline is on the monotonic clock.)
+    pub timers: BTreeMap<TimerId, (SimTime, u64, bool)>,
     /// Source of timer generations.
     pub timer_gen: u64,
     /// The node's clock.
@@ -126,15 +127,16 @@ impl Host {
         self.lost_pending.contains_key(&peer)
     }
 
-    /// Arms `timer` at local deadline `deadline`; returns its generation.
-    pub fn arm_timer(&mut self, timer: TimerId, deadline: SimTime) -> u64 {
+    /// Arms `timer` at local deadline `deadline`, of the monotonic clock if
+    /// `mono` else of the wall clock; returns its generation.
+    pub fn arm_timer(&mut self, timer: TimerId, deadline: SimTime, mono: bool) -> u64 {
         self.timer_gen += 1;
-        self.timers.insert(timer, (deadline, self.timer_gen));
+        self.timers.insert(timer, (deadline, self.timer_gen, mono));
         self.timer_gen
     }
 
     /// Whether `timer` is armed with generation `gen`.
     pub fn timer_current(&self, timer: TimerId, gen: u64) -> bool {
-        self.timers.get(&timer).is_some_and(|(_, g)| *g == gen)
+        self.timers.get(&timer).is_some_and(|(_, g, _)| *g == gen)
     }
 }

@@ -150,7 +150,7 @@ impl ZkClient {
                 watches: self.watches.iter().cloned().collect(),
             }),
         );
-        cx.set_timer_ms(TIMER_CONNECT, (self.timeout_ms * 2 / 3).max(1));
+        cx.set_mono_timer_ms(TIMER_CONNECT, (self.timeout_ms * 2 / 3).max(1));
     }
 
     fn send_req(&mut self, id: ReqId, req: ZkRequest, cx: &mut Ctx<'_>) {
@@ -198,7 +198,7 @@ impl ZkClient {
             self.reply(id, Err(err), 0, cx);
         }
         if self.session != 0 {
-            cx.set_timer_ms(TIMER_RETRY, RETRY_MS);
+            cx.set_mono_timer_ms(TIMER_RETRY, RETRY_MS);
         }
     }
 
@@ -229,7 +229,7 @@ impl ZkClient {
         if from != current {
             return;
         }
-        self.last_heard = cx.now;
+        self.last_heard = cx.mono;
         match m {
             ZkMsg::Connected {
                 session,
@@ -245,7 +245,7 @@ impl ZkClient {
                 self.last_zxid = self.last_zxid.max(session);
                 self.timeout_ms = timeout_ms;
                 cx.cancel_timer(TIMER_CONNECT);
-                cx.set_timer_ms(TIMER_PING, (timeout_ms / 3).max(1));
+                cx.set_mono_timer_ms(TIMER_PING, (timeout_ms / 3).max(1));
                 let queued: Vec<(ReqId, ZkRequest)> = self.queued.drain(..).collect();
                 for (id, req) in queued {
                     self.send_req(id, req, cx);
@@ -279,10 +279,7 @@ impl ZkClient {
                     // (NodeDataChanged, NodeDeleted), on one that does not
                     // an exists watch (NodeCreated); a reconnect restores it
                     // as what it is.
-                    (
-                        Some(ZkOp::Exists { path, watch: true }),
-                        Ok(ZkResponse::Exists(Some(_))),
-                    ) => {
+                    (Some(ZkOp::Exists { path, watch: true }), Ok(ZkResponse::Exists(Some(_)))) => {
                         self.watches.insert((WatchType::Data, path.clone()));
                     }
                     (Some(ZkOp::Exists { path, watch: true }), Ok(_)) => {
@@ -350,11 +347,11 @@ impl Node for ZkClient {
             Input::Timer { timer } => match timer {
                 TIMER_PING => {
                     if let State::Connected(s) = self.state {
-                        if cx.now.ms_since(self.last_heard) > self.timeout_ms * 2 / 3 {
+                        if cx.mono.ms_since(self.last_heard) > self.timeout_ms * 2 / 3 {
                             self.lost(ZkError::ConnectionLoss, cx);
                         } else {
                             cx.send(s, Msg::Zk(ZkMsg::ClientPing));
-                            cx.set_timer_ms(TIMER_PING, (self.timeout_ms / 3).max(1));
+                            cx.set_mono_timer_ms(TIMER_PING, (self.timeout_ms / 3).max(1));
                         }
                     }
                 }

@@ -101,7 +101,7 @@ impl ZkServer {
             epoch_accepted: false,
             epoch_quorum: false,
             established: false,
-            started_at: cx.now,
+            started_at: cx.mono,
             infos,
             epoch_acks: BTreeSet::new(),
             newleader_acks: BTreeSet::new(),
@@ -115,7 +115,7 @@ impl ZkServer {
             closing: BTreeSet::new(),
             owners: BTreeMap::new(),
         }));
-        cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
+        cx.set_mono_timer_ms(TIMER_TICK, self.cfg.tick_ms);
         self.leader_check_info_quorum(cx);
     }
 
@@ -232,7 +232,7 @@ impl ZkServer {
 
     fn leader_check_newleader_quorum(&mut self, cx: &mut Ctx<'_>) {
         let quorum = self.quorum();
-        let now = cx.now;
+        let now = cx.mono;
         let tree_sessions: Vec<(SessionId, u64)> =
             self.tree.sessions().iter().map(|(s, t)| (*s, *t)).collect();
         let spec = self.tree.clone();
@@ -259,7 +259,7 @@ impl ZkServer {
     }
 
     pub(super) fn leader_on_msg(&mut self, from: NodeId, m: ZkMsg, cx: &mut Ctx<'_>) {
-        let now = cx.now;
+        let now = cx.mono;
         let my_epoch = self.current_epoch;
         let my_last = self.log.last_zxid();
         // Planted bug zk_vote_ignores_zxid: the leader also trusts the
@@ -653,7 +653,7 @@ impl ZkServer {
 
     /// Session bookkeeping after a commit.
     pub(super) fn leader_after_apply(&mut self, lt: &LoggedTxn, cx: &mut Ctx<'_>) {
-        let now = cx.now;
+        let now = cx.mono;
         let Some(l) = self.leader() else { return };
         match &lt.txn {
             Txn::CreateSession {
@@ -672,12 +672,12 @@ impl ZkServer {
     }
 
     pub(super) fn leader_tick(&mut self, cx: &mut Ctx<'_>) {
-        let now = cx.now;
+        let now = cx.mono;
         let tick = self.cfg.tick_ms;
         let init_ms = self.cfg.init_limit * tick;
         let sync_ms = self.cfg.sync_limit * tick;
         let quorum = self.quorum();
-        cx.set_timer_ms(TIMER_TICK, tick);
+        cx.set_mono_timer_ms(TIMER_TICK, tick);
         let Some(l) = self.leader() else { return };
         if !l.established {
             if now.ms_since(l.started_at) > init_ms {

@@ -63,7 +63,7 @@ impl ZkServer {
             leader,
             phase: Phase::Discovery,
             new_epoch: 0,
-            last_heard: cx.now,
+            last_heard: cx.mono,
             pending: BTreeMap::new(),
             local_expiry: BTreeMap::new(),
         }));
@@ -74,7 +74,7 @@ impl ZkServer {
                 last_zxid: self.log.last_zxid(),
             }),
         );
-        cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
+        cx.set_mono_timer_ms(TIMER_TICK, self.cfg.tick_ms);
     }
 
     fn send_after_durable(&mut self, to: NodeId, msg: ZkMsg) {
@@ -86,7 +86,7 @@ impl ZkServer {
     }
 
     pub(super) fn follower_on_msg(&mut self, m: ZkMsg, cx: &mut Ctx<'_>) {
-        let now = cx.now;
+        let now = cx.mono;
         let bugs = self.bugs;
         let last_logged = self.log.last_zxid();
         let Some(f) = self.follower() else { return };
@@ -264,7 +264,7 @@ impl ZkServer {
 
     /// Planted-bug bookkeeping after a commit.
     pub(super) fn follower_after_apply(&mut self, lt: &LoggedTxn, cx: &mut Ctx<'_>) {
-        let now = cx.now;
+        let now = cx.mono;
         if !self.bugs.expiry_on_follower {
             return;
         }
@@ -284,7 +284,7 @@ impl ZkServer {
     }
 
     pub(super) fn follower_tick(&mut self, cx: &mut Ctx<'_>) {
-        let now = cx.now;
+        let now = cx.mono;
         let tick = self.cfg.tick_ms;
         let limit_ms = tick
             * if self.follower().is_some_and(|f| f.serving()) {
@@ -292,7 +292,7 @@ impl ZkServer {
             } else {
                 self.cfg.init_limit
             };
-        cx.set_timer_ms(TIMER_TICK, tick);
+        cx.set_mono_timer_ms(TIMER_TICK, tick);
         let Some(f) = self.follower() else { return };
         if now.ms_since(f.last_heard) > limit_ms {
             self.go_looking(cx);

@@ -13,6 +13,12 @@
 //! Every planted bug is a switch read from the [`BugSet`] at
 //! construction; all are off by default.
 //!
+//! Time: as ZooKeeper measures its timeouts with `System.nanoTime`, servers
+//! and clients read only the monotonic clock (`Ctx::mono`) and arm only
+//! monotonic timers (`Ctx::set_mono_timer_ms`): session expiry, pings,
+//! learner liveness (initLimit, syncLimit) and election timers; a jump of
+//! the wall clock moves none of them.
+//!
 //! # Using it from a host
 //!
 //! - Servers: `ZkServer::new(id, ensemble, ZkConfig::default(), &bugs)` for

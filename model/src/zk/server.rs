@@ -483,7 +483,7 @@ impl ZkServer {
         ));
         self.notify_ms = self.cfg.notify_ms;
         self.broadcast_vote(cx);
-        cx.set_timer_ms(TIMER_ELECTION, self.notify_ms);
+        cx.set_mono_timer_ms(TIMER_ELECTION, self.notify_ms);
     }
 
     fn my_notification(&self) -> ZkMsg {
@@ -538,7 +538,7 @@ impl ZkServer {
                 if changed {
                     self.broadcast_vote(cx);
                 }
-                cx.set_timer_ms(TIMER_FINALIZE, self.cfg.finalize_wait_ms);
+                cx.set_mono_timer_ms(TIMER_FINALIZE, self.cfg.finalize_wait_ms);
             }
             ElectionStep::Join(v) => self.decide(v, cx),
         }
@@ -572,7 +572,7 @@ impl ZkServer {
                 if matches!(self.role, Role::Looking(_)) {
                     self.broadcast_vote(cx);
                     self.notify_ms = (self.notify_ms * 2).min(self.cfg.max_notify_ms);
-                    cx.set_timer_ms(TIMER_ELECTION, self.notify_ms);
+                    cx.set_mono_timer_ms(TIMER_ELECTION, self.notify_ms);
                 }
             }
             TIMER_FINALIZE => {

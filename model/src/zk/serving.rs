@@ -111,7 +111,7 @@ fn send(cx: &mut Ctx<'_>, to: NodeId, m: ZkMsg) {
 
 impl ZkServer {
     fn touch_session(&mut self, s: SessionId, cx: &mut Ctx<'_>) {
-        let now = cx.now;
+        let now = cx.mono;
         match self.role {
             Role::Leading(_) => {
                 self.leader_touch(s, now);
@@ -182,7 +182,7 @@ impl ZkServer {
                     );
                     match self.role {
                         Role::Leading(_) => {
-                            let valid = self.leader_revalidate(session, self.id, cx.now);
+                            let valid = self.leader_revalidate(session, self.id, cx.mono);
                             self.on_revalidated(session, valid, cx);
                         }
                         Role::Following(ref f) => {

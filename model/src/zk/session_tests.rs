@@ -13,9 +13,7 @@ use crate::time::SimTime;
 use crate::zk::testkit::{call_ok, create, set, World};
 use crate::zk::txn::Txn;
 use crate::zk::wire::ZkMsg;
-use crate::zk::{
-    CreateMode, WatchKind, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse,
-};
+use crate::zk::{CreateMode, WatchKind, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse};
 
 /// A client driven by hand, its effects kept.
 struct HandClient {
@@ -61,7 +59,7 @@ impl HandClient {
         });
     }
 
-    fn from_server(&mut self, from: NodeId, m: ZkMsg) {
+    fn receive(&mut self, from: NodeId, m: ZkMsg) {
         self.step(Input::Message {
             from,
             msg: Msg::Zk(m),
@@ -91,7 +89,7 @@ fn in_flight_requests_end_with_connection_loss_when_the_session_ends() {
     let mut h = HandClient::new();
     h.request(1, set_op("/a"));
     let server = h.sent[0].0;
-    h.from_server(
+    h.receive(
         server,
         ZkMsg::Connected {
             session: 0x100,
@@ -101,7 +99,7 @@ fn in_flight_requests_end_with_connection_loss_when_the_session_ends() {
     h.request(2, set_op("/b"));
     assert_eq!(h.sent.len(), 3, "connect and two requests: {:?}", h.sent);
     // The server closed (or expired) the session and ends the connection.
-    h.from_server(server, ZkMsg::ConnectRefused { expired: true });
+    h.receive(server, ZkMsg::ConnectRefused { expired: true });
     assert_eq!(h.result_of(1), Err(ZkError::ConnectionLoss));
     assert_eq!(h.result_of(2), Err(ZkError::ConnectionLoss));
     // The next request learns that the session is gone.
@@ -117,7 +115,7 @@ fn requests_queued_for_a_refused_session_fail_with_session_expired() {
     let mut h = HandClient::new();
     h.request(1, set_op("/a"));
     let server = h.sent[0].0;
-    h.from_server(
+    h.receive(
         server,
         ZkMsg::Connected {
             session: 0x100,
@@ -133,7 +131,7 @@ fn requests_queued_for_a_refused_session_fail_with_session_expired() {
     let (next, m) = h.sent.last().cloned().expect("connect");
     assert!(matches!(m, ZkMsg::Connect { session: 0x100, .. }), "{m:?}");
     h.request(3, set_op("/c"));
-    h.from_server(next, ZkMsg::ConnectRefused { expired: true });
+    h.receive(next, ZkMsg::ConnectRefused { expired: true });
     assert_eq!(h.result_of(3), Err(ZkError::SessionExpired));
     // It was reported: the next request opens a new session.
     h.request(4, set_op("/d"));
@@ -180,7 +178,10 @@ fn exists_watches_keep_their_kind_across_a_reconnect() {
     let r2 = call_ok(&mut w, 102, exists("/missing"));
     assert_eq!(r2.result, Ok(ZkResponse::Exists(None)));
     let events = move_client(&mut w, 102, r.server);
-    assert!(events.is_empty(), "spurious events on reconnect: {events:?}");
+    assert!(
+        events.is_empty(),
+        "spurious events on reconnect: {events:?}"
+    );
     call_ok(&mut w, 101, set("/e", b"new", -1));
     call_ok(&mut w, 101, create("/missing", b"", CreateMode::Persistent));
     let r = call_ok(&mut w, 102, ZkRequest::Op(ZkOp::Sync { path: "/".into() }));
@@ -263,7 +264,7 @@ fn the_client_closes_a_connection_answered_session_moved() {
     let mut h = HandClient::new();
     h.request(1, set_op("/a"));
     let server = h.sent[0].0;
-    h.from_server(
+    h.receive(
         server,
         ZkMsg::Connected {
             session: 0x100,
@@ -279,7 +280,7 @@ fn the_client_closes_a_connection_answered_session_moved() {
             _ => None,
         })
         .expect("sent");
-    h.from_server(
+    h.receive(
         server,
         ZkMsg::ClientResp {
             xid,

@@ -335,7 +335,7 @@ impl World {
             match e {
                 Effect::Send { to: dst, msg } => self.send(to, dst, msg),
                 Effect::Disconnect { peer } => self.break_conn(pair(to, peer)),
-                Effect::SetTimer { timer, after_us } => {
+                Effect::SetTimer { timer, after_us } | Effect::SetMonoTimer { timer, after_us } => {
                     self.timer_gen += 1;
                     let gen = self.timer_gen;
                     self.timers.insert((to, timer), gen);

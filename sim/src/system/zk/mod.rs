@@ -27,6 +27,8 @@
 
 mod checks;
 pub use checks::CheckBudget;
+#[cfg(test)]
+mod clock_tests;
 mod config;
 #[cfg(test)]
 mod config_tests;
