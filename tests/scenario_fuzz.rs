@@ -26,6 +26,8 @@ use kzsim_sim::scenario::{scenario_files, Scenario, ScenarioError};
 const CASES: usize = 20_000;
 /// Accepted mutants run.
 const RUNS: usize = 800;
+/// The linearizability search's budget in a sampled mutant's run.
+const CHECK_STEPS: i64 = 200_000;
 /// The simulated time a sampled mutant runs (ms).
 const RUN_MS: u64 = 1_500;
 
@@ -248,8 +250,16 @@ fn originals() -> Vec<(PathBuf, String)> {
 }
 
 /// A loaded scenario cut down to `RUN_MS` of simulated time, its quiet
-/// period scaled with it.
+/// period scaled with it, and (ZooKeeper) its linearizability search to
+/// `CHECK_STEPS` steps: a mutant's history can be one the search cannot
+/// decide, and the point here is that it runs, not its verdict.
 fn shortened(mut s: Scenario) -> Scenario {
+    if s.spec.cluster.system == kzsim_sim::scenario::SystemKind::Zk {
+        s.spec
+            .cluster
+            .config
+            .insert("check_max_steps".into(), toml::Value::Integer(CHECK_STEPS));
+    }
     let d = s.spec.duration_ms;
     if d > RUN_MS {
         s.spec.faults.quiet_ms = s.spec.faults.quiet_ms * RUN_MS / d;

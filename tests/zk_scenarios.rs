@@ -43,7 +43,7 @@ bug_kind_test!(
 bug_kind_test!(
     finds_zk_sync_not_through_leader,
     "zk_sync_not_through_leader",
-    "session-order"
+    "nonlinearizable"
 );
 bug_kind_test!(
     finds_zk_expiry_on_follower,
