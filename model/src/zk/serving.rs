@@ -7,6 +7,10 @@
 //! write is forwarded to the leader and answered when its transaction is
 //! applied here. Watch events a transaction triggers are sent before any
 //! reply that follows that transaction, on the same FIFO connection.
+//!
+//! A write the leader refused because the session moved to another server
+//! is answered `SessionMoved`, and the connection it came on is dropped as
+//! stale (the client closes it on that reply).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
