@@ -202,6 +202,22 @@ pub struct ZkConfig {
     /// it yet answers syncs from its stale state (ZOOKEEPER-1675, open).
     /// Default false, as in ZooKeeper.
     pub sync_quorum_confirmed: bool,
+    /// How many recent committed proposals the leader keeps in memory to
+    /// sync learners with a DIFF (`zookeeper.commitLogCount`, default 500).
+    /// After a restart it holds only what was replayed from the log after
+    /// the snapshot it loaded, as `ZKDatabase.loadDataBase` does.
+    pub commit_log_count: u64,
+    /// How many periodic snapshots a server keeps, with the txn log needed
+    /// after the oldest one (`autopurge.snapRetainCount`, default 3, as
+    /// ZooKeeper's minimum). The log before the oldest kept snapshot counts
+    /// as purged: the leader never sends a DIFF from it.
+    pub snap_retain_count: u64,
+    /// A learner behind the in-memory committed log is synced with a DIFF
+    /// read from the txn log when the log still covers its last zxid and
+    /// the txns to send weigh at most this percentage of a snapshot
+    /// (`zookeeper.snapshotSizeFactor` = 0.33, ZooKeeper 3.6+); 0 disables
+    /// it (a SNAP whenever the committed log does not reach).
+    pub snapshot_size_factor_pct: u64,
 }
 
 impl Default for ZkConfig {
@@ -217,6 +233,9 @@ impl Default for ZkConfig {
             min_session_timeout_ms: 200,
             max_session_timeout_ms: 2000,
             sync_quorum_confirmed: false,
+            commit_log_count: 500,
+            snap_retain_count: 3,
+            snapshot_size_factor_pct: 33,
         }
     }
 }

@@ -110,6 +110,9 @@ pub struct ZkServer {
     /// FOLLOWERINFO that arrived before we decided to lead (a learner that
     /// decided first); handled if we become leader, refused otherwise.
     pub(super) early_infos: BTreeMap<NodeId, ZkMsg>,
+    /// The zxid of the snapshot this server loaded at start (or installed
+    /// since): its in-memory committed log holds nothing before it.
+    pub(super) mem_floor: Zxid,
 }
 
 impl ZkServer {
@@ -145,6 +148,7 @@ impl ZkServer {
             serving: Serving::default(),
             early_infos: BTreeMap::new(),
             stale_snaps: BTreeSet::new(),
+            mem_floor: 0,
         }
     }
 
@@ -300,6 +304,26 @@ impl ZkServer {
         self.tree = tree;
         self.trunc_gen += 1;
         self.since_snap = 0;
+        self.mem_floor = z;
+    }
+
+    /// Where the txn log still counts as present: the log before the oldest
+    /// of the `snap_retain_count` newest snapshots of this log is purged
+    /// (`autopurge.snapRetainCount`). The model keeps those entries for
+    /// TRUNC but never sends them as a DIFF.
+    pub(super) fn log_floor(&self) -> Zxid {
+        let gen = self.log.base;
+        let keep = self.cfg.snap_retain_count.max(1) as usize;
+        let mine: Vec<Zxid> = self
+            .snaps
+            .iter()
+            .filter(|(g, _)| *g == gen)
+            .map(|(_, z)| *z)
+            .collect();
+        if mine.len() < keep {
+            return gen;
+        }
+        mine[mine.len() - keep].max(gen)
     }
 
     fn on_disk_done(&mut self, op: u64, cx: &mut Ctx<'_>) {
@@ -358,7 +382,9 @@ impl ZkServer {
                     .map(|(_, z)| *z)
                     .collect();
                 same.sort_unstable();
-                let drop = same.len().saturating_sub(3);
+                let drop = same
+                    .len()
+                    .saturating_sub(self.cfg.snap_retain_count.max(1) as usize);
                 for z in same.into_iter().take(drop) {
                     self.snaps.remove(&(gen, z));
                     self.disk_op(
@@ -645,6 +671,7 @@ impl ZkServer {
             self.disk_op(req, cx);
         }
         self.log = r.log;
+        self.mem_floor = r.loaded_zxid;
         self.tree = r.tree;
         self.base_tree = r.base_tree;
         self.snaps = r.snaps;

@@ -276,6 +276,8 @@ pub struct Recovered {
     pub rebase: bool,
     /// With `rebase`: logged entries after the snapshot to keep.
     pub replay: Vec<LoggedTxn>,
+    /// The zxid of the snapshot the tree was loaded from (0: none).
+    pub loaded_zxid: Zxid,
 }
 
 /// Recovers a server's state from its durable files, or says why it must
@@ -383,6 +385,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
             fixups,
             rebase: true,
             replay: Vec::new(),
+            loaded_zxid: 0,
         });
     }
     let base_tree = if log.base == 0 {
@@ -407,6 +410,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
             fixups,
             rebase: true,
             replay: Vec::new(),
+            loaded_zxid: 0,
         });
     };
     if base_tree.is_none() {
@@ -423,6 +427,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
             fixups,
             rebase: true,
             replay,
+            loaded_zxid: 0,
         });
     }
     if tree.last_zxid() > log.last_zxid() {
@@ -438,8 +443,10 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
             fixups,
             rebase: true,
             replay: Vec::new(),
+            loaded_zxid: 0,
         });
     }
+    let loaded_zxid = tree.last_zxid();
     for t in log.after(tree.last_zxid()).to_vec() {
         let _ = apply(&mut tree, &t, &mut Vec::new());
     }
@@ -453,6 +460,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
         fixups,
         rebase: false,
         replay: Vec::new(),
+        loaded_zxid,
     })
 }
 
