@@ -50,12 +50,14 @@ pub(super) enum Deferred {
     /// A snapshot installed as a new base is durable: issue the held log
     /// operations (the reset to the new base and what followed).
     ReleaseLog,
-    /// Write a periodic snapshot (its log prefix is durable now).
+    /// Write a periodic snapshot started at `zxid` (its log prefix is
+    /// durable now). It is fuzzy: serialised now, from the tree as it is,
+    /// which may hold txns applied since `zxid`.
     WriteSnap {
         gen: Zxid,
         zxid: Zxid,
         trunc_gen: u64,
-        bytes: Vec<u8>,
+        role_gen: u64,
     },
     /// A new periodic snapshot is durable: delete older ones.
     PruneSnaps { gen: Zxid },
@@ -365,11 +367,16 @@ impl ZkServer {
                 gen,
                 zxid,
                 trunc_gen,
-                bytes,
+                role_gen,
             } if trunc_gen == self.trunc_gen
+                && role_gen == self.role_gen
                 && gen == self.log.base
                 && !self.snaps.contains(&(gen, zxid)) =>
             {
+                // Fuzzy: the tree now, labelled with the zxid the snapshot
+                // started at. (Only in the same role: going LOOKING applies
+                // logged txns that may never commit.)
+                let bytes = encode_snapshot(&self.tree.labelled_at(zxid));
                 self.write_snap_file(snap_file(gen, zxid), bytes, cx);
                 self.snaps.insert((gen, zxid));
                 self.disk.after_all(Deferred::PruneSnaps { gen });
@@ -457,7 +464,7 @@ impl ZkServer {
                 gen: self.log.base,
                 zxid: self.tree.last_zxid(),
                 trunc_gen: self.trunc_gen,
-                bytes: encode_snapshot(&self.tree),
+                role_gen: self.role_gen,
             });
         }
     }
