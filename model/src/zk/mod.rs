@@ -118,6 +118,20 @@ pub const BUGS: &[BugInfo] = &[
         anomaly: "nonlinearizable",
     },
     BugInfo {
+        name: "zk_snap_zxid_at_end",
+        component: "zk",
+        breaks: "a fuzzy snapshot is labelled with the last zxid applied when its serialisation ends, not when it starts (the reverse of what ZooKeeper's FileTxnSnapLog relies on); a server restarted on it skips the txns the snapshot missed and loses them",
+        scenario: "zk-snap-sync",
+        anomaly: "divergent-trees",
+    },
+    BugInfo {
+        name: "zk_trunc_keeps_snapshot",
+        component: "zk",
+        breaks: "a server snapshots its replayed log at start, uncommitted tail included, and a TRUNC leaves snapshots past the truncation point (ZOOKEEPER-1549); its next restart loads one and resurrects txns that never committed",
+        scenario: "zk-snap-sync",
+        anomaly: "divergent-trees",
+    },
+    BugInfo {
         name: "zk_expiry_on_follower",
         component: "zk",
         breaks: "followers expire sessions locally; ephemerals vanish on one server only",
@@ -150,6 +164,10 @@ pub struct ZkBugs {
     pub vote_ignores_zxid: bool,
     /// `zk_sync_not_through_leader`.
     pub sync_not_through_leader: bool,
+    /// `zk_snap_zxid_at_end`.
+    pub snap_zxid_at_end: bool,
+    /// `zk_trunc_keeps_snapshot`.
+    pub trunc_keeps_snapshot: bool,
     /// `zk_expiry_on_follower`.
     pub expiry_on_follower: bool,
     /// `zk_watch_after_reply`.
@@ -167,6 +185,8 @@ impl ZkBugs {
             epoch_before_txns: b.on("zk_epoch_before_txns"),
             vote_ignores_zxid: b.on("zk_vote_ignores_zxid"),
             sync_not_through_leader: b.on("zk_sync_not_through_leader"),
+            snap_zxid_at_end: b.on("zk_snap_zxid_at_end"),
+            trunc_keeps_snapshot: b.on("zk_trunc_keeps_snapshot"),
             expiry_on_follower: b.on("zk_expiry_on_follower"),
             watch_after_reply: b.on("zk_watch_after_reply"),
         }

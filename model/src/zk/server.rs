@@ -58,6 +58,9 @@ pub(super) enum Deferred {
         zxid: Zxid,
         trunc_gen: u64,
         role_gen: u64,
+        /// Planted bug `zk_snap_zxid_at_end`: the tree when the snapshot
+        /// started, labelled with the zxid reached when it is written.
+        early: Option<Box<DataTree>>,
     },
     /// A new periodic snapshot is durable: delete older ones.
     PruneSnaps { gen: Zxid },
@@ -368,6 +371,7 @@ impl ZkServer {
                 zxid,
                 trunc_gen,
                 role_gen,
+                early,
             } if trunc_gen == self.trunc_gen
                 && role_gen == self.role_gen
                 && gen == self.log.base
@@ -376,7 +380,18 @@ impl ZkServer {
                 // Fuzzy: the tree now, labelled with the zxid the snapshot
                 // started at. (Only in the same role: going LOOKING applies
                 // logged txns that may never commit.)
-                let bytes = encode_snapshot(&self.tree.labelled_at(zxid));
+                let (zxid, bytes) = match early {
+                    // Planted bug: the contents at the start, the label at
+                    // the end; replay skips what lies between.
+                    Some(t) => {
+                        let end = self.tree.last_zxid();
+                        (end, encode_snapshot(&t.labelled_at(end)))
+                    }
+                    None => (zxid, encode_snapshot(&self.tree.labelled_at(zxid))),
+                };
+                if self.snaps.contains(&(gen, zxid)) {
+                    return;
+                }
                 self.write_snap_file(snap_file(gen, zxid), bytes, cx);
                 self.snaps.insert((gen, zxid));
                 self.disk.after_all(Deferred::PruneSnaps { gen });
@@ -429,6 +444,12 @@ impl ZkServer {
             .filter(|(g, z)| *g == gen && *z > t)
             .copied()
             .collect();
+        // Planted bug zk_trunc_keeps_snapshot: they stay.
+        let doomed = if self.bugs.trunc_keeps_snapshot {
+            Vec::new()
+        } else {
+            doomed
+        };
         for (g, z) in doomed {
             self.snaps.remove(&(g, z));
             self.disk_op(
@@ -465,6 +486,10 @@ impl ZkServer {
                 zxid: self.tree.last_zxid(),
                 trunc_gen: self.trunc_gen,
                 role_gen: self.role_gen,
+                early: self
+                    .bugs
+                    .snap_zxid_at_end
+                    .then(|| Box::new(self.tree.clone())),
             });
         }
     }
@@ -691,6 +716,16 @@ impl ZkServer {
                     self.log_append(e, cx);
                 }
                 self.log_fsync(cx);
+            }
+        }
+        if self.bugs.trunc_keeps_snapshot {
+            // Planted bug (ZOOKEEPER-1549): as ZooKeeper 3.4's loadData, a
+            // snapshot of everything replayed, uncommitted tail included.
+            let (gen, z) = (self.log.base, self.tree.last_zxid());
+            if z > gen && !self.snaps.contains(&(gen, z)) {
+                let bytes = encode_snapshot(&self.tree);
+                self.write_snap_file(snap_file(gen, z), bytes, cx);
+                self.snaps.insert((gen, z));
             }
         }
         let derived = zxid_epoch(self.log.last_zxid().max(self.tree.last_zxid()));
