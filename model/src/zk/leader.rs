@@ -9,8 +9,9 @@ use crate::msg::Msg;
 use crate::node::{Ctx, NodeId};
 use crate::time::SimTime;
 use crate::zk::server::{Deferred, Role, ZkServer, TIMER_TICK};
+use crate::zk::storage::encode_snapshot;
 use crate::zk::tree::DataTree;
-use crate::zk::txn::{apply, prep, LoggedTxn, Txn, TxnHeader};
+use crate::zk::txn::{apply, encode_txn, prep, LoggedTxn, Txn, TxnHeader};
 use crate::zk::types::{make_zxid, SessionId, ZkError, ZkOp, Zxid};
 use crate::zk::wire::ZkMsg;
 
@@ -177,10 +178,19 @@ impl ZkServer {
     }
 
     /// Sends a learner what it needs to match our committed history, then
-    /// NEWLEADER, then the outstanding proposals.
+    /// NEWLEADER, then the outstanding proposals. As
+    /// `LearnerHandler.syncFollower`: a DIFF (after a TRUNC to the common
+    /// point if the learner has txns we do not) when the in-memory committed
+    /// log reaches back to the learner's last zxid, or when the txn log on
+    /// disk still covers it and the txns weigh little enough next to a
+    /// snapshot (`snapshotSizeFactor`); a SNAP of the committed tree
+    /// otherwise.
     fn leader_sync_learner(&mut self, p: NodeId, cx: &mut Ctx<'_>) {
         let committed = self.tree.last_zxid();
         let base = self.log.base;
+        let mem_lo = self.committed_log_start();
+        let disk_lo = self.log_floor();
+        let factor_pct = self.cfg.snapshot_size_factor_pct;
         let Some(l) = self.leader() else { return };
         let epoch = l.epoch;
         let Some(view) = l.learners.get_mut(&p) else {
@@ -188,34 +198,68 @@ impl ZkServer {
         };
         let f = view.last_zxid;
         view.stage = Stage::Synced;
-        let msg = if f < base {
-            ZkMsg::Sync {
-                snap: Some(Box::new(self.tree.clone())),
-                trunc: None,
-                txns: Vec::new(),
-            }
-        } else {
-            // The largest point of our committed history at or below f.
-            let upto = f.min(committed);
-            let point = self
-                .log
-                .entries
-                .iter()
-                .map(|e| e.zxid())
-                .take_while(|&z| z <= upto)
-                .last()
-                .unwrap_or(base);
-            let txns: Vec<LoggedTxn> = self
-                .log
+        // The largest point of our committed history at or below f.
+        let upto = f.min(committed);
+        let point = self
+            .log
+            .entries
+            .iter()
+            .map(|e| e.zxid())
+            .take_while(|&z| z <= upto)
+            .last()
+            .unwrap_or(base);
+        let diff = || -> Vec<LoggedTxn> {
+            self.log
                 .after(point)
                 .iter()
                 .take_while(|e| e.zxid() <= committed)
                 .cloned()
-                .collect();
-            ZkMsg::Sync {
-                snap: None,
-                trunc: (point != f).then_some(point),
-                txns,
+                .collect()
+        };
+        let mut txns = None;
+        let mut from_disk = false;
+        if f >= base && point >= mem_lo {
+            txns = Some(diff());
+        } else if f >= base && factor_pct > 0 && point >= disk_lo {
+            let t = diff();
+            let bytes: u64 = t.iter().map(|e| encode_txn(e).len() as u64).sum();
+            let snap_bytes = encode_snapshot(&self.tree).len() as u64;
+            if bytes * 100 <= snap_bytes * factor_pct {
+                txns = Some(t);
+                from_disk = true;
+            }
+        }
+        let msg = match txns {
+            Some(txns) => {
+                tracing::debug!(
+                    "zk: DIFF to learner {p} (last zxid {f:#x}): {} txns from {}{}",
+                    txns.len(),
+                    if from_disk {
+                        "the txn log"
+                    } else {
+                        "the committed log"
+                    },
+                    if point != f {
+                        format!(", after TRUNC to {point:#x}")
+                    } else {
+                        String::new()
+                    }
+                );
+                ZkMsg::Sync {
+                    snap: None,
+                    trunc: (point != f).then_some(point),
+                    txns,
+                }
+            }
+            None => {
+                tracing::info!(
+                    "zk: SNAP to learner {p}: its last zxid {f:#x} is before what a DIFF can reach (committed log from {mem_lo:#x}, txn log from {disk_lo:#x}); sending the tree at {committed:#x}"
+                );
+                ZkMsg::Sync {
+                    snap: Some(Box::new(self.tree.clone())),
+                    trunc: None,
+                    txns: Vec::new(),
+                }
             }
         };
         cx.send(p, Msg::Zk(msg));
@@ -228,6 +272,22 @@ impl ZkServer {
         for e in self.log.after(committed) {
             cx.send(p, Msg::Zk(ZkMsg::Proposal(e.clone())));
         }
+    }
+
+    /// The zxid the in-memory committed log starts after: the last
+    /// `commit_log_count` committed txns, and none from before the snapshot
+    /// this server loaded at start (its committed log holds only what it
+    /// replayed and committed since).
+    pub(super) fn committed_log_start(&self) -> Zxid {
+        let committed = self.tree.last_zxid();
+        let n = self.log.entries.partition_point(|e| e.zxid() <= committed);
+        let keep = self.cfg.commit_log_count.max(1) as usize;
+        let lo = if n > keep {
+            self.log.entries[n - keep - 1].zxid()
+        } else {
+            self.log.base
+        };
+        lo.max(self.mem_floor)
     }
 
     fn leader_check_newleader_quorum(&mut self, cx: &mut Ctx<'_>) {

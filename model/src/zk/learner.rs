@@ -121,6 +121,12 @@ impl ZkServer {
             ZkMsg::Sync { snap, trunc, txns } => {
                 f.phase = Phase::Syncing;
                 f.pending.clear();
+                if let Some(tree) = &snap {
+                    tracing::info!(
+                        "zk: loading SNAP from leader {leader} at zxid {:#x} (log ended at {last_logged:#x})",
+                        tree.last_zxid()
+                    );
+                }
                 if bugs.newleader_ack_before_persist {
                     // Planted bug (ZOOKEEPER-3911): the synced history lives
                     // in memory only until a later snapshot; the log goes on

@@ -126,6 +126,20 @@ pub const BUGS: &[BugInfo] = &[
         anomaly: "nonlinearizable",
     },
     BugInfo {
+        name: "zk_snap_zxid_at_end",
+        component: "zk",
+        breaks: "a fuzzy snapshot is labelled with the last zxid applied when its serialisation ends, not when it starts (the reverse of what ZooKeeper's FileTxnSnapLog relies on); a server restarted on it skips the txns the snapshot missed and loses them",
+        scenario: "zk-snap-sync",
+        anomaly: "divergent-trees",
+    },
+    BugInfo {
+        name: "zk_trunc_keeps_snapshot",
+        component: "zk",
+        breaks: "a server snapshots its replayed log at start, uncommitted tail included, and a TRUNC leaves snapshots past the truncation point (ZOOKEEPER-1549); its next restart loads one and resurrects txns that never committed",
+        scenario: "zk-snap-sync",
+        anomaly: "divergent-trees",
+    },
+    BugInfo {
         name: "zk_expiry_on_follower",
         component: "zk",
         breaks: "followers expire sessions locally; ephemerals vanish on one server only",
@@ -158,6 +172,10 @@ pub struct ZkBugs {
     pub vote_ignores_zxid: bool,
     /// `zk_sync_not_through_leader`.
     pub sync_not_through_leader: bool,
+    /// `zk_snap_zxid_at_end`.
+    pub snap_zxid_at_end: bool,
+    /// `zk_trunc_keeps_snapshot`.
+    pub trunc_keeps_snapshot: bool,
     /// `zk_expiry_on_follower`.
     pub expiry_on_follower: bool,
     /// `zk_watch_after_reply`.
@@ -175,6 +193,8 @@ impl ZkBugs {
             epoch_before_txns: b.on("zk_epoch_before_txns"),
             vote_ignores_zxid: b.on("zk_vote_ignores_zxid"),
             sync_not_through_leader: b.on("zk_sync_not_through_leader"),
+            snap_zxid_at_end: b.on("zk_snap_zxid_at_end"),
+            trunc_keeps_snapshot: b.on("zk_trunc_keeps_snapshot"),
             expiry_on_follower: b.on("zk_expiry_on_follower"),
             watch_after_reply: b.on("zk_watch_after_reply"),
         }
@@ -210,6 +230,22 @@ pub struct ZkConfig {
     /// it yet answers syncs from its stale state (ZOOKEEPER-1675, open).
     /// Default false, as in ZooKeeper.
     pub sync_quorum_confirmed: bool,
+    /// How many recent committed proposals the leader keeps in memory to
+    /// sync learners with a DIFF (`zookeeper.commitLogCount`, default 500).
+    /// After a restart it holds only what was replayed from the log after
+    /// the snapshot it loaded, as `ZKDatabase.loadDataBase` does.
+    pub commit_log_count: u64,
+    /// How many periodic snapshots a server keeps, with the txn log needed
+    /// after the oldest one (`autopurge.snapRetainCount`, default 3, as
+    /// ZooKeeper's minimum). The log before the oldest kept snapshot counts
+    /// as purged: the leader never sends a DIFF from it.
+    pub snap_retain_count: u64,
+    /// A learner behind the in-memory committed log is synced with a DIFF
+    /// read from the txn log when the log still covers its last zxid and
+    /// the txns to send weigh at most this percentage of a snapshot
+    /// (`zookeeper.snapshotSizeFactor` = 0.33, ZooKeeper 3.6+); 0 disables
+    /// it (a SNAP whenever the committed log does not reach).
+    pub snapshot_size_factor_pct: u64,
 }
 
 impl Default for ZkConfig {
@@ -225,6 +261,9 @@ impl Default for ZkConfig {
             min_session_timeout_ms: 200,
             max_session_timeout_ms: 2000,
             sync_quorum_confirmed: false,
+            commit_log_count: 500,
+            snap_retain_count: 3,
+            snapshot_size_factor_pct: 33,
         }
     }
 }

@@ -38,8 +38,12 @@ struct Solo {
 
 impl Solo {
     fn new(id: NodeId, bugs: &BugSet) -> Solo {
+        Solo::with_config(id, ZkConfig::default(), bugs)
+    }
+
+    fn with_config(id: NodeId, cfg: ZkConfig, bugs: &BugSet) -> Solo {
         Solo {
-            s: ZkServer::new(id, vec![1, 2, 3], ZkConfig::default(), bugs),
+            s: ZkServer::new(id, vec![1, 2, 3], cfg, bugs),
             rng: ChaCha8Rng::seed_from_u64(7),
             disk: Vec::new(),
             sent: Vec::new(),
@@ -486,5 +490,118 @@ fn inconsistent_epoch_files_halt_the_server_at_start() {
     assert!(
         s.sent.is_empty() && s.disk.is_empty(),
         "it did nothing else"
+    );
+}
+
+/// Files holding a log of txns 1..=n of epoch 1 and snapshots at `snaps`.
+fn files_with_log(n: u64, snaps: &[u64]) -> BTreeMap<FileName, Vec<u8>> {
+    use crate::zk::storage::{encode_snapshot, snap_file, TxnLog};
+    use crate::zk::tree::DataTree;
+    let mut log = TxnLog::default();
+    let mut bytes = Vec::new();
+    let write = |reqs: Vec<DiskRequest>, bytes: &mut Vec<u8>| {
+        for r in reqs {
+            match r {
+                DiskRequest::Append { data, .. } => bytes.extend(data),
+                DiskRequest::Truncate { len, .. } => bytes.truncate(len as usize),
+                _ => {}
+            }
+        }
+    };
+    write(log.reset(0), &mut bytes);
+    let mut files = BTreeMap::new();
+    let mut tree = DataTree::new();
+    for k in 1..=n {
+        let t = txn(1, k);
+        let _ = crate::zk::txn::apply(&mut tree, &t, &mut Vec::new());
+        write(vec![log.append(t)], &mut bytes);
+        if snaps.contains(&k) {
+            files.insert(snap_file(0, make_zxid(1, k)), encode_snapshot(&tree));
+        }
+    }
+    files.insert(LOG_FILE.to_string(), bytes);
+    files
+}
+
+/// What leader 1, started on `files` with `cfg`, sends learners 2 and 3
+/// whose last zxids are `at2` and `at3` (txn numbers of epoch 1):
+/// for each, whether it got a SNAP and how many DIFF txns.
+fn sync_of(cfg: ZkConfig, files: BTreeMap<FileName, Vec<u8>>, at: [u64; 2]) -> Vec<(bool, usize)> {
+    let mut l = Solo::with_config(1, cfg, &BugSet::none());
+    l.start(files);
+    l.lead();
+    for (p, k) in [(2, at[0]), (3, at[1])] {
+        l.msg(
+            p,
+            ZkMsg::FollowerInfo {
+                accepted_epoch: 1,
+                last_zxid: make_zxid(1, k),
+            },
+        );
+        l.settle();
+        l.msg(
+            p,
+            ZkMsg::AckEpoch {
+                current_epoch: Some(1),
+                last_zxid: make_zxid(1, k),
+            },
+        );
+        l.settle();
+    }
+    let sent = l.take_sent();
+    [2, 3]
+        .iter()
+        .map(|p| {
+            let sync = sent
+                .iter()
+                .find_map(|(to, m)| match m {
+                    ZkMsg::Sync { snap, txns, .. } if to == p => Some((snap.is_some(), txns.len())),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no sync to {p}: {sent:?}"));
+            if sync.0 {
+                assert_eq!(sync.1, 0);
+            }
+            sync
+        })
+        .collect()
+}
+
+/// A learner within the leader's in-memory committed log gets a DIFF; one
+/// further behind gets a SNAP, unless the txn log still covers it and the
+/// txns weigh little next to a snapshot (snapshotSizeFactor); the log
+/// before the oldest retained snapshot is purged and never DIFFed from.
+#[test]
+fn a_learner_far_behind_gets_a_snap_and_a_close_one_a_diff() {
+    let cfg = |factor| ZkConfig {
+        commit_log_count: 5,
+        snapshot_size_factor_pct: factor,
+        ..ZkConfig::default()
+    };
+    // 20 committed txns; the committed log holds 16..=20.
+    assert_eq!(
+        sync_of(cfg(0), files_with_log(20, &[]), [18, 3]),
+        vec![(false, 2), (true, 0)]
+    );
+    assert_eq!(
+        sync_of(cfg(0), files_with_log(20, &[]), [15, 14]),
+        vec![(false, 5), (true, 0)],
+        "15 is the last txn before the committed log"
+    );
+    // The txn log covers 3: a DIFF from it when the txns weigh at most
+    // 100 times a snapshot, a SNAP when at most 33% (the default).
+    assert_eq!(
+        sync_of(cfg(10_000), files_with_log(20, &[]), [18, 3]),
+        vec![(false, 2), (false, 17)]
+    );
+    assert_eq!(
+        sync_of(cfg(33), files_with_log(20, &[]), [18, 3]),
+        vec![(false, 2), (true, 0)]
+    );
+    // Snapshots at 8, 10, 12 and 14 with 3 retained: the log before 10 is
+    // purged.
+    assert_eq!(
+        sync_of(cfg(10_000), files_with_log(20, &[8, 10, 12, 14]), [10, 9]),
+        vec![(false, 10), (true, 0)]
     );
 }

@@ -50,12 +50,17 @@ pub(super) enum Deferred {
     /// A snapshot installed as a new base is durable: issue the held log
     /// operations (the reset to the new base and what followed).
     ReleaseLog,
-    /// Write a periodic snapshot (its log prefix is durable now).
+    /// Write a periodic snapshot started at `zxid` (its log prefix is
+    /// durable now). It is fuzzy: serialised now, from the tree as it is,
+    /// which may hold txns applied since `zxid`.
     WriteSnap {
         gen: Zxid,
         zxid: Zxid,
         trunc_gen: u64,
-        bytes: Vec<u8>,
+        role_gen: u64,
+        /// Planted bug `zk_snap_zxid_at_end`: the tree when the snapshot
+        /// started, labelled with the zxid reached when it is written.
+        early: Option<Box<DataTree>>,
     },
     /// A new periodic snapshot is durable: delete older ones.
     PruneSnaps { gen: Zxid },
@@ -110,6 +115,9 @@ pub struct ZkServer {
     /// FOLLOWERINFO that arrived before we decided to lead (a learner that
     /// decided first); handled if we become leader, refused otherwise.
     pub(super) early_infos: BTreeMap<NodeId, ZkMsg>,
+    /// The zxid of the snapshot this server loaded at start (or installed
+    /// since): its in-memory committed log holds nothing before it.
+    pub(super) mem_floor: Zxid,
 }
 
 impl ZkServer {
@@ -145,6 +153,7 @@ impl ZkServer {
             serving: Serving::default(),
             early_infos: BTreeMap::new(),
             stale_snaps: BTreeSet::new(),
+            mem_floor: 0,
         }
     }
 
@@ -300,6 +309,26 @@ impl ZkServer {
         self.tree = tree;
         self.trunc_gen += 1;
         self.since_snap = 0;
+        self.mem_floor = z;
+    }
+
+    /// Where the txn log still counts as present: the log before the oldest
+    /// of the `snap_retain_count` newest snapshots of this log is purged
+    /// (`autopurge.snapRetainCount`). The model keeps those entries for
+    /// TRUNC but never sends them as a DIFF.
+    pub(super) fn log_floor(&self) -> Zxid {
+        let gen = self.log.base;
+        let keep = self.cfg.snap_retain_count.max(1) as usize;
+        let mine: Vec<Zxid> = self
+            .snaps
+            .iter()
+            .filter(|(g, _)| *g == gen)
+            .map(|(_, z)| *z)
+            .collect();
+        if mine.len() < keep {
+            return gen;
+        }
+        mine[mine.len() - keep].max(gen)
     }
 
     fn on_disk_done(&mut self, op: u64, cx: &mut Ctx<'_>) {
@@ -341,11 +370,28 @@ impl ZkServer {
                 gen,
                 zxid,
                 trunc_gen,
-                bytes,
+                role_gen,
+                early,
             } if trunc_gen == self.trunc_gen
+                && role_gen == self.role_gen
                 && gen == self.log.base
                 && !self.snaps.contains(&(gen, zxid)) =>
             {
+                // Fuzzy: the tree now, labelled with the zxid the snapshot
+                // started at. (Only in the same role: going LOOKING applies
+                // logged txns that may never commit.)
+                let (zxid, bytes) = match early {
+                    // Planted bug: the contents at the start, the label at
+                    // the end; replay skips what lies between.
+                    Some(t) => {
+                        let end = self.tree.last_zxid();
+                        (end, encode_snapshot(&t.labelled_at(end)))
+                    }
+                    None => (zxid, encode_snapshot(&self.tree.labelled_at(zxid))),
+                };
+                if self.snaps.contains(&(gen, zxid)) {
+                    return;
+                }
                 self.write_snap_file(snap_file(gen, zxid), bytes, cx);
                 self.snaps.insert((gen, zxid));
                 self.disk.after_all(Deferred::PruneSnaps { gen });
@@ -358,7 +404,9 @@ impl ZkServer {
                     .map(|(_, z)| *z)
                     .collect();
                 same.sort_unstable();
-                let drop = same.len().saturating_sub(3);
+                let drop = same
+                    .len()
+                    .saturating_sub(self.cfg.snap_retain_count.max(1) as usize);
                 for z in same.into_iter().take(drop) {
                     self.snaps.remove(&(gen, z));
                     self.disk_op(
@@ -396,6 +444,12 @@ impl ZkServer {
             .filter(|(g, z)| *g == gen && *z > t)
             .copied()
             .collect();
+        // Planted bug zk_trunc_keeps_snapshot: they stay.
+        let doomed = if self.bugs.trunc_keeps_snapshot {
+            Vec::new()
+        } else {
+            doomed
+        };
         for (g, z) in doomed {
             self.snaps.remove(&(g, z));
             self.disk_op(
@@ -431,7 +485,11 @@ impl ZkServer {
                 gen: self.log.base,
                 zxid: self.tree.last_zxid(),
                 trunc_gen: self.trunc_gen,
-                bytes: encode_snapshot(&self.tree),
+                role_gen: self.role_gen,
+                early: self
+                    .bugs
+                    .snap_zxid_at_end
+                    .then(|| Box::new(self.tree.clone())),
             });
         }
     }
@@ -645,6 +703,7 @@ impl ZkServer {
             self.disk_op(req, cx);
         }
         self.log = r.log;
+        self.mem_floor = r.loaded_zxid;
         self.tree = r.tree;
         self.base_tree = r.base_tree;
         self.snaps = r.snaps;
@@ -657,6 +716,16 @@ impl ZkServer {
                     self.log_append(e, cx);
                 }
                 self.log_fsync(cx);
+            }
+        }
+        if self.bugs.trunc_keeps_snapshot {
+            // Planted bug (ZOOKEEPER-1549): as ZooKeeper 3.4's loadData, a
+            // snapshot of everything replayed, uncommitted tail included.
+            let (gen, z) = (self.log.base, self.tree.last_zxid());
+            if z > gen && !self.snaps.contains(&(gen, z)) {
+                let bytes = encode_snapshot(&self.tree);
+                self.write_snap_file(snap_file(gen, z), bytes, cx);
+                self.snaps.insert((gen, z));
             }
         }
         let derived = zxid_epoch(self.log.last_zxid().max(self.tree.last_zxid()));

@@ -276,6 +276,8 @@ pub struct Recovered {
     pub rebase: bool,
     /// With `rebase`: logged entries after the snapshot to keep.
     pub replay: Vec<LoggedTxn>,
+    /// The zxid of the snapshot the tree was loaded from (0: none).
+    pub loaded_zxid: Zxid,
 }
 
 /// Recovers a server's state from its durable files, or says why it must
@@ -383,6 +385,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
             fixups,
             rebase: true,
             replay: Vec::new(),
+            loaded_zxid: 0,
         });
     }
     let base_tree = if log.base == 0 {
@@ -407,6 +410,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
             fixups,
             rebase: true,
             replay: Vec::new(),
+            loaded_zxid: 0,
         });
     };
     if base_tree.is_none() {
@@ -423,6 +427,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
             fixups,
             rebase: true,
             replay,
+            loaded_zxid: 0,
         });
     }
     if tree.last_zxid() > log.last_zxid() {
@@ -438,8 +443,10 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
             fixups,
             rebase: true,
             replay: Vec::new(),
+            loaded_zxid: 0,
         });
     }
+    let loaded_zxid = tree.last_zxid();
     for t in log.after(tree.last_zxid()).to_vec() {
         let _ = apply(&mut tree, &t, &mut Vec::new());
     }
@@ -453,6 +460,7 @@ pub fn recover(files: &BTreeMap<FileName, Vec<u8>>) -> Result<Recovered, Recover
         fixups,
         rebase: false,
         replay: Vec::new(),
+        loaded_zxid,
     })
 }
 
@@ -746,6 +754,100 @@ mod tests {
             r.replay.iter().map(|e| e.zxid()).collect::<Vec<_>>(),
             vec![5, 6]
         );
+    }
+
+    /// A fuzzy snapshot (the tree after txn `end`, labelled as of an earlier
+    /// `start`) plus replay of the log after `start` gives the tree after
+    /// the whole log: every txn applies idempotently over a later state
+    /// (creates and deletes re-done, sessions closed again, multis, parent
+    /// child versions not counted twice).
+    #[test]
+    fn replay_over_a_fuzzy_snapshot_is_idempotent() {
+        use crate::zk::txn::prep;
+        use crate::zk::types::{CreateMode, ZkOp};
+        use rand::{Rng, SeedableRng};
+        let modes = [
+            CreateMode::Persistent,
+            CreateMode::Ephemeral,
+            CreateMode::PersistentSequential,
+            CreateMode::EphemeralSequential,
+        ];
+        for seed in 0..200u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut tree = DataTree::new();
+            let mut log = TxnLog::default();
+            let mut bytes = Vec::new();
+            write(log.reset(0), &mut bytes);
+            let mut trees = vec![tree.clone()];
+            let paths = ["/a", "/b", "/a/x", "/a/y", "/b/z"];
+            for z in 1..=60u64 {
+                let sessions: Vec<u64> = tree.sessions().keys().copied().collect();
+                let session = if sessions.is_empty() || rng.gen_bool(0.1) {
+                    0
+                } else {
+                    sessions[rng.gen_range(0..sessions.len())]
+                };
+                let op = |rng: &mut rand_chacha::ChaCha8Rng| {
+                    let path = paths[rng.gen_range(0..paths.len())].to_string();
+                    match rng.gen_range(0..3) {
+                        0 => ZkOp::Create {
+                            path,
+                            data: vec![rng.gen()],
+                            mode: modes[rng.gen_range(0..4)],
+                        },
+                        1 => ZkOp::Delete { path, version: -1 },
+                        _ => ZkOp::SetData {
+                            path,
+                            data: vec![rng.gen()],
+                            version: -1,
+                        },
+                    }
+                };
+                let (sess, txn) = if session == 0 {
+                    (
+                        z,
+                        Txn::CreateSession {
+                            timeout_ms: 100,
+                            origin: 1,
+                            client: 9,
+                        },
+                    )
+                } else if rng.gen_bool(0.1) {
+                    (session, Txn::CloseSession)
+                } else if rng.gen_bool(0.2) {
+                    let ops = (0..3).map(|_| op(&mut rng)).collect();
+                    (session, prep(&tree, session, &ZkOp::Multi(ops)))
+                } else {
+                    (session, prep(&tree, session, &op(&mut rng)))
+                };
+                let t = LoggedTxn {
+                    hdr: TxnHeader {
+                        zxid: z,
+                        session: sess,
+                        cxid: 0,
+                    },
+                    txn,
+                };
+                let _ = apply(&mut tree, &t, &mut Vec::new());
+                write(vec![log.append(t)], &mut bytes);
+                trees.push(tree.clone());
+            }
+            let start = rng.gen_range(0..60u64);
+            let end = rng.gen_range(start..=60);
+            let mut files = BTreeMap::new();
+            files.insert(LOG_FILE.to_string(), bytes);
+            files.insert(
+                snap_file(0, start),
+                encode_snapshot(&trees[end as usize].labelled_at(start)),
+            );
+            let r = recover(&files).unwrap();
+            assert!(!r.rebase);
+            assert_eq!(r.loaded_zxid, start);
+            assert_eq!(
+                r.tree, tree,
+                "seed {seed}: snapshot of {end} labelled {start}, replayed"
+            );
+        }
     }
 
     #[test]

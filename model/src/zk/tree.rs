@@ -107,6 +107,15 @@ impl DataTree {
         self.last_zxid = self.last_zxid.max(zxid);
     }
 
+    /// This tree labelled as of `zxid`: a fuzzy snapshot started at `zxid`
+    /// whose contents may already reflect later txns (replay from `zxid`
+    /// applies those again, idempotently).
+    pub fn labelled_at(&self, zxid: Zxid) -> DataTree {
+        let mut t = self.clone();
+        t.last_zxid = zxid;
+        t
+    }
+
     /// The znode at `path`.
     pub fn get(&self, path: &str) -> Option<&Znode> {
         self.nodes.get(path)
@@ -213,8 +222,36 @@ impl DataTree {
         Ok(n.stat.version.wrapping_add(1))
     }
 
+    /// The parents among `parents` whose children already reflect a change
+    /// at `zxid` or later (their pzxid is at least `zxid`). Applying a txn
+    /// whose changes are already in the tree (replay over a fuzzy snapshot)
+    /// must not count its child changes again: ZooKeeper's replay relies on
+    /// every txn being idempotent over a later state.
+    pub fn reflected_parents<'a>(
+        &self,
+        parents: impl IntoIterator<Item = &'a str>,
+        zxid: Zxid,
+    ) -> BTreeSet<String> {
+        parents
+            .into_iter()
+            .filter(|p| self.nodes.get(*p).is_some_and(|n| n.stat.pzxid >= zxid))
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    /// Every znode whose pzxid is at least `zxid` (see `reflected_parents`).
+    pub fn all_reflected_parents(&self, zxid: Zxid) -> BTreeSet<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.stat.pzxid >= zxid)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
     /// Creates a znode at `path` (parent must exist). Idempotent on replay:
-    /// an existing path is left alone.
+    /// an existing path is left alone (and linked to its parent), and a
+    /// parent whose pzxid shows the change already counted is not counted
+    /// again.
     pub fn apply_create(
         &mut self,
         path: &str,
@@ -223,17 +260,40 @@ impl DataTree {
         zxid: Zxid,
         out: &mut Vec<Change>,
     ) {
-        if self.nodes.contains_key(path) || !valid_path(path, false) {
+        let reflected = self.reflected_parents([parent_of(path)], zxid);
+        self.apply_create_in(path, data, owner, zxid, &reflected, out);
+    }
+
+    /// `apply_create`, with the parents already reflecting `zxid` given.
+    pub fn apply_create_in(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        owner: SessionId,
+        zxid: Zxid,
+        reflected: &BTreeSet<String>,
+        out: &mut Vec<Change>,
+    ) {
+        if !valid_path(path, false) {
             return;
         }
+        let exists = self.nodes.contains_key(path);
         let parent_path = parent_of(path).to_string();
         let Some(parent) = self.nodes.get_mut(&parent_path) else {
             return;
         };
         parent.children.insert(name_of(path).to_string());
-        parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
-        parent.stat.pzxid = zxid;
         parent.stat.num_children = parent.children.len() as i32;
+        // Counted unless the parent already reflects it, even when the node
+        // is there (replay: a parent deleted and created again by replayed
+        // txns holds its children from the snapshot but not their counts).
+        if !reflected.contains(&parent_path) {
+            parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+            parent.stat.pzxid = zxid;
+        }
+        if exists {
+            return;
+        }
         let stat = Stat {
             czxid: zxid,
             mzxid: zxid,
@@ -261,12 +321,36 @@ impl DataTree {
         out.push(Change::Created(path.to_string()));
     }
 
-    /// Deletes the znode at `path` if present.
+    /// Deletes the znode at `path` if present (idempotent on replay as
+    /// `apply_create`).
     pub fn apply_delete(&mut self, path: &str, zxid: Zxid, out: &mut Vec<Change>) {
+        let reflected = self.reflected_parents([parent_of(path)], zxid);
+        self.apply_delete_in(path, zxid, &reflected, out);
+    }
+
+    /// `apply_delete`, with the parents already reflecting `zxid` given.
+    pub fn apply_delete_in(
+        &mut self,
+        path: &str,
+        zxid: Zxid,
+        reflected: &BTreeSet<String>,
+        out: &mut Vec<Change>,
+    ) {
         if path == "/" {
             return;
         }
+        if self.nodes.get(path).is_some_and(|n| n.stat.czxid > zxid) {
+            // Replay: this znode was created again after the delete.
+            return;
+        }
         let Some(node) = self.nodes.remove(path) else {
+            // Only on replay (a delete txn's node exists when it is made).
+            if !reflected.contains(parent_of(path)) {
+                if let Some(parent) = self.nodes.get_mut(parent_of(path)) {
+                    parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+                    parent.stat.pzxid = zxid;
+                }
+            }
             return;
         };
         if node.stat.ephemeral_owner != 0 {
@@ -277,10 +361,14 @@ impl DataTree {
                 }
             }
         }
-        if let Some(parent) = self.nodes.get_mut(parent_of(path)) {
+        let parent_path = parent_of(path);
+        let counted = reflected.contains(parent_path);
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
             parent.children.remove(name_of(path));
-            parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
-            parent.stat.pzxid = zxid;
+            if !counted {
+                parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+                parent.stat.pzxid = zxid;
+            }
             parent.stat.num_children = parent.children.len() as i32;
         }
         out.push(Change::Deleted(path.to_string()));
@@ -296,6 +384,10 @@ impl DataTree {
         out: &mut Vec<Change>,
     ) -> Option<Stat> {
         let n = self.nodes.get_mut(path)?;
+        if n.stat.czxid > zxid {
+            // Replay: the txn changed an earlier znode of this path.
+            return Some(n.stat);
+        }
         n.data = data.to_vec();
         n.stat.version = version;
         n.stat.mzxid = zxid;
@@ -313,8 +405,10 @@ impl DataTree {
     /// before parents cannot arise: ephemerals have no children).
     pub fn apply_close_session(&mut self, session: SessionId, zxid: Zxid, out: &mut Vec<Change>) {
         self.sessions.remove(&session);
-        for path in self.ephemerals_of(session) {
-            self.apply_delete(&path, zxid, out);
+        let paths = self.ephemerals_of(session);
+        let reflected = self.reflected_parents(paths.iter().map(|p| parent_of(p)), zxid);
+        for path in paths {
+            self.apply_delete_in(&path, zxid, &reflected, out);
         }
         self.ephemerals.remove(&session);
     }

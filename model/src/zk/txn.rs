@@ -7,6 +7,8 @@
 //! is ordered with the writes around it. Applying a transaction is
 //! deterministic and never fails: it carries the resolved paths and versions.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::zk::tree::{Change, DataTree};
@@ -97,7 +99,10 @@ pub fn prep(tree: &DataTree, session: SessionId, op: &ZkOp) -> Txn {
         ZkOp::Multi(ops) => {
             let mut scratch = tree.clone();
             let mut out = Vec::with_capacity(ops.len());
-            for op in ops {
+            // Fake zxids above any real one, increasing, so that each op's
+            // child changes count (see `DataTree::reflected_parents`).
+            let fake = u64::MAX / 2;
+            for (i, op) in ops.iter().enumerate() {
                 let t = match op {
                     ZkOp::Multi(_) | ZkOp::Sync { .. } => Txn::Error(ZkError::BadArguments),
                     op if !op.is_write() => Txn::Error(ZkError::BadArguments),
@@ -106,7 +111,8 @@ pub fn prep(tree: &DataTree, session: SessionId, op: &ZkOp) -> Txn {
                 if let Txn::Error(e) = t {
                     return Txn::Error(e);
                 }
-                let _ = apply_body(&mut scratch, session, 0, &t, &mut Vec::new());
+                let z = fake + i as u64;
+                let _ = apply_body(&mut scratch, session, z, &t, None, &mut Vec::new());
                 out.push(t);
             }
             Txn::Multi(out)
@@ -153,7 +159,20 @@ pub fn apply(
     t: &LoggedTxn,
     changes: &mut Vec<Change>,
 ) -> Result<ZkResponse, ZkError> {
-    let r = apply_body(tree, t.hdr.session, t.hdr.zxid, &t.txn, changes);
+    // A multi's child changes share one zxid: which parents already reflect
+    // it is decided once, before any of them.
+    let reflected = match &t.txn {
+        Txn::Multi(_) => Some(tree.all_reflected_parents(t.hdr.zxid)),
+        _ => None,
+    };
+    let r = apply_body(
+        tree,
+        t.hdr.session,
+        t.hdr.zxid,
+        &t.txn,
+        reflected.as_ref(),
+        changes,
+    );
     tree.set_last_zxid(t.hdr.zxid);
     r
 }
@@ -163,6 +182,7 @@ fn apply_body(
     session: SessionId,
     zxid: Zxid,
     txn: &Txn,
+    reflected: Option<&BTreeSet<String>>,
     changes: &mut Vec<Change>,
 ) -> Result<ZkResponse, ZkError> {
     match txn {
@@ -179,11 +199,19 @@ fn apply_body(
             data,
             ephemeral_owner,
         } => {
-            tree.apply_create(path, data, *ephemeral_owner, zxid, changes);
+            if let Some(reflected) = reflected {
+                tree.apply_create_in(path, data, *ephemeral_owner, zxid, reflected, changes);
+            } else {
+                tree.apply_create(path, data, *ephemeral_owner, zxid, changes);
+            }
             Ok(ZkResponse::Created(path.clone()))
         }
         Txn::Delete { path } => {
-            tree.apply_delete(path, zxid, changes);
+            if let Some(reflected) = reflected {
+                tree.apply_delete_in(path, zxid, reflected, changes);
+            } else {
+                tree.apply_delete(path, zxid, changes);
+            }
             Ok(ZkResponse::Deleted)
         }
         Txn::SetData {
@@ -198,7 +226,7 @@ fn apply_body(
         Txn::Multi(txns) => {
             let mut out = Vec::with_capacity(txns.len());
             for t in txns {
-                out.push(apply_body(tree, session, zxid, t, changes)?);
+                out.push(apply_body(tree, session, zxid, t, reflected, changes)?);
             }
             Ok(ZkResponse::Multi(out))
         }

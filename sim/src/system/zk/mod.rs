@@ -13,6 +13,14 @@
 //! `sync` once its outstanding proposals commit, with no quorum round, as
 //! real ZooKeeper does; true adds the round, see
 //! [`kzsim_model::zk::ZkConfig::sync_quorum_confirmed`]),
+//! `commit_log_count` (1 to 10^6, default 500: the committed proposals the
+//! leader keeps in memory for DIFF syncs, `zookeeper.commitLogCount`),
+//! `snap_retain_count` (1 to 1000, default 3: snapshots kept, the txn log
+//! before the oldest counting as purged, `autopurge.snapRetainCount`),
+//! `snapshot_size_factor_pct` (0 to 10000, default 33: a DIFF from the txn
+//! log is sent when it weighs at most this share of a snapshot,
+//! `zookeeper.snapshotSizeFactor`; 0: never); a learner the leader cannot
+//! DIFF gets a SNAP,
 //! `check_max_steps` (how many steps the linearizability search may take
 //! in one partition before the seed is `check-unknown`, 1000 to 10^11,
 //! default 2 * 10^8: a budget in steps, not seconds, so that the verdict
@@ -187,10 +195,15 @@ impl ZkSystem {
                 "max_session_timeout_ms" => config.max_session_timeout_ms = int(v, key, MS)?,
                 "session_timeout_ms" => session_timeout_ms = int(v, key, MS)?,
                 "sync_quorum_confirmed" => config.sync_quorum_confirmed = config_bool(v, key)?,
+                "commit_log_count" => config.commit_log_count = int(v, key, 1..=1_000_000)?,
+                "snap_retain_count" => config.snap_retain_count = int(v, key, 1..=1_000)?,
+                "snapshot_size_factor_pct" => {
+                    config.snapshot_size_factor_pct = int(v, key, 0..=10_000)?
+                }
                 "check_max_steps" => check_max_steps = int(v, key, 1_000..=100_000_000_000)?,
                 other => {
                     return Err(format!(
-                        "unknown ZooKeeper setting `cluster.config.{other}` (known: tick_ms, init_limit, sync_limit, snap_count, session_timeout_ms, min_session_timeout_ms, max_session_timeout_ms, sync_quorum_confirmed, check_max_steps)"
+                        "unknown ZooKeeper setting `cluster.config.{other}` (known: tick_ms, init_limit, sync_limit, snap_count, session_timeout_ms, min_session_timeout_ms, max_session_timeout_ms, sync_quorum_confirmed, commit_log_count, snap_retain_count, snapshot_size_factor_pct, check_max_steps)"
                     ))
                 }
             }
