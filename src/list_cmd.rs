@@ -65,7 +65,7 @@ pub fn run(args: ListArgs) -> Result<u8> {
     println!("\nPlanted bugs:");
     for b in &bugs {
         println!(
-            "  {:<34} [{}] {} (found by {} as {})",
+            "  {:<34} [{}] {} (sought by {} as {})",
             b.name, b.component, b.breaks, b.scenario, b.anomaly
         );
     }
