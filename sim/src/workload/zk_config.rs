@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use kzsim_model::zk::{CreateMode, WatchKind, ZkError, ZkOp, ZkRequest};
-use kzsim_model::{ClientReply, ClientRequest};
+use kzsim_model::zk::{CreateMode, WatchKind, ZkError, ZkOp};
+use kzsim_model::ClientReply;
 
 use crate::history::EventType;
 use crate::workload::zk::{meta, ok_value};
@@ -51,12 +51,7 @@ pub struct ConfigWorkload {
 }
 
 fn call(op: ZkOp, f: &'static str, value: Value) -> OpCall {
-    OpCall {
-        req: ClientRequest::Zk(ZkRequest::Op(op)),
-        f,
-        key: Some(json!(CONFIG)),
-        value,
-    }
+    super::zk_lock::call(op, f, CONFIG, value)
 }
 
 impl ConfigWorkload {

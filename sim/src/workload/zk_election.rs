@@ -36,8 +36,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use kzsim_model::zk::{CreateMode, WatchKind, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse};
-use kzsim_model::{ClientReply, ClientRequest};
+use kzsim_model::zk::{CreateMode, WatchKind, ZkError, ZkOp, ZkReply, ZkResponse};
+use kzsim_model::ClientReply;
 
 use crate::history::EventType;
 use crate::workload::zk::{meta, ok_value};
@@ -113,14 +113,7 @@ pub struct ElectionWorkload {
     next_data: u64,
 }
 
-fn call(op: ZkOp, f: &'static str, key: &str, value: Value) -> OpCall {
-    OpCall {
-        req: ClientRequest::Zk(ZkRequest::Op(op)),
-        f,
-        key: Some(json!(key)),
-        value,
-    }
-}
+use super::zk_lock::call;
 
 impl ElectionWorkload {
     /// The recipe for `threads` candidates (the scenario's `processes`).

@@ -129,7 +129,9 @@ pub struct LockWorkload {
     next_data: u64,
 }
 
-fn call(op: ZkOp, f: &'static str, key: &str, value: Value) -> OpCall {
+/// A ZooKeeper operation of a recipe workload, recorded as `f` on `key`
+/// with `value` (shared by the lock, election, config and naming recipes).
+pub(crate) fn call(op: ZkOp, f: &'static str, key: &str, value: Value) -> OpCall {
     OpCall {
         req: ClientRequest::Zk(ZkRequest::Op(op)),
         f,

@@ -58,14 +58,7 @@ pub struct NamingWorkload {
     state: BTreeMap<u64, Service>,
 }
 
-fn call(op: ZkOp, f: &'static str, key: &str, value: Value) -> OpCall {
-    OpCall {
-        req: ClientRequest::Zk(ZkRequest::Op(op)),
-        f,
-        key: Some(json!(key)),
-        value,
-    }
-}
+use super::zk_lock::call;
 
 impl NamingWorkload {
     /// `threads` processes (the scenario's `processes`): the first half,
