@@ -51,6 +51,16 @@ bug_kind_test!(
     "divergent-trees"
 );
 bug_kind_test!(
+    finds_zk_snap_zxid_at_end,
+    "zk_snap_zxid_at_end",
+    "divergent-trees"
+);
+bug_kind_test!(
+    finds_zk_trunc_keeps_snapshot,
+    "zk_trunc_keeps_snapshot",
+    "divergent-trees"
+);
+bug_kind_test!(
     finds_zk_watch_after_reply,
     "zk_watch_after_reply",
     "watch-order"

@@ -129,14 +129,14 @@ pub const BUGS: &[BugInfo] = &[
         name: "zk_snap_zxid_at_end",
         component: "zk",
         breaks: "a fuzzy snapshot is labelled with the last zxid applied when its serialisation ends, not when it starts (the reverse of what ZooKeeper's FileTxnSnapLog relies on); a server restarted on it skips the txns the snapshot missed and loses them",
-        scenario: "zk-snap-sync",
+        scenario: "zk-fuzzy-snapshot",
         anomaly: "divergent-trees",
     },
     BugInfo {
         name: "zk_trunc_keeps_snapshot",
         component: "zk",
         breaks: "a server snapshots its replayed log at start, uncommitted tail included, and a TRUNC leaves snapshots past the truncation point (ZOOKEEPER-1549); its next restart loads one and resurrects txns that never committed",
-        scenario: "zk-snap-sync",
+        scenario: "zk-trunc-restart",
         anomaly: "divergent-trees",
     },
     BugInfo {

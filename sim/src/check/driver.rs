@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::cache::Budget;
 use super::explain::Explanation;
 use super::models::Model;
-use super::search::{Limits, Search, SearchOp, SearchResult};
+use super::search::{Limits, OptionalTries, Search, SearchOp, SearchResult};
 use crate::history::{Operation, Outcome};
 
 /// Options of a check.
@@ -146,6 +146,10 @@ pub fn encode<M: Model>(
 /// times the work it needs on its own.
 const FIRST_QUANTUM: u64 = 1 << 14;
 
+/// The most steps the quick search of a partition may take (see
+/// [`Search::enabling_only`]).
+const QUICK_MAX_STEPS: u64 = 1 << 24;
+
 /// Checks a history of paired operations against `model`.
 ///
 /// Partitions are searched round-robin with growing step quanta (counted
@@ -178,24 +182,55 @@ pub fn check_operations<M: Model>(
         encoded.push((key, encode(model, ops, ids)?));
     }
     let model = &*model;
-    let mut live: Vec<(usize, Search<'_, M>)> = encoded
-        .iter()
-        .enumerate()
-        .map(|(i, (_, e))| (i, Search::new(model, e, &limits)))
-        .collect();
+    // A partition with operations of unknown outcome is searched three
+    // ways side by side, round-robin: as if none of them took effect,
+    // trying only those that enable a waiting return (each of these two on
+    // at most an eighth of the step budget), and in full. Whichever finds a
+    // linearization first decides; only the full search can show there is
+    // none. Each of the cheap searches can be far faster than the full one
+    // (which at every dead end tries every subset of the crashed writes)
+    // or far slower (it cannot backtrack its way out as the full one can),
+    // so none of them is waited for.
+    let quick_limits = Limits {
+        max_steps: Some(
+            opts.max_steps
+                .map_or(QUICK_MAX_STEPS, |m| (m / 8).min(QUICK_MAX_STEPS)),
+        ),
+        ..limits.clone()
+    };
+    let mut live: Vec<(usize, OptionalTries, Search<'_, M>)> = Vec::new();
+    for (i, (_, e)) in encoded.iter().enumerate() {
+        if e.iter().any(|o| o.ret.is_none()) {
+            for tries in [OptionalTries::None, OptionalTries::Enabling] {
+                live.push((i, tries, Search::new(model, e, &quick_limits).trying(tries)));
+            }
+        }
+        live.push((i, OptionalTries::All, Search::new(model, e, &limits)));
+    }
+    let mut decided = vec![false; encoded.len()];
     let mut quantum = FIRST_QUANTUM;
     while !live.is_empty() {
         let mut failed = None;
-        live.retain_mut(|(i, search)| match search.run(quantum) {
-            None => true,
-            Some(SearchResult::Linearizable) => false,
-            Some(SearchResult::Timeout) => {
-                report.timed_out += 1;
-                false
+        live.retain_mut(|(i, tries, search)| {
+            if decided[*i] {
+                return false;
             }
-            Some(SearchResult::NotLinearizable { prefix, blocked }) => {
-                failed = failed.take().or(Some((*i, prefix, blocked)));
-                false
+            match search.run(quantum) {
+                None => true,
+                Some(SearchResult::Linearizable) => {
+                    decided[*i] = true;
+                    false
+                }
+                // A cheap search that found nothing tells nothing.
+                Some(_) if *tries != OptionalTries::All => false,
+                Some(SearchResult::Timeout) => {
+                    report.timed_out += 1;
+                    false
+                }
+                Some(SearchResult::NotLinearizable { prefix, blocked }) => {
+                    failed = failed.take().or(Some((*i, prefix, blocked)));
+                    false
+                }
             }
         });
         if let Some((i, prefix, blocked)) = failed {

@@ -173,6 +173,24 @@ const KNOWN: u8 = 0;
 const ENABLING: u8 = 1;
 const OTHER: u8 = 2;
 
+/// Which operations of unknown outcome (optional ones) a search tries at
+/// a dead end, before it backtracks.
+///
+/// The full search ([`OptionalTries::All`]) tries, at each dead end, every
+/// subset of the pending optional operations: with tens of crashed writes
+/// pending that is exponential even when a linearization is near. Most
+/// histories are linearizable with none of them, or with only those that
+/// some read shows, so a driver can try the cheaper searches first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionalTries {
+    /// None: as if every crashed operation never took effect.
+    None,
+    /// Only one that by itself lets the waiting return be placed.
+    Enabling,
+    /// Any (complete).
+    All,
+}
+
 /// A lifted call on the search stack: where it was taken, in which pass
 /// (and with which first pending return), and the state before it.
 struct Lifted<S> {
@@ -206,6 +224,10 @@ pub struct Search<'a, M: Model> {
     pass: (u8, u32),
     /// Whether the partition has any optional operation.
     has_optional: bool,
+    /// Which optional operations are tried; short of
+    /// [`OptionalTries::All`] the search is incomplete and only its
+    /// `Linearizable` is an answer.
+    tries: OptionalTries,
     steps: u64,
     deadline: Option<Instant>,
     max_steps: u64,
@@ -249,10 +271,19 @@ impl<'a, M: Model> Search<'a, M> {
             entry,
             pass: (KNOWN, NIL),
             has_optional: ops.iter().any(|o| o.ret.is_none()),
+            tries: OptionalTries::All,
             steps: 0,
             deadline: limits.deadline,
             max_steps: limits.max_steps.unwrap_or(u64::MAX),
         }
+    }
+
+    /// The search restricted to `tries`: incomplete unless it is
+    /// [`OptionalTries::All`] (a linearization it finds is one; when it
+    /// finds none, nothing is known).
+    pub fn trying(mut self, tries: OptionalTries) -> Self {
+        self.tries = tries;
+        self
     }
 
     /// Steps taken so far.
@@ -371,12 +402,14 @@ impl<'a, M: Model> Search<'a, M> {
                 // The known candidates are exhausted at the first pending
                 // return (there is one while `remaining > 0`): the optional
                 // candidates, walking back from it.
-                Some(_) if pass == KNOWN && self.has_optional => {
+                Some(_)
+                    if pass == KNOWN && self.has_optional && self.tries != OptionalTries::None =>
+                {
                     pass = ENABLING;
                     ret = e;
                     e = self.list.e[e as usize].prev;
                 }
-                Some(_) if pass == ENABLING => {
+                Some(_) if pass == ENABLING && self.tries == OptionalTries::All => {
                     pass = OTHER;
                     e = self.list.e[ret as usize].prev;
                 }

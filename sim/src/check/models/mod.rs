@@ -76,7 +76,10 @@ pub trait Model {
     /// `Err` explains why the operation makes no sense for this model.
     fn encode(&mut self, op: &Operation) -> Result<Option<Self::Op>, String>;
 
-    /// The initial state.
+    /// The initial state. Called after every operation of the history has
+    /// been encoded, so a model may shape its states by what the history
+    /// can observe (the `zk` model keeps a child version only where a
+    /// sequential create reads it).
     fn init(&self) -> Self::State;
 
     /// Applies `op` to `state`: `None` if its observed output is illegal in

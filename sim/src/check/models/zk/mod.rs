@@ -93,6 +93,9 @@ pub struct Zk {
     /// Syncs (by the history index of their invocation) whose promise is
     /// waived: encoded as if they had not been asked.
     waived_syncs: BTreeSet<usize>,
+    /// The parents of the sequential creates encoded so far: the only
+    /// nodes whose child version an operation can observe.
+    seq_parents: BTreeSet<String>,
 }
 
 impl Default for Zk {
@@ -135,6 +138,7 @@ impl Zk {
             data: Interner::new(),
             sessions: true,
             waived_syncs: BTreeSet::new(),
+            seq_parents: BTreeSet::new(),
         }
     }
 
@@ -155,6 +159,7 @@ impl Zk {
             data: Interner::new(),
             sessions: false,
             waived_syncs: BTreeSet::new(),
+            seq_parents: BTreeSet::new(),
         }
     }
 
@@ -172,10 +177,14 @@ impl Zk {
                 if path == "/" {
                     return Err("cannot create /".into());
                 }
+                let sequential = flag(arg, "sequential");
+                if sequential {
+                    self.seq_parents.insert(tree::parent(&path).to_string());
+                }
                 Write::Create {
                     data: data(self),
                     ephemeral: flag(arg, "ephemeral"),
-                    sequential: flag(arg, "sequential"),
+                    sequential,
                     path,
                 }
             }
@@ -538,7 +547,7 @@ impl Model for Zk {
     }
 
     fn init(&self) -> Arc<Tree> {
-        Arc::new(Tree::new())
+        Arc::new(Tree::counting(Arc::new(self.seq_parents.clone())))
     }
 
     fn step(&self, state: &Arc<Tree>, op: &ZkOp) -> Option<Arc<Tree>> {

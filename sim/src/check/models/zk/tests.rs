@@ -20,11 +20,10 @@ fn failed(f: &str, path: &str, input: Value, code: &str) -> Operation {
 
 fn run(ops: &[Operation]) -> Option<Arc<Tree>> {
     let mut m = Zk::new();
+    let encoded: Vec<ZkOp> = ops.iter().filter_map(|o| m.encode(o).unwrap()).collect();
     let mut s = m.init();
-    for o in ops {
-        if let Some(e) = m.encode(o).unwrap() {
-            s = m.step(&s, &e)?;
-        }
+    for e in &encoded {
+        s = m.step(&s, e)?;
     }
     Some(s)
 }

@@ -3,8 +3,9 @@
 //! children) and ephemeral owner, and the semantics of each write with
 //! ZooKeeper's error codes, in the order ZooKeeper checks them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::check::hash::fx_hash;
 
@@ -128,6 +129,14 @@ pub enum Written {
 pub struct Tree {
     nodes: BTreeMap<String, Node>,
     hash: u64,
+    /// The nodes whose `cversion` is kept (`None`: every node's). A child
+    /// version is observable only through the names of sequential
+    /// children, so a checker keeps it only for the parents of sequential
+    /// creates: elsewhere it would tell apart states no operation can tell
+    /// apart, and every subset of `k` crashed creates and deletes would
+    /// reach its own state (`2^k` configurations where one does). Not part
+    /// of the value: equality and hash ignore it.
+    counted: Option<Arc<BTreeSet<String>>>,
 }
 
 impl PartialEq for Tree {
@@ -175,9 +184,22 @@ impl Tree {
                 owner: None,
             },
         );
-        let mut t = Tree { nodes, hash: 0 };
+        let mut t = Tree {
+            nodes,
+            hash: 0,
+            counted: None,
+        };
         t.rehash();
         t
+    }
+
+    /// A tree holding only `/` that keeps the child version of the nodes
+    /// in `parents` only (see [`Tree`]).
+    pub fn counting(parents: Arc<BTreeSet<String>>) -> Tree {
+        Tree {
+            counted: Some(parents),
+            ..Tree::new()
+        }
     }
 
     fn rehash(&mut self) {
@@ -216,7 +238,11 @@ impl Tree {
     }
 
     fn bump_parent(&mut self, path: &str) {
-        if let Some(p) = self.nodes.get_mut(parent(path)) {
+        let par = parent(path);
+        if self.counted.as_ref().is_some_and(|c| !c.contains(par)) {
+            return;
+        }
+        if let Some(p) = self.nodes.get_mut(par) {
             p.cversion += 1;
         }
     }
@@ -367,6 +393,35 @@ mod tests {
                 .unwrap()
                 .0
         );
+    }
+
+    /// A tree counting child versions under `/q` only: a create and a
+    /// delete elsewhere leave a state equal to the one before, while under
+    /// `/q` they still number the next sequential child.
+    #[test]
+    fn counting_keeps_child_versions_only_where_sequential_creates_read_them() {
+        let t = Tree::counting(Arc::new(["/q".to_string()].into_iter().collect()));
+        let (t, _) = t.apply(&[create("/q", false, false)], 1).unwrap();
+        let before = t.clone();
+        let (t, _) = t.apply(&[create("/a", false, false)], 1).unwrap();
+        let del = Write::Delete {
+            path: "/a".into(),
+            version: -1,
+        };
+        let (t, _) = t.apply(&[del], 1).unwrap();
+        assert_eq!(t, before);
+        let (t, _) = t.apply(&[create("/q/x", false, false)], 1).unwrap();
+        let (_, out) = t.apply(&[create("/q/n-", false, true)], 1).unwrap();
+        assert_eq!(out, vec![Written::Created("/q/n-0000000001".into())]);
+        // Counting everything (`Tree::new`), the root's child version
+        // tells the two apart.
+        let (all, _) = Tree::new().apply(&[create("/a", false, false)], 1).unwrap();
+        let del = Write::Delete {
+            path: "/a".into(),
+            version: -1,
+        };
+        let (all, _) = all.apply(&[del], 1).unwrap();
+        assert_ne!(all, Tree::new());
     }
 
     #[test]
