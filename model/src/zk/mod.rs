@@ -135,7 +135,7 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "zk_trunc_keeps_snapshot",
         component: "zk",
-        breaks: "a server snapshots its replayed log at start, uncommitted tail included, and a TRUNC leaves snapshots past the truncation point (ZOOKEEPER-1549); its next restart loads one and resurrects txns that never committed",
+        breaks: "a server snapshots its replayed log at start, uncommitted tail included (ZOOKEEPER-1549: as ZooKeeperServer.loadData does, which Leader.lead still calls before the epoch is established); a TRUNC, as in ZooKeeper, truncates only the txn log and leaves that snapshot past the truncation point, and the next restart loads it and resurrects txns that never committed",
         scenario: "zk-trunc-restart",
         anomaly: "divergent-trees",
     },

@@ -437,27 +437,19 @@ impl ZkServer {
         self.disk_op(req, cx);
         self.log_fsync(cx);
         self.trunc_gen += 1;
-        let gen = self.log.base;
-        let doomed: Vec<(Zxid, Zxid)> = self
+        // Snapshots stay, as ZooKeeper's FileTxnSnapLog.truncateLog
+        // truncates the txn log only. Faithfully none lies past `t`: a
+        // periodic snapshot holds committed txns only, which the leader's
+        // history holds too. A snapshot of an uncommitted tail (planted bug
+        // `zk_trunc_keeps_snapshot`, ZooKeeper's loadData snapshot) stays
+        // too, and a restart loads it.
+        if let Some(&(_, z)) = self
             .snaps
             .iter()
-            .filter(|(g, z)| *g == gen && *z > t)
-            .copied()
-            .collect();
-        // Planted bug zk_trunc_keeps_snapshot: they stay.
-        let doomed = if self.bugs.trunc_keeps_snapshot {
-            Vec::new()
-        } else {
-            doomed
-        };
-        for (g, z) in doomed {
-            self.snaps.remove(&(g, z));
-            self.disk_op(
-                DiskRequest::Delete {
-                    file: snap_file(g, z),
-                },
-                cx,
-            );
+            .rev()
+            .find(|(g, z)| *g == self.log.base && *z > t)
+        {
+            tracing::warn!("zk: TRUNC to {t:#x} leaves a snapshot at {z:#x} past it");
         }
         let mut tree = base;
         for e in self.log.entries.clone() {
