@@ -23,8 +23,8 @@
 //! landing near it walks too (quadratic: a 10-million-step search ran 50
 //! times slower than a 1-million-step one). Bitsets live in one flat arena
 //! with a fixed stride, states in a vector, so an insertion allocates
-//! nothing but amortised growth. Once the memory budget is spent the cache stops
-//! remembering (the search stays sound and complete, only slower; the
+//! nothing but amortised growth. Once the memory budget is spent the cache
+//! stops remembering (the search stays sound and complete, only slower; the
 //! deadline bounds it).
 
 use std::cell::Cell;

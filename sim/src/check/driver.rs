@@ -146,8 +146,8 @@ pub fn encode<M: Model>(
 /// times the work it needs on its own.
 const FIRST_QUANTUM: u64 = 1 << 14;
 
-/// The most steps the quick search of a partition may take (see
-/// [`Search::enabling_only`]).
+/// The most steps each cheap search of a partition may take (see
+/// [`OptionalTries`]).
 const QUICK_MAX_STEPS: u64 = 1 << 24;
 
 /// Checks a history of paired operations against `model`.
