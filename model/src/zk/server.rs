@@ -64,6 +64,8 @@ pub(super) enum Deferred {
     },
     /// A new periodic snapshot is durable: delete older ones.
     PruneSnaps { gen: Zxid },
+    /// The epoch files read at start are durable: start electing.
+    Recovered,
 }
 
 /// The role a server plays.
@@ -396,6 +398,7 @@ impl ZkServer {
                 self.snaps.insert((gen, zxid));
                 self.disk.after_all(Deferred::PruneSnaps { gen });
             }
+            Deferred::Recovered => self.go_looking(cx),
             Deferred::PruneSnaps { gen } => {
                 let mut same: Vec<Zxid> = self
                     .snaps
@@ -737,7 +740,20 @@ impl ZkServer {
                 .unwrap_or(self.current_epoch)
                 .max(self.current_epoch);
         }
-        self.go_looking(cx);
+        // ZooKeeper writes an epoch file atomically (AtomicFileWritingIdiom:
+        // a temporary file, fsynced, renamed over it), so the value it
+        // reads back at start is durable. Here an epoch write still in the
+        // page cache survives a process kill and reads back before it is
+        // durable; a server that voted and acknowledged by it, then lost
+        // power, would come back with currentEpoch above acceptedEpoch.
+        // So the files read are made durable before the server acts on
+        // them.
+        for file in [ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE] {
+            if files.contains_key(file) {
+                self.fsync_file(file, cx);
+            }
+        }
+        self.disk.after_all(Deferred::Recovered);
     }
 }
 
@@ -748,6 +764,12 @@ impl Node for ZkServer {
         }
         match input {
             Input::Start { files } => self.start(files, cx),
+            // Also while down: a start waits for its epoch files' fsync.
+            Input::Disk { op, result } => match result {
+                Ok(_) => self.on_disk_done(op, cx),
+                // As ZooKeeper does on a failed log write or fsync.
+                Err(e) => self.halt(format!("disk error: {e}"), cx),
+            },
             _ if matches!(self.role, Role::Down) => {}
             Input::Message {
                 from,
@@ -767,11 +789,6 @@ impl Node for ZkServer {
                 }
             }
             Input::Timer { timer } => self.on_timer(timer, cx),
-            Input::Disk { op, result } => match result {
-                Ok(_) => self.on_disk_done(op, cx),
-                // As ZooKeeper does on a failed log write or fsync.
-                Err(e) => self.halt(format!("disk error: {e}"), cx),
-            },
             Input::Message { .. } | Input::ConnUp { .. } | Input::Client { .. } => {}
         }
         // Deferred work queued while no disk operation was pending is due now.
