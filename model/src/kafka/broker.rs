@@ -21,7 +21,7 @@ use crate::group::coordinator::Append;
 use crate::group::{GroupBugs, GroupCoordinator, GroupError, GroupMsg, GroupView, OFFSETS_TOPIC};
 use crate::kafka::controller::Controller;
 use crate::kafka::log::PartitionLog;
-use crate::kafka::replica::Replica;
+use crate::kafka::replica::{FetchParams, Replica};
 use crate::kafka::types::Acks;
 use crate::kafka::types::{Batch, KafkaError, KafkaMsg, PartitionInfo, Tp};
 use crate::kafka::zkdata;
@@ -321,7 +321,10 @@ impl KafkaBroker {
             tp,
             &self.files,
             self.cfg.log.clone(),
-            self.bugs.truncate_to_hw_on_restart,
+            crate::kafka::log::LogBugs {
+                truncate_to_hw: self.bugs.truncate_to_hw_on_restart,
+                epoch_cache_not_truncated: self.bugs.epoch_cache_not_truncated,
+            },
             &mut out,
         );
         self.disk_all(out, cx);
@@ -657,7 +660,19 @@ impl KafkaBroker {
                 tp,
                 current_leader_epoch,
                 offset,
-            } => self.on_fetch(from, corr, replica, tp, current_leader_epoch, offset, cx),
+                last_fetched_epoch,
+            } => self.on_fetch(
+                from,
+                corr,
+                FetchParams {
+                    replica,
+                    tp,
+                    current: current_leader_epoch,
+                    offset,
+                    last_fetched_epoch,
+                },
+                cx,
+            ),
             KafkaMsg::FetchResp { corr, result } => self.on_fetch_resp(from, corr, result, cx),
             KafkaMsg::OffsetsForLeaderEpoch {
                 corr,

@@ -284,6 +284,7 @@ impl KafkaConsumer {
                             tp: tp.clone(),
                             current_leader_epoch: current,
                             offset: pos.fetched,
+                            last_fetched_epoch: None,
                         }),
                     );
                     let what = Pending::Fetch(tp, pos.fetched);

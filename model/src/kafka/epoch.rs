@@ -32,17 +32,20 @@ impl EpochCache {
         self.entries.last().map(|e| e.0)
     }
 
-    /// Records that `epoch` starts at `start`. Ignored if `epoch` is not
-    /// newer than the latest; entries starting at or after `start` with
-    /// older epochs are dropped (they were overwritten). Returns whether
-    /// the cache changed.
+    /// Records that `epoch` starts at `start`, as Kafka's
+    /// `LeaderEpochFileCache.assign` does: nothing changes when `epoch` is
+    /// the latest epoch and `start` is not below its start (a later batch of
+    /// the same epoch); otherwise every entry of an epoch at or above
+    /// `epoch`, or starting at or after `start`, is dropped first (they
+    /// would break the cache's monotonicity), so epochs and start offsets
+    /// stay strictly increasing. Returns whether the cache changed.
     pub fn assign(&mut self, epoch: LeaderEpoch, start: u64) -> bool {
-        if let Some(&(e, _)) = self.entries.last() {
-            if epoch <= e {
+        if let Some(&(e, s)) = self.entries.last() {
+            if epoch == e && start >= s {
                 return false;
             }
         }
-        while matches!(self.entries.last(), Some(&(_, s)) if s > start) {
+        while matches!(self.entries.last(), Some(&(e, s)) if e >= epoch || s >= start) {
             self.entries.pop();
         }
         self.entries.push((epoch, start));
@@ -57,17 +60,23 @@ impl EpochCache {
         before != self.entries.len()
     }
 
-    /// OffsetsForLeaderEpoch: the largest known epoch `<= epoch` and the
-    /// offset where it ends (the start of the next epoch, or `log_end` for
-    /// the latest). `None` if `epoch` is older than every known epoch.
+    /// OffsetsForLeaderEpoch, as Kafka's `LeaderEpochFileCache.endOffsetFor`
+    /// answers it: for the latest epoch, `log_end`; for an epoch between
+    /// known ones, the largest known epoch at or below it and the start of
+    /// the next one; for an epoch below every known one, the epoch itself
+    /// and the first entry's start (the records before it are gone). `None`
+    /// (Kafka's UNDEFINED_EPOCH_OFFSET) for an empty cache or an epoch above
+    /// every known one that is not the latest.
     pub fn end_offset_for(&self, epoch: LeaderEpoch, log_end: u64) -> Option<(LeaderEpoch, u64)> {
-        let idx = self.entries.iter().rposition(|&(e, _)| e <= epoch)?;
-        let found = self.entries[idx].0;
-        let end = match self.entries.get(idx + 1) {
-            Some(&(_, start)) => start,
-            None => log_end,
-        };
-        Some((found, end))
+        if self.latest() == Some(epoch) {
+            return Some((epoch, log_end));
+        }
+        let higher = self.entries.iter().position(|&(e, _)| e > epoch)?;
+        let next_start = self.entries[higher].1;
+        match higher.checked_sub(1) {
+            Some(floor) => Some((self.entries[floor].0, next_start)),
+            None => Some((epoch, next_start)),
+        }
     }
 
     /// One checksummed snapshot for the checkpoint file.
@@ -109,12 +118,17 @@ mod tests {
         assert!(c.assign(1, 0));
         assert!(c.assign(3, 10));
         assert!(c.assign(4, 15));
-        assert!(!c.assign(2, 20));
+        assert!(!c.assign(4, 18));
         assert_eq!(c.end_offset_for(4, 20), Some((4, 20)));
         assert_eq!(c.end_offset_for(3, 20), Some((3, 15)));
         // Epoch 2 was never seen here: answer with epoch 1, ending at 10.
         assert_eq!(c.end_offset_for(2, 20), Some((1, 10)));
-        assert_eq!(c.end_offset_for(0, 20), None);
+        // Below every known epoch: the epoch itself, ending where the
+        // first known one starts.
+        assert_eq!(c.end_offset_for(0, 20), Some((0, 0)));
+        // Above the latest (no leader asks that of itself): undefined.
+        assert_eq!(c.end_offset_for(9, 20), None);
+        assert_eq!(EpochCache::new().end_offset_for(1, 0), None);
         assert_eq!(c.latest(), Some(4));
     }
 
@@ -147,5 +161,27 @@ mod tests {
         // truncated away by the log but not the cache.
         c.assign(5, 7);
         assert_eq!(c.entries(), &[(1, 0), (5, 7)]);
+        // An epoch that started where an epoch without records starts
+        // replaces it (Kafka drops entries at or past the new start).
+        c.assign(6, 9);
+        c.assign(7, 9);
+        assert_eq!(c.entries(), &[(1, 0), (5, 7), (7, 9)]);
+    }
+
+    #[test]
+    fn an_older_epoch_assigned_drops_every_newer_entry_as_kafka_does() {
+        // A stale entry (epoch 5 at the log end, no records) followed by a
+        // batch of epoch 4 at that offset: Kafka removes every entry whose
+        // epoch is at or above 4 and adds (4, 100), so epoch 4's earlier
+        // start is lost (what KAFKA-10706's stale entry leads to).
+        let mut c = EpochCache::new();
+        c.assign(2, 0);
+        c.assign(4, 50);
+        c.assign(5, 100);
+        assert!(c.assign(4, 100));
+        assert_eq!(c.entries(), &[(2, 0), (4, 100)]);
+        // The same epoch again, starting earlier than recorded, moves it.
+        assert!(c.assign(4, 80));
+        assert_eq!(c.entries(), &[(2, 0), (4, 80)]);
     }
 }

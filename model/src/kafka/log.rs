@@ -57,6 +57,18 @@ struct Segment {
     size: u64,
 }
 
+/// Planted bugs that live in the log itself (all off: Kafka as it is).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogBugs {
+    /// `kafka_truncate_to_hw_on_restart`: recovery cuts the log to the
+    /// checkpointed high watermark.
+    pub truncate_to_hw: bool,
+    /// `kafka_epoch_cache_not_truncated` (KAFKA-10706): a truncation at or
+    /// past the log end leaves the epoch cache alone, so an epoch entry at
+    /// the log end (a leader that appended nothing) stays.
+    pub epoch_cache_not_truncated: bool,
+}
+
 /// What an idempotent batch is, relative to its producer's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SeqCheck {
@@ -100,6 +112,8 @@ pub struct PartitionLog {
     synced: u64,
     /// producer id -> recent batches `(base_seq, last_seq, base_offset)`.
     producers: BTreeMap<u64, Vec<(i64, i64, u64)>>,
+    /// The planted bugs of the log.
+    bugs: LogBugs,
 }
 
 fn seg_name(dir: &str, base: u64) -> String {
@@ -114,13 +128,13 @@ impl PartitionLog {
 
     /// Opens (recovers) the log of `tp` from the durable `files`, pushing
     /// the disk requests that repair it into `out`. With
-    /// `truncate_to_hw` (the pre-KIP-101 behaviour) the log is cut to the
-    /// checkpointed high watermark.
+    /// `bugs.truncate_to_hw` (the pre-KIP-101 behaviour) the log is cut to
+    /// the checkpointed high watermark.
     pub fn open(
         tp: &Tp,
         files: &BTreeMap<String, Vec<u8>>,
         cfg: LogConfig,
-        truncate_to_hw: bool,
+        bugs: LogBugs,
         out: &mut Vec<DiskRequest>,
     ) -> (PartitionLog, Recovery) {
         let dir = PartitionLog::dir_of(tp);
@@ -137,6 +151,7 @@ impl PartitionLog {
             sync_wanted: 0,
             synced: 0,
             producers: BTreeMap::new(),
+            bugs,
         };
         let mut rec = Recovery::default();
         let prefix = format!("{dir}/");
@@ -203,7 +218,7 @@ impl PartitionLog {
             .and_then(|b| decode_records(b).records.last().and_then(|p| get_u64(p, 0)))
             .unwrap_or(0)
             .min(leo);
-        if truncate_to_hw {
+        if bugs.truncate_to_hw {
             let hw = log.hw;
             log.truncate_to(hw, out);
         }
@@ -334,9 +349,9 @@ impl PartitionLog {
         assert!(!batch.values.is_empty(), "empty batch");
         let base = self.leo();
         batch.base_offset = base;
-        if self.epochs.latest().is_none_or(|e| batch.epoch > e)
-            && self.epochs.assign(batch.epoch, base)
-        {
+        // As Kafka's append: every batch offers its epoch to the cache
+        // (`maybeAssignEpochStartOffset`), which keeps only what changes it.
+        if self.epochs.assign(batch.epoch, base) {
             self.write_epochs(out);
         }
         let bytes = encode_record(&batch.encode());
@@ -399,8 +414,16 @@ impl PartitionLog {
 
     /// Cuts the log to end at or below `offset` (a batch containing
     /// `offset` goes entirely, as in Kafka), and the epoch cache with it.
+    /// A truncation at or past the log end changes no record but still
+    /// drops epoch entries that start at the log end (KAFKA-10706: a
+    /// replica that became leader and appended nothing holds such an
+    /// entry, which would otherwise name an epoch its log never had).
     pub fn truncate_to(&mut self, offset: u64, out: &mut Vec<DiskRequest>) {
         if offset >= self.leo() {
+            let leo = self.leo();
+            if !self.bugs.epoch_cache_not_truncated && self.epochs.truncate_from_end(leo) {
+                self.write_epochs(out);
+            }
             return;
         }
         tracing::info!(
@@ -502,6 +525,13 @@ impl PartitionLog {
 mod tests {
     use super::*;
 
+    fn hw_bug() -> LogBugs {
+        LogBugs {
+            truncate_to_hw: true,
+            ..LogBugs::default()
+        }
+    }
+
     fn apply(files: &mut BTreeMap<String, Vec<u8>>, out: Vec<DiskRequest>) {
         for r in out {
             match r {
@@ -538,7 +568,7 @@ mod tests {
         let tp = Tp::new("t", 0);
         let mut files = BTreeMap::new();
         let mut out = Vec::new();
-        let (mut log, _) = PartitionLog::open(&tp, &files, small(), false, &mut out);
+        let (mut log, _) = PartitionLog::open(&tp, &files, small(), LogBugs::default(), &mut out);
         for i in 0..n {
             log.append(
                 batch(1 + i as u32 / 4, &["a", "bb"]),
@@ -557,7 +587,13 @@ mod tests {
         let segs = files.keys().filter(|f| f.ends_with(".log")).count();
         assert!(segs > 2, "{files:?}");
         let mut out = Vec::new();
-        let (back, rec) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        let (back, rec) = PartitionLog::open(
+            &Tp::new("t", 0),
+            &files,
+            small(),
+            LogBugs::default(),
+            &mut out,
+        );
         assert_eq!(rec, Recovery::default());
         assert_eq!(back.batches(), log.batches());
         assert_eq!(back.epochs(), log.epochs());
@@ -572,12 +608,24 @@ mod tests {
         let n = f.len();
         f.truncate(n - 3);
         let mut out = Vec::new();
-        let (back, rec) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        let (back, rec) = PartitionLog::open(
+            &Tp::new("t", 0),
+            &files,
+            small(),
+            LogBugs::default(),
+            &mut out,
+        );
         assert!(rec.dropped_tail);
         assert_eq!(back.leo(), 18);
         apply(&mut files, out);
         let mut out = Vec::new();
-        let (again, rec) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        let (again, rec) = PartitionLog::open(
+            &Tp::new("t", 0),
+            &files,
+            small(),
+            LogBugs::default(),
+            &mut out,
+        );
         assert_eq!(rec, Recovery::default());
         assert_eq!(again.leo(), 18);
     }
@@ -594,7 +642,13 @@ mod tests {
         let n = f.len();
         f[n - 1] ^= 0x10;
         let mut out = Vec::new();
-        let (back, rec) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        let (back, rec) = PartitionLog::open(
+            &Tp::new("t", 0),
+            &files,
+            small(),
+            LogBugs::default(),
+            &mut out,
+        );
         assert!(rec.dropped_tail);
         assert!(back.leo() < 20);
         // The epoch cache never points past the log end.
@@ -612,9 +666,38 @@ mod tests {
         assert_eq!(log.epochs().latest(), Some(1));
         apply(&mut files, out);
         let mut out = Vec::new();
-        let (back, _) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        let (back, _) = PartitionLog::open(
+            &Tp::new("t", 0),
+            &files,
+            small(),
+            LogBugs::default(),
+            &mut out,
+        );
         assert_eq!(back.batches(), log.batches());
         assert_eq!(back.epochs(), log.epochs());
+    }
+
+    #[test]
+    fn truncation_at_the_log_end_drops_an_epoch_without_records() {
+        // KAFKA-10706: the replica became leader at epoch 9 (an entry at
+        // its log end) and appended nothing before following another.
+        for bug in [false, true] {
+            let (_, mut log) = build(3);
+            log.bugs.epoch_cache_not_truncated = bug;
+            let mut out = Vec::new();
+            log.start_epoch(9, &mut out);
+            assert_eq!(log.latest_epoch(), Some(9));
+            let mut out = Vec::new();
+            log.truncate_to(log.leo(), &mut out);
+            if bug {
+                assert_eq!(log.latest_epoch(), Some(9));
+                assert!(out.is_empty());
+            } else {
+                assert_eq!(log.latest_epoch(), Some(1));
+                assert!(!out.is_empty(), "the checkpoint is rewritten");
+            }
+            assert_eq!(log.leo(), 6);
+        }
     }
 
     #[test]
@@ -625,9 +708,15 @@ mod tests {
         log.checkpoint_hw(&mut out);
         apply(&mut files, out);
         let mut out = Vec::new();
-        let (ok, _) = PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut out);
+        let (ok, _) = PartitionLog::open(
+            &Tp::new("t", 0),
+            &files,
+            small(),
+            LogBugs::default(),
+            &mut out,
+        );
         assert_eq!((ok.leo(), ok.hw()), (8, 4));
-        let (bug, _) = PartitionLog::open(&Tp::new("t", 0), &files, small(), true, &mut out);
+        let (bug, _) = PartitionLog::open(&Tp::new("t", 0), &files, small(), hw_bug(), &mut out);
         assert_eq!(bug.leo(), 4);
     }
 
@@ -647,8 +736,13 @@ mod tests {
         // Producer state survives recovery (rebuilt from the log).
         let mut files = BTreeMap::new();
         apply(&mut files, out);
-        let (back, _) =
-            PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut Vec::new());
+        let (back, _) = PartitionLog::open(
+            &Tp::new("t", 0),
+            &files,
+            small(),
+            LogBugs::default(),
+            &mut Vec::new(),
+        );
         assert_eq!(back.check_sequence(7, 0, 2), SeqCheck::Duplicate(off));
     }
 
@@ -660,8 +754,13 @@ mod tests {
         let mut stale = log.epochs().clone();
         stale.assign(9, 2);
         files.insert(log.epoch_file(), stale.encode());
-        let (back, _) =
-            PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut Vec::new());
+        let (back, _) = PartitionLog::open(
+            &Tp::new("t", 0),
+            &files,
+            small(),
+            LogBugs::default(),
+            &mut Vec::new(),
+        );
         assert_eq!(back.epochs(), log.epochs());
         assert_ne!(back.latest_epoch(), Some(9));
     }
@@ -674,7 +773,8 @@ mod tests {
             ..LogConfig::default()
         };
         let mut out = Vec::new();
-        let (mut log, _) = PartitionLog::open(&tp, &BTreeMap::new(), cfg, false, &mut out);
+        let (mut log, _) =
+            PartitionLog::open(&tp, &BTreeMap::new(), cfg, LogBugs::default(), &mut out);
         log.append(batch(0, &["a", "b"]), SimTime::ZERO, &mut out);
         // Appended, not yet on disk: it does not count for acks.
         assert_eq!((log.leo(), log.ack_leo()), (2, 0));
@@ -690,8 +790,13 @@ mod tests {
         assert_eq!(log.ack_leo(), 3);
         assert!(!log.sync_pending());
         // Without an append-path flush everything counts at once.
-        let (mut plain, _) =
-            PartitionLog::open(&tp, &BTreeMap::new(), LogConfig::default(), false, &mut out);
+        let (mut plain, _) = PartitionLog::open(
+            &tp,
+            &BTreeMap::new(),
+            LogConfig::default(),
+            LogBugs::default(),
+            &mut out,
+        );
         plain.append(batch(0, &["a"]), SimTime::ZERO, &mut out);
         assert_eq!(plain.ack_leo(), 1);
     }
@@ -703,7 +808,13 @@ mod tests {
             flush_messages: Some(3),
             ..LogConfig::default()
         };
-        let (mut log, _) = PartitionLog::open(&tp, &BTreeMap::new(), cfg, false, &mut Vec::new());
+        let (mut log, _) = PartitionLog::open(
+            &tp,
+            &BTreeMap::new(),
+            cfg,
+            LogBugs::default(),
+            &mut Vec::new(),
+        );
         let mut out = Vec::new();
         log.append(batch(1, &["a", "b"]), SimTime::ZERO, &mut out);
         let syncs = |o: &Vec<DiskRequest>| {
@@ -718,7 +829,13 @@ mod tests {
             flush_ms: Some(10),
             ..LogConfig::default()
         };
-        let (mut log, _) = PartitionLog::open(&tp, &BTreeMap::new(), cfg, false, &mut Vec::new());
+        let (mut log, _) = PartitionLog::open(
+            &tp,
+            &BTreeMap::new(),
+            cfg,
+            LogBugs::default(),
+            &mut Vec::new(),
+        );
         let mut out = Vec::new();
         log.append(batch(1, &["a"]), SimTime::from_ms(5), &mut out);
         log.maybe_flush(SimTime::from_ms(9), &mut out);

@@ -59,6 +59,7 @@ pub mod epoch;
 pub mod log;
 pub mod producer;
 mod replica;
+pub mod truncation;
 pub mod types;
 pub mod zkdata;
 
@@ -96,6 +97,20 @@ pub const BUGS: &[BugInfo] = &[
         breaks: "a new follower truncates to its high watermark instead of asking the leader where its epoch ends (KIP-101/279); replicas diverge",
         scenario: "kafka-fast-failover",
         anomaly: "replica-divergence",
+    },
+    BugInfo {
+        name: "kafka_single_round_truncation",
+        component: "kafka",
+        breaks: "Kafka before 2.0 (KAFKA-6361, fixed by KIP-279): a follower whose leader answers OffsetsForLeaderEpoch with an epoch the follower never had truncates once, to the smaller end, and fetches on; after fast fail-overs a divergent tail below that point stays (its followers ask OffsetsForLeaderEpoch, as every Kafka before 2.7 did)",
+        scenario: "kafka-unclean-failover",
+        anomaly: "replica-divergence",
+    },
+    BugInfo {
+        name: "kafka_epoch_cache_not_truncated",
+        component: "kafka",
+        breaks: "KAFKA-10706: a truncation at or past the log end skips the leader-epoch cache, so a replica that became leader and appended nothing keeps an entry for that epoch at its log end; as a follower it then fetches with that epoch forever, told each time that it diverged, and never rejoins the ISR",
+        scenario: "kafka-idle-leader",
+        anomaly: "under-replicated",
     },
     BugInfo {
         name: "kafka_no_fetch_epoch_fencing",
@@ -141,6 +156,10 @@ pub struct KafkaBugs {
     pub truncate_to_hw_on_restart: bool,
     /// `kafka_no_epoch_truncation`.
     pub no_epoch_truncation: bool,
+    /// `kafka_single_round_truncation`.
+    pub single_round_truncation: bool,
+    /// `kafka_epoch_cache_not_truncated`.
+    pub epoch_cache_not_truncated: bool,
     /// `kafka_no_fetch_epoch_fencing`.
     pub no_fetch_epoch_fencing: bool,
     /// `kafka_unclean_election`.
@@ -159,6 +178,8 @@ impl KafkaBugs {
         KafkaBugs {
             truncate_to_hw_on_restart: b.on("kafka_truncate_to_hw_on_restart"),
             no_epoch_truncation: b.on("kafka_no_epoch_truncation"),
+            single_round_truncation: b.on("kafka_single_round_truncation"),
+            epoch_cache_not_truncated: b.on("kafka_epoch_cache_not_truncated"),
             no_fetch_epoch_fencing: b.on("kafka_no_fetch_epoch_fencing"),
             unclean_election: b.on("kafka_unclean_election"),
             ignore_min_isr: b.on("kafka_ignore_min_isr"),
@@ -193,6 +214,10 @@ pub struct KafkaConfig {
     pub replica_fetch_wait_ms: u64,
     /// Period of the high-watermark checkpoint.
     pub hw_checkpoint_ms: u64,
+    /// Followers truncate on the fetch response's diverging epoch
+    /// (`inter.broker.protocol.version` 2.7+, the default) rather than
+    /// asking OffsetsForLeaderEpoch before their first fetch.
+    pub truncation_on_fetch: bool,
     /// The group coordinator's settings (`offsets.*`, `group.*`).
     pub group: crate::group::CoordinatorConfig,
 }
@@ -209,6 +234,7 @@ impl Default for KafkaConfig {
             tick_ms: 50,
             replica_fetch_wait_ms: 10,
             hw_checkpoint_ms: 200,
+            truncation_on_fetch: true,
             group: crate::group::CoordinatorConfig::default(),
         }
     }

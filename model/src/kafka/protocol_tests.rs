@@ -101,6 +101,7 @@ fn fetch(corr: u64, tp: &Tp, epoch: Option<u32>) -> Msg {
         tp: tp.clone(),
         current_leader_epoch: epoch,
         offset: 0,
+        last_fetched_epoch: None,
     })
 }
 

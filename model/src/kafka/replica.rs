@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use crate::disk::DiskRequest;
 use crate::kafka::broker::{KafkaBroker, ReplicaView, ZkPurpose};
 use crate::kafka::log::{PartitionLog, SeqCheck};
+use crate::kafka::truncation;
 use crate::kafka::types::{
     Acks, Batch, FetchData, KafkaError, KafkaMsg, LeaderEpoch, PartitionInfo, PartitionState, Tp,
 };
@@ -30,6 +31,22 @@ use crate::zk::{ZkError, ZkOp, ZkReply, ZkResponse};
 
 /// Most batches returned by one fetch.
 const MAX_FETCH_BATCHES: usize = 16;
+
+/// A fetch request as the leader reads it.
+#[derive(Clone, Debug)]
+pub(crate) struct FetchParams {
+    /// The fetching replica, `None` for a consumer.
+    pub(crate) replica: Option<NodeId>,
+    /// The partition.
+    pub(crate) tp: Tp,
+    /// The fetcher's view of the leader epoch (KIP-320).
+    pub(crate) current: Option<LeaderEpoch>,
+    /// The first offset wanted.
+    pub(crate) offset: u64,
+    /// The epoch of the fetcher's last batch (a follower truncating on
+    /// fetch), checked against the leader's log.
+    pub(crate) last_fetched_epoch: Option<LeaderEpoch>,
+}
 
 #[derive(Clone, Debug)]
 struct Progress {
@@ -239,6 +256,7 @@ impl KafkaBroker {
     /// Applies one partition of a LeaderAndIsr (already controller-fenced).
     pub(crate) fn become_leader_or_follower(&mut self, p: PartitionInfo, cx: &mut Ctx<'_>) {
         let me = self.id;
+        let truncates_on_fetch = self.truncates_on_fetch();
         let tp = p.tp.clone();
         let r = self.replicas.get_mut(&tp).expect("opened");
         if r.info
@@ -288,17 +306,34 @@ impl KafkaBroker {
                 self.maybe_advance_hw(&tp, cx);
             }
             Some(l) => {
+                // Kafka 2.7+ followers with an epoch go straight to
+                // fetching and truncate on the leader's diverging epoch;
+                // older ones ask OffsetsForLeaderEpoch first.
+                let on_fetch = truncates_on_fetch && r.log.latest_epoch().is_some();
                 r.role = Role::Follower(FollowerState {
                     leader: l,
-                    truncating: true,
+                    truncating: !on_fetch,
                     asked_epoch: 0,
                     inflight: None,
                     awaiting_sync: false,
                 });
-                self.start_follower(&tp, cx);
+                if on_fetch {
+                    self.send_fetch(&tp, cx);
+                } else {
+                    self.start_follower(&tp, cx);
+                }
             }
             None => {}
         }
+    }
+
+    /// Whether followers truncate on the fetch response's diverging epoch
+    /// (Kafka 2.7+). The planted truncation bugs are older Kafka, whose
+    /// followers always asked OffsetsForLeaderEpoch first.
+    fn truncates_on_fetch(&self) -> bool {
+        self.cfg.truncation_on_fetch
+            && !self.bugs.single_round_truncation
+            && !self.bugs.no_epoch_truncation
     }
 
     fn fetch_epoch(&self, tp: &Tp) -> Option<LeaderEpoch> {
@@ -347,6 +382,7 @@ impl KafkaBroker {
 
     fn send_fetch(&mut self, tp: &Tp, cx: &mut Ctx<'_>) {
         let current = self.fetch_epoch(tp);
+        let on_fetch = self.truncates_on_fetch();
         let me = self.id;
         let corr = self.next_corr;
         self.next_corr += 1;
@@ -355,6 +391,7 @@ impl KafkaBroker {
             return;
         };
         fs.inflight = Some(corr);
+        let last_fetched_epoch = if on_fetch { r.log.latest_epoch() } else { None };
         cx.send(
             fs.leader,
             Msg::Kafka(KafkaMsg::Fetch {
@@ -363,6 +400,7 @@ impl KafkaBroker {
                 tp: tp.clone(),
                 current_leader_epoch: current,
                 offset: r.log.leo(),
+                last_fetched_epoch,
             }),
         );
     }
@@ -447,30 +485,35 @@ impl KafkaBroker {
         let Some(tp) = self.follower_of(from, corr) else {
             return;
         };
-        let r = self.replicas.get_mut(&tp).expect("replica");
-        let Role::Follower(fs) = &mut r.role else {
-            return;
-        };
-        let leo = r.log.leo();
-        let target = match result {
+        let answer = match result {
             Err(_) => {
                 self.retry_later(&tp, cx);
                 return;
             }
-            Ok(None) => r.log.hw(),
-            Ok(Some((e, end))) if e == fs.asked_epoch => end.min(leo),
-            Ok(Some((e, end))) => {
-                // KIP-279: the leader never had our latest epoch; cut where
-                // the largest epoch both know ends on either side.
-                let mine = r.log.epochs().end_offset_for(e, leo).map(|x| x.1);
-                end.min(mine.unwrap_or(end)).min(leo)
-            }
+            Ok(a) => a,
         };
-        fs.truncating = false;
+        let single_round = self.bugs.single_round_truncation;
+        let r = self.replicas.get_mut(&tp).expect("replica");
+        let Role::Follower(fs) = &mut r.role else {
+            return;
+        };
+        let step = truncation::step(
+            r.log.epochs(),
+            r.log.leo(),
+            r.log.hw(),
+            answer,
+            single_round,
+        );
+        fs.truncating = !step.completed;
         let mut out = Vec::new();
-        r.log.truncate_to(target, &mut out);
+        r.log.truncate_to(step.offset, &mut out);
         self.disk_all(out, cx);
-        self.send_fetch(&tp, cx);
+        if step.completed {
+            self.send_fetch(&tp, cx);
+        } else {
+            // KIP-279: ask again about the epoch we now end with.
+            self.start_follower(&tp, cx);
+        }
     }
 
     pub(crate) fn on_fetch_resp(
@@ -486,6 +529,20 @@ impl KafkaBroker {
         let now = cx.now;
         let r = self.replicas.get_mut(&tp).expect("replica");
         match result {
+            Ok(FetchData {
+                diverging: Some(answer),
+                ..
+            }) => {
+                // The leader's log does not continue our last epoch: cut
+                // where the logs agree (or to the next point to ask about)
+                // and fetch again with the epoch we then end with.
+                let step =
+                    truncation::step(r.log.epochs(), r.log.leo(), r.log.hw(), Some(answer), false);
+                let mut out = Vec::new();
+                r.log.truncate_to(step.offset, &mut out);
+                self.disk_all(out, cx);
+                self.send_fetch(&tp, cx);
+            }
             Ok(data) => {
                 let mut out = Vec::new();
                 let mut appended = false;
@@ -503,8 +560,10 @@ impl KafkaBroker {
                         break;
                     }
                 }
-                let hw = data.high_watermark.min(r.log.leo()).max(r.log.hw());
-                r.log.set_hw(hw);
+                // Kafka's follower takes the leader's value, capped at its
+                // own log end: it may go back (a new leader's high
+                // watermark can start below the old one's, KIP-207).
+                r.log.set_hw(data.high_watermark);
                 let wait_for_disk = appended && r.log.sync_pending();
                 if let (true, Role::Follower(fs)) = (wait_for_disk, &mut r.role) {
                     fs.awaiting_sync = true;
@@ -528,44 +587,47 @@ impl KafkaBroker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn on_fetch(
-        &mut self,
-        from: NodeId,
-        corr: u64,
-        replica: Option<NodeId>,
-        tp: Tp,
-        current: Option<LeaderEpoch>,
-        offset: u64,
-        cx: &mut Ctx<'_>,
-    ) {
-        let result = self.serve_fetch(replica, &tp, current, offset, cx.now);
+    pub(crate) fn on_fetch(&mut self, from: NodeId, corr: u64, f: FetchParams, cx: &mut Ctx<'_>) {
+        let result = self.serve_fetch(&f, cx.now);
+        let diverged = matches!(&result, Ok(d) if d.diverging.is_some());
         cx.send(from, Msg::Kafka(KafkaMsg::FetchResp { corr, result }));
-        if replica.is_some() {
-            self.maybe_expand_isr(&tp, replica.unwrap_or_default(), cx);
-            self.maybe_advance_hw(&tp, cx);
+        if let (Some(follower), false) = (f.replica, diverged) {
+            self.maybe_expand_isr(&f.tp, follower, cx);
+            self.maybe_advance_hw(&f.tp, cx);
         }
     }
 
-    fn serve_fetch(
-        &mut self,
-        replica: Option<NodeId>,
-        tp: &Tp,
-        current: Option<LeaderEpoch>,
-        offset: u64,
-        now: SimTime,
-    ) -> Result<FetchData, KafkaError> {
+    fn serve_fetch(&mut self, f: &FetchParams, now: SimTime) -> Result<FetchData, KafkaError> {
         let disabled = self.bugs.no_fetch_epoch_fencing;
+        let (replica, offset) = (f.replica, f.offset);
         let r = self
             .replicas
-            .get_mut(tp)
+            .get_mut(&f.tp)
             .ok_or(KafkaError::UnknownTopicOrPartition)?;
-        r.fence(current, disabled)?;
+        r.fence(f.current, disabled)?;
         let leo = r.log.leo();
         let hw = r.log.hw();
         let Role::Leader(ls) = &mut r.role else {
             return Err(KafkaError::NotLeader);
         };
+        if let Some(fetched) = f.last_fetched_epoch {
+            // Kafka's Partition.fetchRecords: the fetcher's last epoch must
+            // end, in our log, at or after its fetch offset; if not, it
+            // diverged, and the answer says where (no records, and the
+            // fetch does not count as the follower's progress).
+            match r.log.epochs().end_offset_for(fetched, leo) {
+                None => return Err(KafkaError::OffsetOutOfRange),
+                Some((epoch, end)) if epoch < fetched || end < offset => {
+                    return Ok(FetchData {
+                        batches: Vec::new(),
+                        high_watermark: hw,
+                        log_end: leo,
+                        diverging: Some((epoch, end)),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
         if offset > leo {
             return Err(KafkaError::OffsetOutOfRange);
         }
@@ -597,6 +659,7 @@ impl KafkaBroker {
             batches,
             high_watermark: hw,
             log_end: leo,
+            diverging: None,
         })
     }
 

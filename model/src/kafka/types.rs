@@ -206,6 +206,12 @@ pub struct FetchData {
     pub high_watermark: u64,
     /// The leader's log end offset.
     pub log_end: u64,
+    /// For a replica's fetch whose last fetched epoch the leader's log does
+    /// not continue (KIP-595's diverging epoch, in Kafka 2.7+'s fetch, as
+    /// KAFKA-10554 brought it to replication): the largest epoch the leader
+    /// has at or below it and where that epoch ends. No batches come with
+    /// it; the follower truncates and fetches again.
+    pub diverging: Option<(LeaderEpoch, u64)>,
 }
 
 /// A message between Kafka nodes (brokers and clients).
@@ -243,6 +249,10 @@ pub enum KafkaMsg {
         current_leader_epoch: Option<LeaderEpoch>,
         /// First offset wanted.
         offset: u64,
+        /// The epoch of the last batch in the fetching replica's log (its
+        /// epoch cache's latest), sent by a follower that truncates on
+        /// fetch (Kafka 2.7+); `None` from consumers and older followers.
+        last_fetched_epoch: Option<LeaderEpoch>,
     },
     /// Leader -> fetcher.
     FetchResp {

@@ -5,6 +5,9 @@
 //! - `replica-divergence`: a replica in its leader's ISR holds a different
 //!   record than the leader at an offset below the leader's high watermark.
 //! - `not-recovered`: after the quiet period a partition has no leader.
+//! - `under-replicated`: after the quiet period a replica on a running
+//!   broker is still outside its leader's ISR (every fault has healed, so a
+//!   follower that cannot catch up is stuck: KAFKA-10706's symptom).
 
 use kzsim_model::kafka::{KafkaBroker, ReplicaView, Tp};
 use kzsim_model::NodeId;
@@ -76,6 +79,21 @@ pub fn final_replicas(partitions: &[(Tp, Vec<(NodeId, ReplicaView)>)]) -> Vec<Vi
         };
         let hw = lv.high_watermark;
         let theirs = records(lv, hw);
+        for (id, v) in views {
+            if !lv.isr.contains(id) {
+                out.push(Violation::new(
+                    "under-replicated",
+                    format!(
+                        "partition {tp}: the replica on broker {id} (log end {}, epoch {}) is not in leader {lid}'s ISR {:?} after the quiet period (leader log end {})",
+                        v.log_end,
+                        v.leader_epoch.map_or_else(|| "unknown".to_string(), |e| e.to_string()),
+                        lv.isr,
+                        lv.log_end,
+                    ),
+                    vec![],
+                ));
+            }
+        }
         for (id, v) in views {
             if id == lid || !lv.isr.contains(id) {
                 continue;
@@ -153,12 +171,12 @@ mod tests {
     }
 
     #[test]
-    fn a_replica_outside_the_isr_is_not_held_to_it() {
+    fn a_replica_outside_the_isr_is_not_held_to_it_but_is_under_replicated() {
         let k = one(vec![
             (0, view(true, &[0], 3, &["a", "b", "c"])),
             (1, view(false, &[0], 3, &["q"])),
         ]);
-        assert!(k.is_empty(), "{k:?}");
+        assert_eq!(k, vec!["under-replicated"]);
     }
 
     #[test]

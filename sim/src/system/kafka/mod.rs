@@ -18,7 +18,9 @@
 //! (false), `flush_messages` (1 to 1000000), `flush_ms` (0 to an hour;
 //! both unset: never fsync, Kafka's default), `replica_lag_time_max_ms`,
 //! `zk_session_timeout_ms`, `request_timeout_ms`, `delivery_timeout_ms`
-//! (1 ms to an hour), `tick_ms` (1 to 60000), `producers` (clients / 2, at
+//! (1 ms to an hour), `truncation_on_fetch` (true: followers truncate on
+//! the fetch response's diverging epoch, as Kafka 2.7+; false: they ask
+//! OffsetsForLeaderEpoch first, as Kafka 0.11 to 2.6), `tick_ms` (1 to 60000), `producers` (clients / 2, at
 //! least 1; 1 to clients - 1), `fault_pool` (`brokers`, `zk`, `servers`).
 //! Values out of range and of the wrong type are errors.
 
@@ -61,6 +63,7 @@ pub const ANOMALIES: &[&str] = &[
     "duplicate-leader",
     "metadata-regression",
     "not-recovered",
+    "under-replicated",
     "malformed-history",
     "group-lost",
     "group-split-brain",
@@ -70,7 +73,7 @@ pub const ANOMALIES: &[&str] = &[
     "group-not-recovered",
 ];
 
-const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, flush_messages, flush_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, producers, fault_pool";
+const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, flush_messages, flush_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, producers, fault_pool";
 
 /// The Kafka system of one scenario.
 pub struct KafkaSystem {
@@ -175,6 +178,7 @@ impl KafkaSystem {
                 }
                 "idempotent" => pc.idempotent = boolean(v, key)?,
                 "unclean_leader_election" => bc.unclean_leader_election = boolean(v, key)?,
+                "truncation_on_fetch" => bc.truncation_on_fetch = boolean(v, key)?,
                 "flush_messages" => {
                     bc.log.flush_messages = Some(int(v, key, 1..=1_000_000)?)
                 }
@@ -234,6 +238,17 @@ impl KafkaSystem {
             (
                 "consumers".to_string(),
                 clients[producers as usize..].to_vec(),
+            ),
+            (
+                "producers".to_string(),
+                clients[..producers as usize].to_vec(),
+            ),
+            (
+                "zk-and-producers".to_string(),
+                zk.iter()
+                    .chain(&clients[..producers as usize])
+                    .copied()
+                    .collect(),
             ),
         ];
         let fault_pool = groups

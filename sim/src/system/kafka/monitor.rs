@@ -1,8 +1,12 @@
 //! Invariants of the brokers watched while the run goes on.
 //!
-//! - `hw-regression`: a replica's high watermark went back within one
-//!   incarnation of its broker (a restart may start lower: the checkpoint
-//!   lags). Committed records were un-committed.
+//! - `hw-regression`: a leader's high watermark went back while it led
+//!   one leader epoch in one incarnation of its broker: what Kafka
+//!   promises. A follower's high watermark follows the leader's value and
+//!   may go back (KAFKA-2334, KIP-207: a new leader may start below the
+//!   old one's, and a follower takes the lower value), and a restart or a
+//!   new epoch may start lower (the checkpoint lags; a new leader's high
+//!   watermark is its follower value until it commits in its own epoch).
 //! - `duplicate-leader`: two brokers led the same partition in the same
 //!   leader epoch.
 //! - `metadata-regression`: a broker's metadata cache went back to an older
@@ -32,9 +36,9 @@ type MetadataSeen = (u32, BTreeMap<Tp, (u32, i32)>);
 /// Watches every broker's replicas after each of its steps.
 pub struct ReplicaMonitor {
     brokers: Vec<NodeId>,
-    /// Per broker and partition: the incarnation and the highest HW seen
-    /// in it.
-    hw: BTreeMap<NodeId, BTreeMap<Tp, (u32, u64)>>,
+    /// Per broker and partition it leads: the incarnation, the leader
+    /// epoch and the highest HW seen while it led that epoch.
+    hw: BTreeMap<NodeId, BTreeMap<Tp, (u32, u32, u64)>>,
     /// Per partition and leader epoch: the first broker seen leading it.
     leaders: BTreeMap<Tp, BTreeMap<u32, NodeId>>,
     /// Per broker: the incarnation and, per partition, the newest
@@ -142,22 +146,26 @@ impl ReplicaMonitor {
         for (tp, pos) in positions {
             let hw = pos.high_watermark;
             let seen = self.hw.entry(id).or_default();
-            match seen.get_mut(tp) {
-                Some((inc, max)) if *inc == incarnation => {
-                    if hw < *max {
-                        let detail = format!(
-                            "t={}ms broker {id}: high watermark of {tp} went back from {max} to {hw}",
-                            now_us / 1000
-                        );
-                        *max = hw;
-                        self.report("hw-regression", detail);
-                    } else {
-                        *max = hw;
+            match (pos.leader, pos.leader_epoch) {
+                (true, Some(epoch)) => match seen.get_mut(tp) {
+                    Some((inc, e, max)) if *inc == incarnation && *e == epoch => {
+                        if hw < *max {
+                            let detail = format!(
+                                "t={}ms broker {id}: high watermark of {tp} went back from {max} to {hw} while it led leader epoch {epoch}",
+                                now_us / 1000
+                            );
+                            *max = hw;
+                            self.report("hw-regression", detail);
+                        } else {
+                            *max = hw;
+                        }
                     }
-                }
-                Some(entry) => *entry = (incarnation, hw),
-                None => {
-                    seen.insert(tp.clone(), (incarnation, hw));
+                    _ => {
+                        seen.insert(tp.clone(), (incarnation, epoch, hw));
+                    }
+                },
+                _ => {
+                    seen.remove(tp);
                 }
             }
             if let (true, Some(epoch)) = (pos.leader, pos.leader_epoch) {
@@ -212,12 +220,26 @@ mod tests {
     }
 
     #[test]
-    fn a_hw_going_back_within_an_incarnation_is_a_regression() {
+    fn a_leader_hw_going_back_within_its_epoch_is_a_regression() {
         let tp = Tp::new("t", 0);
         let mut m = ReplicaMonitor::new(vec![1]);
-        m.observe(0, 1, 1, [(&tp, pos(false, 0, 9))].into_iter());
-        m.observe(5_000, 1, 1, [(&tp, pos(false, 1, 4))].into_iter());
+        m.observe(0, 1, 1, [(&tp, pos(true, 1, 9))].into_iter());
+        m.observe(5_000, 1, 1, [(&tp, pos(true, 1, 4))].into_iter());
         assert_eq!(kinds(&m), vec!["hw-regression"]);
+    }
+
+    #[test]
+    fn follower_hws_and_new_epochs_may_start_lower() {
+        let tp = Tp::new("t", 0);
+        let mut m = ReplicaMonitor::new(vec![1]);
+        // A follower takes the leader's value, which may be lower (KIP-207).
+        m.observe(0, 1, 1, [(&tp, pos(false, 0, 9))].into_iter());
+        m.observe(1_000, 1, 1, [(&tp, pos(false, 1, 4))].into_iter());
+        // Leading epoch 2 from its follower value, then epoch 4 lower
+        // still (a truncation in between, as a follower of epoch 3).
+        m.observe(2_000, 1, 1, [(&tp, pos(true, 2, 6))].into_iter());
+        m.observe(3_000, 1, 1, [(&tp, pos(true, 4, 5))].into_iter());
+        assert!(kinds(&m).is_empty(), "{:?}", m.violations());
     }
 
     fn meta(m: &mut ReplicaMonitor, id: NodeId, inc: u32, epoch: u32, version: i32) {
