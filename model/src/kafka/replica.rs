@@ -328,12 +328,14 @@ impl KafkaBroker {
     }
 
     /// Whether followers truncate on the fetch response's diverging epoch
-    /// (Kafka 2.7+). The planted truncation bugs are older Kafka, whose
-    /// followers always asked OffsetsForLeaderEpoch first.
+    /// (Kafka 2.7+). The planted truncation and fencing bugs are older
+    /// Kafka (before KIP-101, KIP-279 or KIP-320), whose followers never
+    /// sent their last epoch with a fetch.
     fn truncates_on_fetch(&self) -> bool {
         self.cfg.truncation_on_fetch
             && !self.bugs.single_round_truncation
             && !self.bugs.no_epoch_truncation
+            && !self.bugs.no_fetch_epoch_fencing
     }
 
     fn fetch_epoch(&self, tp: &Tp) -> Option<LeaderEpoch> {
