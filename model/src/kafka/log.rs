@@ -24,8 +24,10 @@ use crate::kafka::types::{Batch, Tp};
 use crate::time::SimTime;
 
 /// How many recent batches per producer are remembered for duplicate
-/// detection (Kafka keeps 5).
-const PRODUCER_BATCHES: usize = 5;
+/// detection (Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`): the
+/// idempotent producer keeps at most this many batches in flight per
+/// partition, so a retry always finds its original here.
+pub const PRODUCER_BATCHES: usize = 5;
 
 /// The log settings of a broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,8 +66,25 @@ pub enum SeqCheck {
     Append,
     /// Already in the log at this base offset: acknowledge, do not append.
     Duplicate(u64),
-    /// A gap or a reordering: reject with OUT_OF_ORDER_SEQUENCE.
+    /// A gap, a batch older than the window, or a new epoch not starting
+    /// at 0: reject with OUT_OF_ORDER_SEQUENCE_NUMBER.
     OutOfOrder,
+    /// An older producer epoch than the log's: INVALID_PRODUCER_EPOCH.
+    InvalidEpoch,
+    /// No state for the producer and a non-zero sequence:
+    /// UNKNOWN_PRODUCER_ID.
+    UnknownProducer,
+}
+
+/// One producer's state in one partition (Kafka's `ProducerStateEntry`):
+/// its latest epoch and the metadata of its last batches in that epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProducerEntry {
+    /// The producer epoch of the latest batch.
+    pub epoch: u16,
+    /// `(base_seq, last_seq, base_offset)` of the last
+    /// [`PRODUCER_BATCHES`] batches of `epoch`, oldest first.
+    pub batches: VecDeque<(i64, i64, u64)>,
 }
 
 /// What recovery found.
@@ -98,8 +117,8 @@ pub struct PartitionLog {
     sync_wanted: u64,
     /// Records below this are known to be on disk.
     synced: u64,
-    /// producer id -> recent batches `(base_seq, last_seq, base_offset)`.
-    producers: BTreeMap<u64, Vec<(i64, i64, u64)>>,
+    /// producer id -> its epoch and recent batches, rebuilt from the log.
+    producers: BTreeMap<u64, ProducerEntry>,
 }
 
 fn seg_name(dir: &str, base: u64) -> String {
@@ -281,26 +300,56 @@ impl PartitionLog {
         out.push(DiskRequest::Fsync { file });
     }
 
-    /// Classifies an idempotent batch against the producer state.
-    pub fn check_sequence(&self, pid: u64, base_seq: i64, count: usize) -> SeqCheck {
+    /// Classifies an idempotent batch from a client against the producer
+    /// state, as Kafka's leader does before appending
+    /// (`Log.analyzeAndValidateProducerState`: a duplicate of one of the
+    /// cached batches of the same epoch first, then
+    /// `ProducerAppendInfo.checkProducerEpoch` and `checkSequence`).
+    /// `window` is how many of the cached batches count (Kafka: all
+    /// [`PRODUCER_BATCHES`]; fewer only for a planted bug). Unknown
+    /// producers follow Kafka 1.0 to 2.4: sequence 0 or UNKNOWN_PRODUCER_ID.
+    pub fn check_sequence(
+        &self,
+        pid: u64,
+        epoch: u16,
+        base_seq: i64,
+        count: usize,
+        window: usize,
+    ) -> SeqCheck {
         if pid == 0 || base_seq < 0 {
             return SeqCheck::Append;
         }
         let last_seq = base_seq + count as i64 - 1;
-        let Some(recent) = self.producers.get(&pid) else {
+        let Some(entry) = self.producers.get(&pid) else {
+            return if base_seq == 0 {
+                SeqCheck::Append
+            } else {
+                SeqCheck::UnknownProducer
+            };
+        };
+        if epoch == entry.epoch {
+            let skip = entry.batches.len().saturating_sub(window);
+            if let Some(&(_, _, off)) = entry
+                .batches
+                .iter()
+                .skip(skip)
+                .find(|&&(b, l, _)| b == base_seq && l == last_seq)
+            {
+                return SeqCheck::Duplicate(off);
+            }
+        }
+        if epoch < entry.epoch {
+            return SeqCheck::InvalidEpoch;
+        }
+        if epoch > entry.epoch {
+            // A new epoch restarts the sequence.
             return if base_seq == 0 {
                 SeqCheck::Append
             } else {
                 SeqCheck::OutOfOrder
             };
-        };
-        if let Some(&(_, _, off)) = recent
-            .iter()
-            .find(|&&(b, l, _)| b == base_seq && l == last_seq)
-        {
-            return SeqCheck::Duplicate(off);
         }
-        let last = recent.last().map(|r| r.1).unwrap_or(-1);
+        let last = entry.batches.back().map(|r| r.1).unwrap_or(-1);
         if base_seq == last + 1 {
             SeqCheck::Append
         } else {
@@ -308,16 +357,29 @@ impl PartitionLog {
         }
     }
 
+    /// The state of producer `pid`, if the log holds any.
+    pub fn producer(&self, pid: u64) -> Option<&ProducerEntry> {
+        self.producers.get(&pid)
+    }
+
+    /// Records batch `i` in its producer's state (Kafka's
+    /// `ProducerStateEntry.addBatch`, also for replicated and recovered
+    /// batches, which are not validated): a new epoch clears the batches.
     fn note_producer(&mut self, i: usize) {
         let b = &self.batches[i];
         if b.producer_id == 0 || b.base_seq < 0 {
             return;
         }
-        let entry = (b.base_seq, b.last_seq(), b.base_offset);
-        let recent = self.producers.entry(b.producer_id).or_default();
-        recent.push(entry);
-        if recent.len() > PRODUCER_BATCHES {
-            recent.remove(0);
+        let entry = self.producers.entry(b.producer_id).or_default();
+        if entry.epoch != b.producer_epoch {
+            entry.epoch = b.producer_epoch;
+            entry.batches.clear();
+        }
+        entry
+            .batches
+            .push_back((b.base_seq, b.last_seq(), b.base_offset));
+        if entry.batches.len() > PRODUCER_BATCHES {
+            entry.batches.pop_front();
         }
     }
 
@@ -522,6 +584,7 @@ mod tests {
             base_offset: 0,
             epoch,
             producer_id: 0,
+            producer_epoch: 0,
             base_seq: -1,
             values: vals.iter().map(|v| v.as_bytes().to_vec()).collect(),
         }

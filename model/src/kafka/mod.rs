@@ -43,8 +43,6 @@
 //! - A follower fetches each partition with its own request, and the
 //!   leader answers an empty fetch at once (no long poll); the follower
 //!   waits `replica_fetch_wait_ms` before the next one.
-//! - The producer keeps one batch in flight per partition (as with
-//!   `max.in.flight.requests.per.connection = 1`), so it never reorders.
 //! - Producer ids are unique without a `/latest_producer_id_block` znode:
 //!   the broker's registration zxid in the high bits, a counter below.
 //! - No retention, compaction, transactions, or consumer groups; the log
@@ -132,6 +130,20 @@ pub const BUGS: &[BugInfo] = &[
         scenario: "kafka-leader-crash",
         anomaly: "duplicate",
     },
+    BugInfo {
+        name: "kafka_dedup_window_one",
+        component: "kafka",
+        breaks: "the broker checks a retry against its producer's last batch only, not the last 5 (KAFKA-5793's family): a retried pipelined batch older than the last gets OUT_OF_ORDER_SEQUENCE_NUMBER, the producer takes it for lost broker state, bumps its epoch and sends it again from sequence 0",
+        scenario: "kafka-producer-pipeline",
+        anomaly: "duplicate",
+    },
+    BugInfo {
+        name: "kafka_retry_reorders_inflight",
+        component: "kafka",
+        breaks: "after an error the producer re-sends all of a partition's unacknowledged batches at once, newest first, and takes the OUT_OF_ORDER_SEQUENCE_NUMBER this draws for lost broker state: it bumps its epoch and renumbers them from 0 while older attempts are still in flight (KAFKA-5793 / KAFKA-8483's family)",
+        scenario: "kafka-producer-pipeline",
+        anomaly: "duplicate",
+    },
 ];
 
 /// The planted bugs switched on for one broker, read at construction.
@@ -151,6 +163,10 @@ pub struct KafkaBugs {
     pub no_controller_epoch_fencing: bool,
     /// `kafka_no_idempotent_dedup`.
     pub no_idempotent_dedup: bool,
+    /// `kafka_dedup_window_one`.
+    pub dedup_window_one: bool,
+    /// `kafka_retry_reorders_inflight` (read by the producer).
+    pub retry_reorders_inflight: bool,
 }
 
 impl KafkaBugs {
@@ -164,6 +180,8 @@ impl KafkaBugs {
             ignore_min_isr: b.on("kafka_ignore_min_isr"),
             no_controller_epoch_fencing: b.on("kafka_no_controller_epoch_fencing"),
             no_idempotent_dedup: b.on("kafka_no_idempotent_dedup"),
+            dedup_window_one: b.on("kafka_dedup_window_one"),
+            retry_reorders_inflight: b.on("kafka_retry_reorders_inflight"),
         }
     }
 }

@@ -54,6 +54,7 @@ fn produce(corr: u64, tp: &Tp, pid: u64, seq: i64, vals: &[&str]) -> Msg {
             base_offset: 0,
             epoch: 0,
             producer_id: pid,
+            producer_epoch: 0,
             base_seq: seq,
             values: vals.iter().map(|v| v.as_bytes().to_vec()).collect(),
         },
