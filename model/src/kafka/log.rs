@@ -694,25 +694,85 @@ mod tests {
         assert_eq!(bug.leo(), 4);
     }
 
+    fn idem(pid: u64, epoch: u16, seq: i64, vals: &[&str]) -> Batch {
+        let mut b = batch(1, vals);
+        b.producer_id = pid;
+        b.producer_epoch = epoch;
+        b.base_seq = seq;
+        b
+    }
+
     #[test]
     fn idempotent_sequences() {
         let (_, mut log) = build(0);
         let mut out = Vec::new();
-        let mut b = batch(1, &["x", "y"]);
-        b.producer_id = 7;
-        b.base_seq = 0;
-        assert_eq!(log.check_sequence(7, 0, 2), SeqCheck::Append);
-        let off = log.append(b, SimTime::ZERO, &mut out);
-        assert_eq!(log.check_sequence(7, 0, 2), SeqCheck::Duplicate(off));
-        assert_eq!(log.check_sequence(7, 3, 1), SeqCheck::OutOfOrder);
-        assert_eq!(log.check_sequence(7, 2, 1), SeqCheck::Append);
-        assert_eq!(log.check_sequence(8, 1, 1), SeqCheck::OutOfOrder);
+        let w = PRODUCER_BATCHES;
+        assert_eq!(log.check_sequence(7, 0, 0, 2, w), SeqCheck::Append);
+        let off = log.append(idem(7, 0, 0, &["x", "y"]), SimTime::ZERO, &mut out);
+        assert_eq!(log.check_sequence(7, 0, 0, 2, w), SeqCheck::Duplicate(off));
+        assert_eq!(log.check_sequence(7, 0, 3, 1, w), SeqCheck::OutOfOrder);
+        assert_eq!(log.check_sequence(7, 0, 2, 1, w), SeqCheck::Append);
+        // An unknown producer must start at 0 (Kafka 1.0 to 2.4).
+        assert_eq!(log.check_sequence(8, 0, 1, 1, w), SeqCheck::UnknownProducer);
+        assert_eq!(log.check_sequence(8, 0, 0, 1, w), SeqCheck::Append);
         // Producer state survives recovery (rebuilt from the log).
         let mut files = BTreeMap::new();
         apply(&mut files, out);
         let (back, _) =
             PartitionLog::open(&Tp::new("t", 0), &files, small(), false, &mut Vec::new());
-        assert_eq!(back.check_sequence(7, 0, 2), SeqCheck::Duplicate(off));
+        assert_eq!(back.check_sequence(7, 0, 0, 2, w), SeqCheck::Duplicate(off));
+    }
+
+    #[test]
+    fn the_dedup_window_is_the_last_five_batches() {
+        let (_, mut log) = build(0);
+        let mut out = Vec::new();
+        let w = PRODUCER_BATCHES;
+        let offs: Vec<u64> = (0..6)
+            .map(|i| log.append(idem(7, 0, i, &["v"]), SimTime::ZERO, &mut out))
+            .collect();
+        // Batches 1..=5 are remembered, answered with their own offsets.
+        for i in 1..6 {
+            assert_eq!(
+                log.check_sequence(7, 0, i, 1, w),
+                SeqCheck::Duplicate(offs[i as usize])
+            );
+        }
+        // The sixth-last is out of the window: OUT_OF_ORDER_SEQUENCE.
+        assert_eq!(log.check_sequence(7, 0, 0, 1, w), SeqCheck::OutOfOrder);
+        // A window of one (kafka_dedup_window_one) knows the last only.
+        assert_eq!(log.check_sequence(7, 0, 5, 1, 1), SeqCheck::Duplicate(offs[5]));
+        assert_eq!(log.check_sequence(7, 0, 4, 1, 1), SeqCheck::OutOfOrder);
+        assert_eq!(log.producer(7).unwrap().batches.len(), PRODUCER_BATCHES);
+        // A duplicate's range must match a cached batch exactly.
+        assert_eq!(log.check_sequence(7, 0, 4, 2, w), SeqCheck::OutOfOrder);
+    }
+
+    #[test]
+    fn producer_epochs_fence_and_restart_sequences() {
+        let (_, mut log) = build(0);
+        let mut out = Vec::new();
+        let w = PRODUCER_BATCHES;
+        log.append(idem(7, 0, 0, &["a"]), SimTime::ZERO, &mut out);
+        log.append(idem(7, 0, 1, &["b"]), SimTime::ZERO, &mut out);
+        // A newer epoch must start at 0.
+        assert_eq!(log.check_sequence(7, 1, 2, 1, w), SeqCheck::OutOfOrder);
+        assert_eq!(log.check_sequence(7, 1, 0, 1, w), SeqCheck::Append);
+        let off = log.append(idem(7, 1, 0, &["c"]), SimTime::ZERO, &mut out);
+        assert_eq!(log.producer(7).unwrap().epoch, 1);
+        // The older epoch is fenced, even for a batch it had written.
+        assert_eq!(log.check_sequence(7, 0, 2, 1, w), SeqCheck::InvalidEpoch);
+        assert_eq!(log.check_sequence(7, 0, 1, 1, w), SeqCheck::InvalidEpoch);
+        // Duplicates count only within the epoch.
+        assert_eq!(log.check_sequence(7, 1, 0, 1, w), SeqCheck::Duplicate(off));
+        // Truncating the new epoch's batch away brings the old epoch back
+        // (the state is rebuilt from what the log holds).
+        log.truncate_to(2, &mut out);
+        assert_eq!(log.producer(7).unwrap().epoch, 0);
+        assert_eq!(log.check_sequence(7, 0, 2, 1, w), SeqCheck::Append);
+        log.truncate_to(0, &mut out);
+        assert_eq!(log.producer(7), None);
+        assert_eq!(log.check_sequence(7, 1, 1, 1, w), SeqCheck::UnknownProducer);
     }
 
     #[test]

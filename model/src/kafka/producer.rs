@@ -734,3 +734,267 @@ impl Node for KafkaProducer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The producer alone: inputs in, its produce requests and replies out.
+
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::kafka::types::PartitionState;
+    use crate::node::Effect;
+
+    const LEADER: NodeId = 11;
+
+    struct Probe {
+        p: KafkaProducer,
+        now: SimTime,
+        rng: ChaCha8Rng,
+        next_id: ReqId,
+        /// (corr, batch) of every produce sent, in order.
+        sent: Vec<(u64, Batch)>,
+        replies: Vec<(ReqId, KafkaReply)>,
+    }
+
+    fn tp() -> Tp {
+        Tp::new("t", 0)
+    }
+
+    impl Probe {
+        fn new(cfg: ProducerConfig) -> Probe {
+            let mut p = Probe {
+                p: KafkaProducer::new(vec![LEADER], cfg),
+                now: SimTime::from_ms(1),
+                rng: ChaCha8Rng::seed_from_u64(1),
+                next_id: 1,
+                sent: Vec::new(),
+                replies: Vec::new(),
+            };
+            p.send("first");
+            // Answer the producer id and metadata requests.
+            p.msg(KafkaMsg::InitProducerIdResp {
+                corr: 2,
+                result: Ok(77),
+            });
+            p.meta();
+            p
+        }
+
+        /// Answers the outstanding metadata request: we lead.
+        fn meta(&mut self) {
+            let corr = self.p.meta_req.map(|r| r.0).expect("metadata asked");
+            self.msg(KafkaMsg::MetadataResp {
+                corr,
+                live: vec![LEADER],
+                partitions: vec![PartitionInfo {
+                    tp: tp(),
+                    state: PartitionState {
+                        leader: Some(LEADER),
+                        leader_epoch: 1,
+                        isr: vec![LEADER],
+                        controller_epoch: 1,
+                    },
+                    replicas: vec![LEADER],
+                    zk_version: 0,
+                }],
+            });
+        }
+
+        fn step(&mut self, input: Input) {
+            let mut effects = Vec::new();
+            let mut cx = Ctx::new(self.now, 200, &mut self.rng, &mut effects);
+            self.p.step(input, &mut cx);
+            for e in effects {
+                match e {
+                    Effect::Send {
+                        msg: Msg::Kafka(KafkaMsg::Produce { corr, batch, .. }),
+                        ..
+                    } => self.sent.push((corr, batch)),
+                    Effect::Reply {
+                        id,
+                        reply: ClientReply::Kafka(r),
+                    } => self.replies.push((id, r)),
+                    _ => {}
+                }
+            }
+        }
+
+        fn send(&mut self, v: &str) -> ReqId {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.step(Input::Client {
+                id,
+                req: ClientRequest::Kafka(KafkaRequest::Send {
+                    tp: tp(),
+                    value: v.as_bytes().to_vec(),
+                }),
+            });
+            id
+        }
+
+        fn msg(&mut self, m: KafkaMsg) {
+            self.step(Input::Message {
+                from: LEADER,
+                msg: Msg::Kafka(m),
+            });
+        }
+
+        fn answer(&mut self, corr: u64, result: Result<u64, KafkaError>) {
+            self.msg(KafkaMsg::ProduceResp { corr, result });
+        }
+
+        fn later(&mut self, ms: u64) {
+            self.now = self.now.plus_ms(ms);
+            self.step(Input::Timer { timer: TIMER_TICK });
+        }
+
+        /// (producer epoch, base sequence, first value) of the sends from
+        /// index `from` on.
+        fn sends_from(&self, from: usize) -> Vec<(u16, i64, String)> {
+            self.sent[from..]
+                .iter()
+                .map(|(_, b)| {
+                    (
+                        b.producer_epoch,
+                        b.base_seq,
+                        String::from_utf8(b.values[0].clone()).unwrap(),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    fn one_per_batch() -> ProducerConfig {
+        ProducerConfig {
+            batch_max: 1,
+            ..ProducerConfig::default()
+        }
+    }
+
+    #[test]
+    fn pipelines_five_batches_without_waiting() {
+        let mut p = Probe::new(one_per_batch());
+        for v in ["b", "c", "d", "e", "f", "g"] {
+            p.send(v);
+        }
+        // Five in flight, each with its own sequence range; the sixth waits.
+        assert_eq!(p.p.in_flight(&tp()), 5);
+        let s = p.sends_from(0);
+        assert_eq!(
+            s.iter().map(|x| x.1).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert!(s.iter().all(|x| x.0 == 0));
+        // The first answer lets the sixth go.
+        let c0 = p.sent[0].0;
+        p.answer(c0, Ok(0));
+        assert_eq!(p.sends_from(5), vec![(0, 5, "f".to_string())]);
+        assert_eq!(p.replies, vec![(1, KafkaReply::Sent { offset: Some(0) })]);
+    }
+
+    #[test]
+    fn retries_in_sequence_order_one_at_a_time() {
+        let mut p = Probe::new(one_per_batch());
+        for v in ["b", "c", "d"] {
+            p.send(v);
+        }
+        // The connection breaks with four batches in flight.
+        p.step(Input::ConnLost { peer: LEADER });
+        assert!(p.replies.is_empty());
+        p.later(30);
+        p.meta();
+        // Only the oldest is retried, with its own sequence number.
+        assert_eq!(p.sends_from(4), vec![(0, 0, "first".to_string())]);
+        let c = p.sent[4].0;
+        p.answer(c, Ok(0));
+        assert_eq!(p.sends_from(5), vec![(0, 1, "b".to_string())]);
+        // Then the next, and so on; none is new until the retries are done.
+        let c = p.sent[5].0;
+        p.answer(c, Ok(1));
+        assert_eq!(p.sends_from(6), vec![(0, 2, "c".to_string())]);
+        let c = p.sent[6].0;
+        p.answer(c, Ok(2));
+        assert_eq!(p.sends_from(7), vec![(0, 3, "d".to_string())]);
+        let c = p.sent[7].0;
+        p.answer(c, Ok(3));
+        // An OUT_OF_ORDER_SEQUENCE for a batch whose predecessor is not
+        // acknowledged yet ("f" pipelined behind an "e" that was refused)
+        // is retried as it is, without a new epoch, after "e".
+        p.send("e");
+        p.send("f");
+        let (ce, cf) = (p.sent[8].0, p.sent[9].0);
+        p.answer(ce, Err(KafkaError::NotEnoughReplicas));
+        p.answer(cf, Err(KafkaError::OutOfOrderSequence));
+        p.later(30);
+        assert_eq!(p.sends_from(10), vec![(0, 4, "e".to_string())]);
+        let c = p.sent[10].0;
+        p.answer(c, Ok(4));
+        assert_eq!(p.sends_from(11), vec![(0, 5, "f".to_string())]);
+        assert_eq!(p.p.producer_epoch(), Some(0));
+    }
+
+    #[test]
+    fn lost_broker_state_bumps_the_epoch_and_restarts_at_zero() {
+        let mut p = Probe::new(one_per_batch());
+        let c0 = p.sent[0].0;
+        p.answer(c0, Ok(0));
+        for v in ["b", "c"] {
+            p.send(v);
+        }
+        // The broker lost sequence 0 (acknowledged): "b" is refused as a
+        // gap, and "c" behind it too.
+        let (c1, c2) = (p.sent[1].0, p.sent[2].0);
+        p.answer(c1, Err(KafkaError::OutOfOrderSequence));
+        // No bump while "c" is still outstanding.
+        p.later(30);
+        assert_eq!(p.sent.len(), 3);
+        p.answer(c2, Err(KafkaError::OutOfOrderSequence));
+        p.later(30);
+        // Epoch 1, sequences from 0, in the same order; nothing failed.
+        assert_eq!(p.p.producer_epoch(), Some(1));
+        assert_eq!(p.sends_from(3), vec![(1, 0, "b".to_string())]);
+        let c = p.sent[3].0;
+        p.answer(c, Ok(5));
+        assert_eq!(p.sends_from(4), vec![(1, 1, "c".to_string())]);
+        assert_eq!(p.replies.len(), 2);
+        let c = p.sent[4].0;
+        p.answer(c, Ok(6));
+        // UNKNOWN_PRODUCER_ID for a batch of the new numbering is retried;
+        // for a later one it bumps again.
+        p.send("d");
+        assert_eq!(p.sends_from(5), vec![(1, 2, "d".to_string())]);
+        let c = p.sent[5].0;
+        p.answer(c, Err(KafkaError::UnknownProducerId));
+        p.later(30);
+        assert_eq!(p.p.producer_epoch(), Some(2));
+        assert_eq!(p.sends_from(6), vec![(2, 0, "d".to_string())]);
+        assert_eq!(p.replies.len(), 3);
+    }
+
+    #[test]
+    fn a_batch_expiring_after_it_was_sent_is_unknown_and_resolved_by_a_bump() {
+        let mut p = Probe::new(ProducerConfig {
+            delivery_timeout_ms: 100,
+            request_timeout_ms: 1_000,
+            ..one_per_batch()
+        });
+        p.later(150);
+        // Sent, never answered: the outcome is unknown.
+        assert_eq!(
+            p.replies,
+            vec![(
+                1,
+                KafkaReply::Error {
+                    error: KafkaError::LeaderNotAvailable,
+                    definite: false
+                }
+            )]
+        );
+        // Nothing new goes out until the sequence is resolved: with
+        // nothing acknowledged past it, by a new epoch from 0.
+        p.send("b");
+        assert_eq!(p.sends_from(1), vec![(1, 0, "b".to_string())]);
+    }
+}
