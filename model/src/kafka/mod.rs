@@ -5,14 +5,18 @@
 //!   workload's requests and replies.
 //! - `log`: the segmented partition log on the simulated disk (CRC per
 //!   batch, flush policy, recovery, high-watermark checkpoint) and the
-//!   idempotent-producer state; `epoch`: the leader-epoch cache.
+//!   idempotent-producer state (per producer id its epoch and last 5
+//!   batches, rebuilt from the log); `epoch`: the leader-epoch cache.
 //! - `zkdata`: the znodes (paths and encodings).
 //! - `broker`: the broker node (embedded ZooKeeper session, registration,
 //!   controller election, LeaderAndIsr / UpdateMetadata, metadata);
 //!   `replica`: leader and follower (produce, fetch, ISR, high watermark,
 //!   epoch truncation); `controller`: the controller duties; `channel`:
 //!   the controller's request queue to each broker.
-//! - `producer`, `consumer`: the client nodes the workload drives.
+//! - `producer`, `consumer`: the client nodes the workload drives (the
+//!   producer pipelines up to `max_in_flight` batches per partition and
+//!   bumps its epoch when the broker lost its sequences, as the Java
+//!   client does).
 //!
 //! # Using it from a host
 //!
@@ -45,6 +49,13 @@
 //!   waits `replica_fetch_wait_ms` before the next one.
 //! - Producer ids are unique without a `/latest_producer_id_block` znode:
 //!   the broker's registration zxid in the high bits, a counter below.
+//! - `max_in_flight` counts batches in flight per partition, where Kafka's
+//!   `max.in.flight.requests.per.connection` counts requests per broker
+//!   connection (a request may carry batches of several partitions).
+//! - The broker answers an unknown producer id with a non-zero sequence
+//!   with UNKNOWN_PRODUCER_ID as Kafka 1.0 to 2.4 did; newer brokers
+//!   accept it. DUPLICATE_SEQUENCE_NUMBER, which no current broker sends
+//!   for produce, is not modelled.
 //! - No retention, compaction, transactions, or consumer groups; the log
 //!   starts at offset 0. `flush.ms` is checked on the tick.
 
