@@ -741,7 +741,10 @@ mod tests {
         // The sixth-last is out of the window: OUT_OF_ORDER_SEQUENCE.
         assert_eq!(log.check_sequence(7, 0, 0, 1, w), SeqCheck::OutOfOrder);
         // A window of one (kafka_dedup_window_one) knows the last only.
-        assert_eq!(log.check_sequence(7, 0, 5, 1, 1), SeqCheck::Duplicate(offs[5]));
+        assert_eq!(
+            log.check_sequence(7, 0, 5, 1, 1),
+            SeqCheck::Duplicate(offs[5])
+        );
         assert_eq!(log.check_sequence(7, 0, 4, 1, 1), SeqCheck::OutOfOrder);
         assert_eq!(log.producer(7).unwrap().batches.len(), PRODUCER_BATCHES);
         // A duplicate's range must match a cached batch exactly.

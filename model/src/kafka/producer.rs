@@ -688,15 +688,11 @@ impl Node for KafkaProducer {
                 req: ClientRequest::Kafka(KafkaRequest::Send { tp, value }),
             } => {
                 let deadline = cx.now.plus_ms(self.cfg.delivery_timeout_ms);
-                self.parts
-                    .entry(tp)
-                    .or_default()
-                    .queue
-                    .push_back(Record {
-                        id,
-                        value,
-                        deadline,
-                    });
+                self.parts.entry(tp).or_default().queue.push_back(Record {
+                    id,
+                    value,
+                    deadline,
+                });
                 self.pump(cx);
                 self.ensure_tick(cx);
             }

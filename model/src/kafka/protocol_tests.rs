@@ -126,7 +126,11 @@ fn five_pipelined_batches_and_their_retries_get_their_own_offsets() {
         // Their retries, oldest first: each is a duplicate of one of the
         // last five batches (only of the last with the bug).
         for i in 0..5 {
-            c.inject(PROBE, l, produce(10 + i, &tp, 77, 2 * i as i64, &["a", "b"]));
+            c.inject(
+                PROBE,
+                l,
+                produce(10 + i, &tp, 77, 2 * i as i64, &["a", "b"]),
+            );
         }
         c.run_ms(100);
         let r = produce_results_by_corr(&mut c);
