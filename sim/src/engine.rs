@@ -212,7 +212,7 @@ impl Engine {
         let schedule = nemesis::schedule(&spec.faults, spec.duration_ms, &mut nem_rng);
         let threads = (0..spec.workload.processes as usize)
             .map(|t| Thread {
-                client: layout.clients[t % layout.clients.len()],
+                client: system.thread_client(t),
                 process: t as u64,
                 in_flight: None,
                 parked: false,

@@ -24,8 +24,10 @@ use crate::kafka::types::{Batch, Tp};
 use crate::time::SimTime;
 
 /// How many recent batches per producer are remembered for duplicate
-/// detection (Kafka keeps 5).
-const PRODUCER_BATCHES: usize = 5;
+/// detection (Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`): the
+/// idempotent producer keeps at most this many batches in flight per
+/// partition, so a retry always finds its original here.
+pub const PRODUCER_BATCHES: usize = 5;
 
 /// The log settings of a broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,8 +78,25 @@ pub enum SeqCheck {
     Append,
     /// Already in the log at this base offset: acknowledge, do not append.
     Duplicate(u64),
-    /// A gap or a reordering: reject with OUT_OF_ORDER_SEQUENCE.
+    /// A gap, a batch older than the window, or a new epoch not starting
+    /// at 0: reject with OUT_OF_ORDER_SEQUENCE_NUMBER.
     OutOfOrder,
+    /// An older producer epoch than the log's: INVALID_PRODUCER_EPOCH.
+    InvalidEpoch,
+    /// No state for the producer and a non-zero sequence:
+    /// UNKNOWN_PRODUCER_ID.
+    UnknownProducer,
+}
+
+/// One producer's state in one partition (Kafka's `ProducerStateEntry`):
+/// its latest epoch and the metadata of its last batches in that epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProducerEntry {
+    /// The producer epoch of the latest batch.
+    pub epoch: u16,
+    /// `(base_seq, last_seq, base_offset)` of the last
+    /// [`PRODUCER_BATCHES`] batches of `epoch`, oldest first.
+    pub batches: VecDeque<(i64, i64, u64)>,
 }
 
 /// What recovery found.
@@ -110,8 +129,8 @@ pub struct PartitionLog {
     sync_wanted: u64,
     /// Records below this are known to be on disk.
     synced: u64,
-    /// producer id -> recent batches `(base_seq, last_seq, base_offset)`.
-    producers: BTreeMap<u64, Vec<(i64, i64, u64)>>,
+    /// producer id -> its epoch and recent batches, rebuilt from the log.
+    producers: BTreeMap<u64, ProducerEntry>,
     /// The planted bugs of the log.
     bugs: LogBugs,
 }
@@ -296,26 +315,56 @@ impl PartitionLog {
         out.push(DiskRequest::Fsync { file });
     }
 
-    /// Classifies an idempotent batch against the producer state.
-    pub fn check_sequence(&self, pid: u64, base_seq: i64, count: usize) -> SeqCheck {
+    /// Classifies an idempotent batch from a client against the producer
+    /// state, as Kafka's leader does before appending
+    /// (`Log.analyzeAndValidateProducerState`: a duplicate of one of the
+    /// cached batches of the same epoch first, then
+    /// `ProducerAppendInfo.checkProducerEpoch` and `checkSequence`).
+    /// `window` is how many of the cached batches count (Kafka: all
+    /// [`PRODUCER_BATCHES`]; fewer only for a planted bug). Unknown
+    /// producers follow Kafka 1.0 to 2.4: sequence 0 or UNKNOWN_PRODUCER_ID.
+    pub fn check_sequence(
+        &self,
+        pid: u64,
+        epoch: u16,
+        base_seq: i64,
+        count: usize,
+        window: usize,
+    ) -> SeqCheck {
         if pid == 0 || base_seq < 0 {
             return SeqCheck::Append;
         }
         let last_seq = base_seq + count as i64 - 1;
-        let Some(recent) = self.producers.get(&pid) else {
+        let Some(entry) = self.producers.get(&pid) else {
+            return if base_seq == 0 {
+                SeqCheck::Append
+            } else {
+                SeqCheck::UnknownProducer
+            };
+        };
+        if epoch == entry.epoch {
+            let skip = entry.batches.len().saturating_sub(window);
+            if let Some(&(_, _, off)) = entry
+                .batches
+                .iter()
+                .skip(skip)
+                .find(|&&(b, l, _)| b == base_seq && l == last_seq)
+            {
+                return SeqCheck::Duplicate(off);
+            }
+        }
+        if epoch < entry.epoch {
+            return SeqCheck::InvalidEpoch;
+        }
+        if epoch > entry.epoch {
+            // A new epoch restarts the sequence.
             return if base_seq == 0 {
                 SeqCheck::Append
             } else {
                 SeqCheck::OutOfOrder
             };
-        };
-        if let Some(&(_, _, off)) = recent
-            .iter()
-            .find(|&&(b, l, _)| b == base_seq && l == last_seq)
-        {
-            return SeqCheck::Duplicate(off);
         }
-        let last = recent.last().map(|r| r.1).unwrap_or(-1);
+        let last = entry.batches.back().map(|r| r.1).unwrap_or(-1);
         if base_seq == last + 1 {
             SeqCheck::Append
         } else {
@@ -323,16 +372,29 @@ impl PartitionLog {
         }
     }
 
+    /// The state of producer `pid`, if the log holds any.
+    pub fn producer(&self, pid: u64) -> Option<&ProducerEntry> {
+        self.producers.get(&pid)
+    }
+
+    /// Records batch `i` in its producer's state (Kafka's
+    /// `ProducerStateEntry.addBatch`, also for replicated and recovered
+    /// batches, which are not validated): a new epoch clears the batches.
     fn note_producer(&mut self, i: usize) {
         let b = &self.batches[i];
         if b.producer_id == 0 || b.base_seq < 0 {
             return;
         }
-        let entry = (b.base_seq, b.last_seq(), b.base_offset);
-        let recent = self.producers.entry(b.producer_id).or_default();
-        recent.push(entry);
-        if recent.len() > PRODUCER_BATCHES {
-            recent.remove(0);
+        let entry = self.producers.entry(b.producer_id).or_default();
+        if entry.epoch != b.producer_epoch {
+            entry.epoch = b.producer_epoch;
+            entry.batches.clear();
+        }
+        entry
+            .batches
+            .push_back((b.base_seq, b.last_seq(), b.base_offset));
+        if entry.batches.len() > PRODUCER_BATCHES {
+            entry.batches.pop_front();
         }
     }
 
@@ -552,6 +614,7 @@ mod tests {
             base_offset: 0,
             epoch,
             producer_id: 0,
+            producer_epoch: 0,
             base_seq: -1,
             values: vals.iter().map(|v| v.as_bytes().to_vec()).collect(),
         }
@@ -720,19 +783,27 @@ mod tests {
         assert_eq!(bug.leo(), 4);
     }
 
+    fn idem(pid: u64, epoch: u16, seq: i64, vals: &[&str]) -> Batch {
+        let mut b = batch(1, vals);
+        b.producer_id = pid;
+        b.producer_epoch = epoch;
+        b.base_seq = seq;
+        b
+    }
+
     #[test]
     fn idempotent_sequences() {
         let (_, mut log) = build(0);
         let mut out = Vec::new();
-        let mut b = batch(1, &["x", "y"]);
-        b.producer_id = 7;
-        b.base_seq = 0;
-        assert_eq!(log.check_sequence(7, 0, 2), SeqCheck::Append);
-        let off = log.append(b, SimTime::ZERO, &mut out);
-        assert_eq!(log.check_sequence(7, 0, 2), SeqCheck::Duplicate(off));
-        assert_eq!(log.check_sequence(7, 3, 1), SeqCheck::OutOfOrder);
-        assert_eq!(log.check_sequence(7, 2, 1), SeqCheck::Append);
-        assert_eq!(log.check_sequence(8, 1, 1), SeqCheck::OutOfOrder);
+        let w = PRODUCER_BATCHES;
+        assert_eq!(log.check_sequence(7, 0, 0, 2, w), SeqCheck::Append);
+        let off = log.append(idem(7, 0, 0, &["x", "y"]), SimTime::ZERO, &mut out);
+        assert_eq!(log.check_sequence(7, 0, 0, 2, w), SeqCheck::Duplicate(off));
+        assert_eq!(log.check_sequence(7, 0, 3, 1, w), SeqCheck::OutOfOrder);
+        assert_eq!(log.check_sequence(7, 0, 2, 1, w), SeqCheck::Append);
+        // An unknown producer must start at 0 (Kafka 1.0 to 2.4).
+        assert_eq!(log.check_sequence(8, 0, 1, 1, w), SeqCheck::UnknownProducer);
+        assert_eq!(log.check_sequence(8, 0, 0, 1, w), SeqCheck::Append);
         // Producer state survives recovery (rebuilt from the log).
         let mut files = BTreeMap::new();
         apply(&mut files, out);
@@ -743,7 +814,62 @@ mod tests {
             LogBugs::default(),
             &mut Vec::new(),
         );
-        assert_eq!(back.check_sequence(7, 0, 2), SeqCheck::Duplicate(off));
+        assert_eq!(back.check_sequence(7, 0, 0, 2, w), SeqCheck::Duplicate(off));
+    }
+
+    #[test]
+    fn the_dedup_window_is_the_last_five_batches() {
+        let (_, mut log) = build(0);
+        let mut out = Vec::new();
+        let w = PRODUCER_BATCHES;
+        let offs: Vec<u64> = (0..6)
+            .map(|i| log.append(idem(7, 0, i, &["v"]), SimTime::ZERO, &mut out))
+            .collect();
+        // Batches 1..=5 are remembered, answered with their own offsets.
+        for i in 1..6 {
+            assert_eq!(
+                log.check_sequence(7, 0, i, 1, w),
+                SeqCheck::Duplicate(offs[i as usize])
+            );
+        }
+        // The sixth-last is out of the window: OUT_OF_ORDER_SEQUENCE.
+        assert_eq!(log.check_sequence(7, 0, 0, 1, w), SeqCheck::OutOfOrder);
+        // A window of one (kafka_dedup_window_one) knows the last only.
+        assert_eq!(
+            log.check_sequence(7, 0, 5, 1, 1),
+            SeqCheck::Duplicate(offs[5])
+        );
+        assert_eq!(log.check_sequence(7, 0, 4, 1, 1), SeqCheck::OutOfOrder);
+        assert_eq!(log.producer(7).unwrap().batches.len(), PRODUCER_BATCHES);
+        // A duplicate's range must match a cached batch exactly.
+        assert_eq!(log.check_sequence(7, 0, 4, 2, w), SeqCheck::OutOfOrder);
+    }
+
+    #[test]
+    fn producer_epochs_fence_and_restart_sequences() {
+        let (_, mut log) = build(0);
+        let mut out = Vec::new();
+        let w = PRODUCER_BATCHES;
+        log.append(idem(7, 0, 0, &["a"]), SimTime::ZERO, &mut out);
+        log.append(idem(7, 0, 1, &["b"]), SimTime::ZERO, &mut out);
+        // A newer epoch must start at 0.
+        assert_eq!(log.check_sequence(7, 1, 2, 1, w), SeqCheck::OutOfOrder);
+        assert_eq!(log.check_sequence(7, 1, 0, 1, w), SeqCheck::Append);
+        let off = log.append(idem(7, 1, 0, &["c"]), SimTime::ZERO, &mut out);
+        assert_eq!(log.producer(7).unwrap().epoch, 1);
+        // The older epoch is fenced, even for a batch it had written.
+        assert_eq!(log.check_sequence(7, 0, 2, 1, w), SeqCheck::InvalidEpoch);
+        assert_eq!(log.check_sequence(7, 0, 1, 1, w), SeqCheck::InvalidEpoch);
+        // Duplicates count only within the epoch.
+        assert_eq!(log.check_sequence(7, 1, 0, 1, w), SeqCheck::Duplicate(off));
+        // Truncating the new epoch's batch away brings the old epoch back
+        // (the state is rebuilt from what the log holds).
+        log.truncate_to(2, &mut out);
+        assert_eq!(log.producer(7).unwrap().epoch, 0);
+        assert_eq!(log.check_sequence(7, 0, 2, 1, w), SeqCheck::Append);
+        log.truncate_to(0, &mut out);
+        assert_eq!(log.producer(7), None);
+        assert_eq!(log.check_sequence(7, 1, 1, 1, w), SeqCheck::UnknownProducer);
     }
 
     #[test]

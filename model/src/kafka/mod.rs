@@ -5,14 +5,18 @@
 //!   workload's requests and replies.
 //! - `log`: the segmented partition log on the simulated disk (CRC per
 //!   batch, flush policy, recovery, high-watermark checkpoint) and the
-//!   idempotent-producer state; `epoch`: the leader-epoch cache.
+//!   idempotent-producer state (per producer id its epoch and last 5
+//!   batches, rebuilt from the log); `epoch`: the leader-epoch cache.
 //! - `zkdata`: the znodes (paths and encodings).
 //! - `broker`: the broker node (embedded ZooKeeper session, registration,
 //!   controller election, LeaderAndIsr / UpdateMetadata, metadata);
 //!   `replica`: leader and follower (produce, fetch, ISR, high watermark,
 //!   epoch truncation); `controller`: the controller duties; `channel`:
 //!   the controller's request queue to each broker.
-//! - `producer`, `consumer`: the client nodes the workload drives.
+//! - `producer`, `consumer`: the client nodes the workload drives (the
+//!   producer pipelines up to `max_in_flight` batches per partition and
+//!   bumps its epoch when the broker lost its sequences, as the Java
+//!   client does).
 //!
 //! # Using it from a host
 //!
@@ -43,10 +47,15 @@
 //! - A follower fetches each partition with its own request, and the
 //!   leader answers an empty fetch at once (no long poll); the follower
 //!   waits `replica_fetch_wait_ms` before the next one.
-//! - The producer keeps one batch in flight per partition (as with
-//!   `max.in.flight.requests.per.connection = 1`), so it never reorders.
 //! - Producer ids are unique without a `/latest_producer_id_block` znode:
 //!   the broker's registration zxid in the high bits, a counter below.
+//! - `max_in_flight` counts batches in flight per partition, where Kafka's
+//!   `max.in.flight.requests.per.connection` counts requests per broker
+//!   connection (a request may carry batches of several partitions).
+//! - The broker answers an unknown producer id with a non-zero sequence
+//!   with UNKNOWN_PRODUCER_ID as Kafka 1.0 to 2.4 did; newer brokers
+//!   accept it. DUPLICATE_SEQUENCE_NUMBER, which no current broker sends
+//!   for produce, is not modelled.
 //! - No retention, compaction, transactions, or consumer groups; the log
 //!   starts at offset 0. `flush.ms` is checked on the tick.
 
@@ -147,6 +156,20 @@ pub const BUGS: &[BugInfo] = &[
         scenario: "kafka-leader-crash",
         anomaly: "duplicate",
     },
+    BugInfo {
+        name: "kafka_dedup_window_one",
+        component: "kafka",
+        breaks: "the broker checks a retry against its producer's last batch only, not the last 5 (KAFKA-5793's family): a retried pipelined batch older than the last gets OUT_OF_ORDER_SEQUENCE_NUMBER, the producer takes it for lost broker state, bumps its epoch and sends it again from sequence 0",
+        scenario: "kafka-producer-pipeline",
+        anomaly: "duplicate",
+    },
+    BugInfo {
+        name: "kafka_retry_reorders_inflight",
+        component: "kafka",
+        breaks: "after an error the producer re-sends all of a partition's unacknowledged batches at once, newest first, and takes the OUT_OF_ORDER_SEQUENCE_NUMBER this draws for lost broker state: it bumps its epoch and renumbers them from 0 while older attempts are still in flight (KAFKA-5793 / KAFKA-8483's family)",
+        scenario: "kafka-producer-pipeline",
+        anomaly: "duplicate",
+    },
 ];
 
 /// The planted bugs switched on for one broker, read at construction.
@@ -170,6 +193,10 @@ pub struct KafkaBugs {
     pub no_controller_epoch_fencing: bool,
     /// `kafka_no_idempotent_dedup`.
     pub no_idempotent_dedup: bool,
+    /// `kafka_dedup_window_one`.
+    pub dedup_window_one: bool,
+    /// `kafka_retry_reorders_inflight` (read by the producer).
+    pub retry_reorders_inflight: bool,
 }
 
 impl KafkaBugs {
@@ -185,6 +212,8 @@ impl KafkaBugs {
             ignore_min_isr: b.on("kafka_ignore_min_isr"),
             no_controller_epoch_fencing: b.on("kafka_no_controller_epoch_fencing"),
             no_idempotent_dedup: b.on("kafka_no_idempotent_dedup"),
+            dedup_window_one: b.on("kafka_dedup_window_one"),
+            retry_reorders_inflight: b.on("kafka_retry_reorders_inflight"),
         }
     }
 }

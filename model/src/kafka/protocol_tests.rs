@@ -45,6 +45,10 @@ fn answers(c: &mut Cluster) -> Vec<KafkaMsg> {
 }
 
 fn produce(corr: u64, tp: &Tp, pid: u64, seq: i64, vals: &[&str]) -> Msg {
+    produce_e(corr, tp, pid, 0, seq, vals)
+}
+
+fn produce_e(corr: u64, tp: &Tp, pid: u64, epoch: u16, seq: i64, vals: &[&str]) -> Msg {
     Msg::Kafka(KafkaMsg::Produce {
         corr,
         tp: tp.clone(),
@@ -54,6 +58,7 @@ fn produce(corr: u64, tp: &Tp, pid: u64, seq: i64, vals: &[&str]) -> Msg {
             base_offset: 0,
             epoch: 0,
             producer_id: pid,
+            producer_epoch: epoch,
             base_seq: seq,
             values: vals.iter().map(|v| v.as_bytes().to_vec()).collect(),
         },
@@ -94,6 +99,84 @@ fn idempotent_duplicates_get_the_original_offset() {
     }
 }
 
+/// The produce answers the probe got, by correlation id.
+fn produce_results_by_corr(c: &mut Cluster) -> Vec<Result<u64, KafkaError>> {
+    let mut r: Vec<(u64, Result<u64, KafkaError>)> = answers(c)
+        .into_iter()
+        .filter_map(|m| match m {
+            KafkaMsg::ProduceResp { corr, result } => Some((corr, result)),
+            _ => None,
+        })
+        .collect();
+    r.sort_by_key(|x| x.0);
+    r.into_iter().map(|x| x.1).collect()
+}
+
+#[test]
+fn five_pipelined_batches_and_their_retries_get_their_own_offsets() {
+    for bug in [false, true] {
+        let (mut c, tp, l) = cluster(bug.then_some("kafka_dedup_window_one"));
+        // Five batches sent back to back, none waiting for an answer.
+        for i in 0..5 {
+            c.inject(PROBE, l, produce(1 + i, &tp, 77, 2 * i as i64, &["a", "b"]));
+        }
+        c.run_ms(100);
+        let r = produce_results_by_corr(&mut c);
+        assert_eq!(r, vec![Ok(0), Ok(2), Ok(4), Ok(6), Ok(8)]);
+        // Their retries, oldest first: each is a duplicate of one of the
+        // last five batches (only of the last with the bug).
+        for i in 0..5 {
+            c.inject(
+                PROBE,
+                l,
+                produce(10 + i, &tp, 77, 2 * i as i64, &["a", "b"]),
+            );
+        }
+        c.run_ms(100);
+        let r = produce_results_by_corr(&mut c);
+        if bug {
+            let oos = Err(KafkaError::OutOfOrderSequence);
+            assert_eq!(r, vec![oos, oos, oos, oos, Ok(8)]);
+        } else {
+            assert_eq!(r, vec![Ok(0), Ok(2), Ok(4), Ok(6), Ok(8)]);
+        }
+        // A sixth batch pushes the first out of the window.
+        c.inject(PROBE, l, produce(20, &tp, 77, 10, &["c"]));
+        c.inject(PROBE, l, produce(21, &tp, 77, 0, &["a", "b"]));
+        c.run_ms(100);
+        let r = produce_results_by_corr(&mut c);
+        assert_eq!(r, vec![Ok(10), Err(KafkaError::OutOfOrderSequence)]);
+        let log_end = c.broker(l).unwrap().replica_view(&tp).unwrap().log_end;
+        assert_eq!(log_end, 11);
+    }
+}
+
+#[test]
+fn producer_epochs_are_fenced_and_unknown_producers_start_at_zero() {
+    let (mut c, tp, l) = cluster(None);
+    c.inject(PROBE, l, produce_e(1, &tp, 77, 0, 0, &["a"]));
+    c.run_ms(100);
+    // The bumped epoch restarts at 0; a non-zero start is refused.
+    c.inject(PROBE, l, produce_e(2, &tp, 77, 1, 1, &["b"]));
+    c.inject(PROBE, l, produce_e(3, &tp, 77, 1, 0, &["b"]));
+    // The old epoch is fenced from then on.
+    c.inject(PROBE, l, produce_e(4, &tp, 77, 0, 1, &["c"]));
+    // A producer the broker never saw, not at sequence 0.
+    c.inject(PROBE, l, produce_e(5, &tp, 78, 0, 3, &["d"]));
+    c.run_ms(100);
+    let r = produce_results_by_corr(&mut c);
+    assert_eq!(
+        r,
+        vec![
+            Ok(0),
+            Err(KafkaError::OutOfOrderSequence),
+            Ok(1),
+            Err(KafkaError::InvalidProducerEpoch),
+            Err(KafkaError::UnknownProducerId),
+        ]
+    );
+}
+
 fn fetch(corr: u64, tp: &Tp, epoch: Option<u32>) -> Msg {
     Msg::Kafka(KafkaMsg::Fetch {
         corr,
@@ -118,7 +201,7 @@ fn fetches_with_another_leader_epoch_are_fenced() {
             .unwrap();
         c.inject(PROBE, l, produce(1, &tp, 0, -1, &["a"]));
         c.run_ms(100);
-        produce_results(&mut c);
+        produce_results_by_corr(&mut c);
         c.inject(PROBE, l, fetch(2, &tp, Some(e)));
         c.inject(PROBE, l, fetch(3, &tp, Some(e + 1)));
         c.run_ms(50);

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use crate::disk::DiskRequest;
 use crate::kafka::broker::{KafkaBroker, ReplicaView, ZkPurpose};
-use crate::kafka::log::{PartitionLog, SeqCheck};
+use crate::kafka::log::{PartitionLog, SeqCheck, PRODUCER_BATCHES};
 use crate::kafka::truncation;
 use crate::kafka::types::{
     Acks, Batch, FetchData, KafkaError, KafkaMsg, LeaderEpoch, PartitionInfo, PartitionState, Tp,
@@ -247,6 +247,7 @@ impl KafkaBroker {
             base_offset: 0,
             epoch: 0,
             producer_id: 0,
+            producer_epoch: 0,
             base_seq: -1,
             values,
         };
@@ -867,11 +868,22 @@ impl KafkaBroker {
             return refuse(self, cx, KafkaError::NotEnoughReplicas);
         }
         let n = batch.values.len() as u64;
-        let check = r
-            .log
-            .check_sequence(batch.producer_id, batch.base_seq, batch.values.len());
+        let window = if bugs.dedup_window_one {
+            1
+        } else {
+            PRODUCER_BATCHES
+        };
+        let check = r.log.check_sequence(
+            batch.producer_id,
+            batch.producer_epoch,
+            batch.base_seq,
+            batch.values.len(),
+            window,
+        );
         let base = match check {
             SeqCheck::OutOfOrder => return refuse(self, cx, KafkaError::OutOfOrderSequence),
+            SeqCheck::InvalidEpoch => return refuse(self, cx, KafkaError::InvalidProducerEpoch),
+            SeqCheck::UnknownProducer => return refuse(self, cx, KafkaError::UnknownProducerId),
             SeqCheck::Duplicate(off) if !bugs.no_idempotent_dedup => off,
             _ => {
                 batch.epoch = epoch;

@@ -42,6 +42,9 @@ pub struct Batch {
     pub epoch: LeaderEpoch,
     /// Idempotent producer id, 0 when not idempotent.
     pub producer_id: u64,
+    /// The producer epoch (bumped by the producer when it restarts its
+    /// sequence numbers, KIP-360), 0 when not idempotent.
+    pub producer_epoch: u16,
     /// Sequence number of the first record, `-1` when not idempotent.
     pub base_seq: i64,
     /// The record values.
@@ -66,6 +69,7 @@ impl Batch {
         out.extend_from_slice(&(self.epoch as u64).to_le_bytes());
         out.extend_from_slice(&self.producer_id.to_le_bytes());
         out.extend_from_slice(&(self.base_seq as u64).to_le_bytes());
+        out.extend_from_slice(&u64::from(self.producer_epoch).to_le_bytes());
         out.extend_from_slice(&(self.values.len() as u64).to_le_bytes());
         for v in &self.values {
             out.extend_from_slice(&(v.len() as u64).to_le_bytes());
@@ -81,8 +85,9 @@ impl Batch {
         let epoch = u32::try_from(get_u64(b, 8)?).ok()?;
         let producer_id = get_u64(b, 16)?;
         let base_seq = get_u64(b, 24)? as i64;
-        let n = get_u64(b, 32)? as usize;
-        let mut pos = 40;
+        let producer_epoch = u16::try_from(get_u64(b, 32)?).ok()?;
+        let n = get_u64(b, 40)? as usize;
+        let mut pos = 48;
         let mut values = Vec::new();
         for _ in 0..n {
             let len = get_u64(b, pos)? as usize;
@@ -94,6 +99,7 @@ impl Batch {
             base_offset,
             epoch,
             producer_id,
+            producer_epoch,
             base_seq,
             values,
         })
@@ -129,9 +135,22 @@ pub enum KafkaError {
     /// The fetch offset is outside the log.
     #[error("OFFSET_OUT_OF_RANGE")]
     OffsetOutOfRange,
-    /// An idempotent batch's sequence number leaves a gap.
+    /// An idempotent batch's sequence number leaves a gap, repeats a
+    /// batch older than the broker's window of 5, or a newer producer
+    /// epoch does not start at 0.
     #[error("OUT_OF_ORDER_SEQUENCE_NUMBER")]
     OutOfOrderSequence,
+    /// An idempotent batch from an older producer epoch than the broker
+    /// has seen for its producer id (the Java client's
+    /// InvalidProducerEpochException, ProducerFencedException before 2.7).
+    #[error("INVALID_PRODUCER_EPOCH")]
+    InvalidProducerEpoch,
+    /// The broker has no state for the producer id and the batch does not
+    /// start at sequence 0: the broker lost it (a truncation, a lost
+    /// unflushed tail). Kafka 1.0 to 2.4 brokers answer so; later ones
+    /// accept any sequence from an unknown producer.
+    #[error("UNKNOWN_PRODUCER_ID")]
+    UnknownProducerId,
     /// A LeaderAndIsr or UpdateMetadata from an older controller epoch.
     #[error("STALE_CONTROLLER_EPOCH")]
     StaleControllerEpoch,
@@ -151,9 +170,16 @@ pub enum KafkaError {
 }
 
 impl KafkaError {
-    /// Whether a client should refresh metadata and retry.
+    /// Whether the error is a `RetriableException` in the Java client.
+    /// The idempotent producer still retries OUT_OF_ORDER_SEQUENCE_NUMBER
+    /// and UNKNOWN_PRODUCER_ID (see `producer`), which are not.
     pub fn retriable(self) -> bool {
-        !matches!(self, KafkaError::OutOfOrderSequence)
+        !matches!(
+            self,
+            KafkaError::OutOfOrderSequence
+                | KafkaError::InvalidProducerEpoch
+                | KafkaError::UnknownProducerId
+        )
     }
 }
 

@@ -121,6 +121,12 @@ pub trait System: Send {
     fn build(&self, id: NodeId) -> Box<dyn Node>;
     /// Its workload.
     fn workload(&self) -> Box<dyn Workload>;
+    /// The client node workload thread `thread` runs on (by default the
+    /// layout's clients, round robin).
+    fn thread_client(&self, thread: usize) -> NodeId {
+        let clients = &self.layout().clients;
+        clients[thread % clients.len()]
+    }
     /// End-of-run checks over the history and the final nodes (`None` for a
     /// node that is down).
     fn check(&self, history: &History, nodes: &[Option<&dyn Node>]) -> Vec<Violation>;

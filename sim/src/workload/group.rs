@@ -51,7 +51,7 @@ impl GroupWorkload {
         explicit_commit: bool,
     ) -> GroupWorkload {
         GroupWorkload {
-            producers_wl: KafkaWorkload::new(topic, partitions, threads, producers),
+            producers_wl: KafkaWorkload::new(topic, partitions, threads, threads, producers),
             threads: threads.max(1),
             producers,
             explicit_commit,

@@ -1,7 +1,9 @@
 //! The Kafka queue workload, recording histories in the shape of Jepsen's
 //! Kafka queue workload as `check::kafka` reads them.
 //!
-//! Each client node runs exactly one logical process at a time. Producer
+//! Each consumer node runs exactly one logical process at a time, a
+//! producer node one or more (threads past the clients are producers).
+//! Producer
 //! processes `send` integers, unique per partition, to a random partition
 //! (`[key, value]`, acknowledged as `[key, [offset, value]]`); a definite
 //! error is `fail`, anything else (a delivery timeout, a lost connection)
@@ -28,8 +30,11 @@ pub struct KafkaWorkload {
     partitions: u32,
     /// Number of logical threads (processes `p` run on thread `p mod threads`).
     threads: u64,
-    /// Threads `0..producers` are producers; the rest consumers.
+    /// Threads `0..producers` and `clients..` are producers; the rest
+    /// (one per consumer node) consumers.
     producers: u64,
+    /// Client nodes.
+    clients: u64,
     /// The next value, per partition.
     next_value: Vec<i64>,
     /// Consumer processes that have assigned themselves.
@@ -38,20 +43,29 @@ pub struct KafkaWorkload {
 
 impl KafkaWorkload {
     /// A workload over `partitions` partitions of `topic`, with `threads`
-    /// threads of which the first `producers` produce.
-    pub fn new(topic: &str, partitions: u32, threads: u64, producers: u64) -> KafkaWorkload {
+    /// threads on `clients` client nodes, of which the first `producers`
+    /// produce; threads past the clients produce too.
+    pub fn new(
+        topic: &str,
+        partitions: u32,
+        threads: u64,
+        clients: u64,
+        producers: u64,
+    ) -> KafkaWorkload {
         KafkaWorkload {
             topic: topic.to_string(),
             partitions: partitions.max(1),
             threads: threads.max(1),
             producers,
+            clients,
             next_value: vec![0; partitions.max(1) as usize],
             assigned: BTreeSet::new(),
         }
     }
 
     fn is_producer(&self, process: u64) -> bool {
-        process % self.threads < self.producers
+        let t = process % self.threads;
+        t < self.producers || t >= self.clients
     }
 
     fn tps(&self) -> Vec<Tp> {
@@ -175,7 +189,7 @@ mod tests {
 
     #[test]
     fn producers_send_unique_values_and_consumers_assign_first() {
-        let mut w = KafkaWorkload::new("t", 2, 4, 2);
+        let mut w = KafkaWorkload::new("t", 2, 4, 4, 2);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut sent = BTreeSet::new();
         for _ in 0..50 {
@@ -194,7 +208,7 @@ mod tests {
 
     #[test]
     fn completions_have_the_checker_shapes() {
-        let mut w = KafkaWorkload::new("t", 1, 2, 1);
+        let mut w = KafkaWorkload::new("t", 1, 2, 2, 1);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let s = w.invoke(0, &mut rng);
         let ok = w.complete(

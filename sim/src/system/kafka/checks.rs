@@ -137,6 +137,7 @@ mod tests {
                 base_offset: 0,
                 epoch: 1,
                 producer_id: 0,
+                producer_epoch: 0,
                 base_seq: -1,
                 values: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
             }],

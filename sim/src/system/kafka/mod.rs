@@ -7,8 +7,11 @@
 //! (`cluster.servers` of them), then the client nodes (producers first),
 //! then the admin. Faults hit the brokers unless a fault names another
 //! group (`zk`, or `servers` for all of them) or `fault_pool` says so.
-//! Every client node runs one workload process, so `workload.processes`
-//! must equal `cluster.clients`.
+//! Every client node runs one workload process; with the queue workload
+//! `workload.processes` may exceed `cluster.clients` (up to 16 processes
+//! per producer): the processes past the clients run on the producers,
+//! round robin, so that one producer has several sends outstanding and
+//! pipelines them. With `workload.kind = "group"` the two are equal.
 //!
 //! `[cluster.config]` keys (all optional): `zk_servers` (3; 2 to 9: a lone
 //! ZooKeeper server never elects itself), `partitions` (2; 1 to 64),
@@ -20,7 +23,9 @@
 //! `zk_session_timeout_ms`, `request_timeout_ms`, `delivery_timeout_ms`
 //! (1 ms to an hour), `truncation_on_fetch` (true: followers truncate on
 //! the fetch response's diverging epoch, as Kafka 2.7+; false: they ask
-//! OffsetsForLeaderEpoch first, as Kafka 0.11 to 2.6), `tick_ms` (1 to 60000), `producers` (clients / 2, at
+//! OffsetsForLeaderEpoch first, as Kafka 0.11 to 2.6), `max_in_flight` (5;
+//! batches in flight per partition, 1 to 5 with idempotence, else to 64),
+//! `tick_ms` (1 to 60000), `producers` (clients / 2, at
 //! least 1; 1 to clients - 1), `fault_pool` (`brokers`, `zk`, `servers`).
 //! Values out of range and of the wrong type are errors.
 
@@ -30,8 +35,8 @@ mod monitor;
 use std::collections::BTreeMap;
 
 use kzsim_model::kafka::{
-    Acks, ConsumerConfig, KafkaAdmin, KafkaBroker, KafkaConfig, KafkaConsumer, KafkaProducer,
-    ProducerConfig,
+    Acks, ConsumerConfig, KafkaAdmin, KafkaBroker, KafkaBugs, KafkaConfig, KafkaConsumer,
+    KafkaProducer, ProducerConfig,
 };
 use kzsim_model::zk::{ZkConfig, ZkServer};
 use kzsim_model::{BugSet, Node, NodeId};
@@ -73,7 +78,7 @@ pub const ANOMALIES: &[&str] = &[
     "group-not-recovered",
 ];
 
-const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, flush_messages, flush_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, producers, fault_pool";
+const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, flush_messages, flush_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
 
 /// The Kafka system of one scenario.
 pub struct KafkaSystem {
@@ -91,6 +96,8 @@ pub struct KafkaSystem {
     group: Option<GroupSettings>,
     /// When the quiet period starts (µs).
     quiet_from_us: u64,
+    /// Workload threads (`workload.processes`).
+    threads: usize,
 }
 
 impl KafkaSystem {
@@ -115,10 +122,18 @@ impl KafkaSystem {
                 c.clients
             ));
         }
-        if scenario.spec.workload.processes != c.clients {
+        let kind = scenario.spec.workload.kind.as_str();
+        let procs = scenario.spec.workload.processes;
+        if kind == "group" && procs != c.clients {
             return Err(format!(
-                "workload.processes ({}) must equal cluster.clients ({}): each Kafka client node runs one process",
-                scenario.spec.workload.processes, c.clients
+                "workload.processes ({procs}) must equal cluster.clients ({}): each group member runs one process",
+                c.clients
+            ));
+        }
+        if procs < c.clients {
+            return Err(format!(
+                "workload.processes ({procs}) must be at least cluster.clients ({}): each Kafka client node runs a process",
+                c.clients
             ));
         }
         let mut partitions = 2;
@@ -130,8 +145,11 @@ impl KafkaSystem {
             ..KafkaConfig::default()
         };
         let mut min_isr_set = false;
-        let mut pc = ProducerConfig::default();
-        let kind = scenario.spec.workload.kind.as_str();
+        let mut pc = ProducerConfig {
+            bugs: KafkaBugs::from_set(bugs),
+            ..ProducerConfig::default()
+        };
+        let mut max_in_flight = None;
         if !kind.is_empty() && kind != "queue" && kind != "group" {
             return Err(format!(
                 "unknown Kafka workload `{kind}` (known: queue, group)"
@@ -188,6 +206,7 @@ impl KafkaSystem {
                 "tick_ms" => bc.tick_ms = int(v, key, 1..=60_000)?,
                 "request_timeout_ms" => pc.request_timeout_ms = int(v, key, MS)?,
                 "delivery_timeout_ms" => pc.delivery_timeout_ms = int(v, key, MS)?,
+                "max_in_flight" => max_in_flight = Some(int(v, key, 1..=64)? as usize),
                 "producers" => producers = int(v, key, 1..=c.clients as u64 - 1)?,
                 "fault_pool" => {
                     pool = v
@@ -204,6 +223,21 @@ impl KafkaSystem {
                     ))
                 }
             }
+        }
+        if let Some(n) = max_in_flight {
+            if pc.idempotent && n > 5 {
+                return Err(format!(
+                    "cluster.config.max_in_flight = {n}: at most 5 with an idempotent producer (the broker remembers 5 batches per producer)"
+                ));
+            }
+            pc.max_in_flight = n;
+        }
+        let producers_n = producers.min(c.clients as u64 - 1).max(1);
+        if procs - c.clients > 15 * producers_n as u32 {
+            return Err(format!(
+                "workload.processes ({procs}): at most 16 processes per producer ({producers_n} producers, {} clients)",
+                c.clients
+            ));
         }
         let rf_set = rf.is_some();
         let rf = rf.unwrap_or(3.min(b as u64));
@@ -275,6 +309,7 @@ impl KafkaSystem {
             producer_config: pc,
             bugs: bugs.clone(),
             group,
+            threads: procs as usize,
             quiet_from_us: scenario
                 .spec
                 .duration_ms
@@ -372,9 +407,20 @@ impl System for KafkaSystem {
         Box::new(KafkaWorkload::new(
             TOPIC,
             self.partitions,
+            self.threads as u64,
             self.layout.clients.len() as u64,
             self.producers.len() as u64,
         ))
+    }
+
+    fn thread_client(&self, thread: usize) -> NodeId {
+        let clients = &self.layout.clients;
+        let t = thread % self.threads.max(1);
+        if t < clients.len() {
+            clients[t]
+        } else {
+            self.producers[(t - clients.len()) % self.producers.len()]
+        }
     }
 
     fn check(&self, history: &History, nodes: &[Option<&dyn Node>]) -> Vec<Violation> {
