@@ -523,11 +523,14 @@ impl KafkaBroker {
     }
 
     /// Whether a controller request addressed to `broker_epoch` is meant
-    /// for another incarnation of this broker (KIP-380: STALE_BROKER_EPOCH),
-    /// or arrives before this one has registered (Kafka processes requests
-    /// only after its registration).
+    /// for an older incarnation of this broker (KIP-380:
+    /// STALE_BROKER_EPOCH), or arrives before this process ever registered
+    /// (Kafka processes requests only after its first registration). A
+    /// newer epoch is accepted, as Kafka's `isBrokerEpochStale` does: the
+    /// controller can learn of a re-registration before the broker has
+    /// read its own answer.
     fn stale_broker_epoch(&self, broker_epoch: u64) -> bool {
-        self.registered_session == 0 || broker_epoch != self.reg_zxid
+        self.reg_zxid == 0 || broker_epoch < self.reg_zxid
     }
 
     /// This broker's epoch: the creation zxid of its registration (0 when

@@ -324,3 +324,56 @@ fn update_metadata_from_a_stale_controller_is_refused() {
         }
     }
 }
+
+#[test]
+fn an_epoch_bump_that_keeps_the_leader_keeps_its_waiting_produces() {
+    let (mut c, tp, l) = cluster(None);
+    let followers: Vec<NodeId> = BROKERS.iter().copied().filter(|&b| b != l).collect();
+    for &f in &followers {
+        c.block(l, f, true);
+    }
+    // An acks=all produce waits for the followers it cannot reach.
+    c.inject(PROBE, l, produce(1, &tp, 0, -1, &["a"]));
+    c.run_ms(20);
+    assert!(answers(&mut c).is_empty());
+    // The controller bumps the leader epoch and keeps the leader (as a
+    // reassignment or an ISR change made by the controller does).
+    let v = c.broker(l).unwrap().replica_view(&tp).unwrap();
+    let ce = c.broker(l).unwrap().controller_epoch();
+    for &b in &BROKERS {
+        let bump = KafkaMsg::LeaderAndIsr {
+            corr: 0,
+            controller_epoch: ce,
+            broker_epoch: c.broker(b).unwrap().broker_epoch(),
+            partitions: vec![PartitionInfo {
+                tp: tp.clone(),
+                state: PartitionState {
+                    leader: Some(l),
+                    leader_epoch: v.leader_epoch.unwrap() + 1,
+                    isr: v.isr.clone(),
+                    controller_epoch: ce,
+                },
+                replicas: BROKERS.to_vec(),
+                zk_version: 0,
+            }],
+        };
+        c.inject(PROBE, b, Msg::Kafka(bump));
+    }
+    c.run_ms(20);
+    for &f in &followers {
+        c.block(l, f, false);
+    }
+    c.run_ms(300);
+    let r: Vec<_> = answers(&mut c)
+        .into_iter()
+        .filter_map(|m| match m {
+            KafkaMsg::ProduceResp { corr: 1, result } => Some(result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        r,
+        vec![Ok(v.log_end - 1)],
+        "the produce is acknowledged, not failed"
+    );
+}

@@ -266,6 +266,39 @@ impl KafkaBroker {
         {
             return;
         }
+        if r.is_leader() && p.state.leader == Some(me) {
+            // A new epoch that keeps us leading (Kafka's makeLeader with
+            // isNewLeader false): the epoch starts at our log end, the
+            // followers' positions stay, and produces waiting for
+            // replication go on waiting.
+            tracing::info!(
+                "kafka: {tp}: still leader at leader epoch {}, ISR {:?}",
+                p.state.leader_epoch,
+                p.state.isr
+            );
+            let mut out = Vec::new();
+            r.log.start_epoch(p.state.leader_epoch, &mut out);
+            if let Role::Leader(ls) = &mut r.role {
+                ls.isr_pending = false;
+                ls.proposed_isr = None;
+                ls.progress.retain(|x, _| p.replicas.contains(x));
+                for &x in p.replicas.iter().filter(|&&x| x != me) {
+                    let prog = ls.progress.entry(x).or_insert(Progress {
+                        leo: 0,
+                        last_caught_up: cx.now,
+                        last_fetch: cx.now,
+                        leader_leo_at_last_fetch: 0,
+                    });
+                    if p.state.isr.contains(&x) {
+                        prog.last_caught_up = cx.now;
+                    }
+                }
+            }
+            r.info = Some(p);
+            self.disk_all(out, cx);
+            self.maybe_advance_hw(&tp, cx);
+            return;
+        }
         if let Role::Leader(ls) = std::mem::replace(&mut r.role, Role::None) {
             for w in ls.waiting {
                 self.answer_produce(w.from, w.corr, Err(KafkaError::NotLeader), cx);
