@@ -587,6 +587,14 @@ impl PartitionLog {
 mod tests {
     use super::*;
 
+    /// Recovers partition t-0 from `files` with the faithful defaults.
+    fn reopen(
+        files: &BTreeMap<String, Vec<u8>>,
+        out: &mut Vec<DiskRequest>,
+    ) -> (PartitionLog, Recovery) {
+        PartitionLog::open(&Tp::new("t", 0), files, small(), LogBugs::default(), out)
+    }
+
     fn hw_bug() -> LogBugs {
         LogBugs {
             truncate_to_hw: true,
@@ -650,13 +658,7 @@ mod tests {
         let segs = files.keys().filter(|f| f.ends_with(".log")).count();
         assert!(segs > 2, "{files:?}");
         let mut out = Vec::new();
-        let (back, rec) = PartitionLog::open(
-            &Tp::new("t", 0),
-            &files,
-            small(),
-            LogBugs::default(),
-            &mut out,
-        );
+        let (back, rec) = reopen(&files, &mut out);
         assert_eq!(rec, Recovery::default());
         assert_eq!(back.batches(), log.batches());
         assert_eq!(back.epochs(), log.epochs());
@@ -671,24 +673,12 @@ mod tests {
         let n = f.len();
         f.truncate(n - 3);
         let mut out = Vec::new();
-        let (back, rec) = PartitionLog::open(
-            &Tp::new("t", 0),
-            &files,
-            small(),
-            LogBugs::default(),
-            &mut out,
-        );
+        let (back, rec) = reopen(&files, &mut out);
         assert!(rec.dropped_tail);
         assert_eq!(back.leo(), 18);
         apply(&mut files, out);
         let mut out = Vec::new();
-        let (again, rec) = PartitionLog::open(
-            &Tp::new("t", 0),
-            &files,
-            small(),
-            LogBugs::default(),
-            &mut out,
-        );
+        let (again, rec) = reopen(&files, &mut out);
         assert_eq!(rec, Recovery::default());
         assert_eq!(again.leo(), 18);
     }
@@ -705,13 +695,7 @@ mod tests {
         let n = f.len();
         f[n - 1] ^= 0x10;
         let mut out = Vec::new();
-        let (back, rec) = PartitionLog::open(
-            &Tp::new("t", 0),
-            &files,
-            small(),
-            LogBugs::default(),
-            &mut out,
-        );
+        let (back, rec) = reopen(&files, &mut out);
         assert!(rec.dropped_tail);
         assert!(back.leo() < 20);
         // The epoch cache never points past the log end.
@@ -729,13 +713,7 @@ mod tests {
         assert_eq!(log.epochs().latest(), Some(1));
         apply(&mut files, out);
         let mut out = Vec::new();
-        let (back, _) = PartitionLog::open(
-            &Tp::new("t", 0),
-            &files,
-            small(),
-            LogBugs::default(),
-            &mut out,
-        );
+        let (back, _) = reopen(&files, &mut out);
         assert_eq!(back.batches(), log.batches());
         assert_eq!(back.epochs(), log.epochs());
     }
@@ -771,13 +749,7 @@ mod tests {
         log.checkpoint_hw(&mut out);
         apply(&mut files, out);
         let mut out = Vec::new();
-        let (ok, _) = PartitionLog::open(
-            &Tp::new("t", 0),
-            &files,
-            small(),
-            LogBugs::default(),
-            &mut out,
-        );
+        let (ok, _) = reopen(&files, &mut out);
         assert_eq!((ok.leo(), ok.hw()), (8, 4));
         let (bug, _) = PartitionLog::open(&Tp::new("t", 0), &files, small(), hw_bug(), &mut out);
         assert_eq!(bug.leo(), 4);
@@ -807,13 +779,7 @@ mod tests {
         // Producer state survives recovery (rebuilt from the log).
         let mut files = BTreeMap::new();
         apply(&mut files, out);
-        let (back, _) = PartitionLog::open(
-            &Tp::new("t", 0),
-            &files,
-            small(),
-            LogBugs::default(),
-            &mut Vec::new(),
-        );
+        let (back, _) = reopen(&files, &mut Vec::new());
         assert_eq!(back.check_sequence(7, 0, 0, 2, w), SeqCheck::Duplicate(off));
     }
 
@@ -880,13 +846,7 @@ mod tests {
         let mut stale = log.epochs().clone();
         stale.assign(9, 2);
         files.insert(log.epoch_file(), stale.encode());
-        let (back, _) = PartitionLog::open(
-            &Tp::new("t", 0),
-            &files,
-            small(),
-            LogBugs::default(),
-            &mut Vec::new(),
-        );
+        let (back, _) = reopen(&files, &mut Vec::new());
         assert_eq!(back.epochs(), log.epochs());
         assert_ne!(back.latest_epoch(), Some(9));
     }
