@@ -99,6 +99,13 @@ impl ZkServer {
                 }
                 f.new_epoch = new_epoch;
                 if new_epoch < self.accepted_epoch {
+                    // Learner.registerWithLeader throws here: this server
+                    // cannot follow a leader whose epoch is below one it
+                    // accepted, and waits for the next election.
+                    tracing::info!(
+                        "zk: leader's epoch {new_epoch} is less than accepted epoch {}",
+                        self.accepted_epoch
+                    );
                     self.go_looking(cx);
                     return;
                 }

@@ -1,11 +1,33 @@
 //! End-of-run checks on the servers themselves, after the quiet period:
 //! every server is back and serving, all hold the same tree, no acknowledged
 //! transaction is missing, and no ephemeral outlives its session.
+//!
+//! One server that does not serve is not a failure: a server that accepted
+//! an epoch from a leader that never established it (the leader lost its
+//! quorum, or the power, right after its LEADERINFO) holds an accepted
+//! epoch above the epoch a later leader established without it. ZooKeeper's
+//! `Learner.registerWithLeader` refuses a leader epoch below its accepted
+//! one ("Leaders epoch, E is less than accepted epoch, A"), so the server
+//! goes back to LOOKING and follows, and is refused, again until the next
+//! election, when its accepted epoch raises the new one. The ensemble
+//! serves with the rest; real ZooKeeper does the same.
 
 use kzsim_model::zk::ZkServer;
 
 use crate::history::{History, Operation, Outcome};
 use crate::outcome::Violation;
+
+/// Whether `s` is kept out only by ZooKeeper's own rule (see the module
+/// docs): it is up, not halted, not serving, and its accepted epoch is
+/// above the epoch of the established leader that serves.
+fn waits_for_next_election(s: &ZkServer, servers: &[Option<&ZkServer>]) -> bool {
+    let leader_epoch = servers
+        .iter()
+        .flatten()
+        .find(|l| l.is_leader())
+        .map(|l| l.epochs().1);
+    !s.is_serving() && !s.is_halted() && leader_epoch.is_some_and(|e| s.epochs().0 > e)
+}
 
 /// The final-state checks. `servers[i]` is `None` for a server that is down.
 pub fn check(
@@ -19,7 +41,11 @@ pub fn check(
         .enumerate()
         .filter_map(|(i, s)| s.filter(|s| s.is_serving()).map(|s| (i, s)))
         .collect();
-    if serving.len() < servers.len() {
+    let waiting = servers
+        .iter()
+        .filter(|s| s.is_some_and(|s| waits_for_next_election(s, servers)))
+        .count();
+    if serving.len() + waiting < servers.len() {
         let states: Vec<String> = servers
             .iter()
             .enumerate()
