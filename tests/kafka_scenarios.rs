@@ -52,7 +52,7 @@ kafka_bug!(
     finds_kafka_truncate_to_hw_on_restart,
     "kafka_truncate_to_hw_on_restart",
     "lost-write",
-    3
+    2
 );
 kafka_bug!(
     finds_kafka_no_epoch_truncation,
@@ -76,7 +76,7 @@ kafka_bug!(
     finds_kafka_no_fetch_epoch_fencing,
     "kafka_no_fetch_epoch_fencing",
     "replica-divergence",
-    1
+    0
 );
 kafka_bug!(
     finds_kafka_unclean_election,
