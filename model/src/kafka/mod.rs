@@ -131,7 +131,7 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "kafka_unclean_election",
         component: "kafka",
-        breaks: "the controller elects out-of-sync replicas (the 2013 Jepsen loss): records below the high watermark are truncated and their offsets reused by new records",
+        breaks: "unclean.leader.election.enable = true, Kafka's default before 0.11 (KIP-106), not a code bug: with no ISR member alive the controller elects an out-of-sync replica (the 2013 Jepsen loss); records below the high watermark are truncated and their offsets reused by new records",
         scenario: "kafka-lone-leader",
         anomaly: "inconsistent-offsets",
     },
@@ -152,7 +152,7 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "kafka_no_idempotent_dedup",
         component: "kafka",
-        breaks: "a retried idempotent batch is appended twice",
+        breaks: "the broker ignores producer ids and sequence numbers, as with idempotence off (enable.idempotence = false, the producer's default before Kafka 3.0): a batch retried after a lost answer is appended twice",
         scenario: "kafka-leader-crash",
         anomaly: "duplicate",
     },
