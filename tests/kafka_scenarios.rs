@@ -51,8 +51,8 @@ macro_rules! kafka_bug {
 kafka_bug!(
     finds_kafka_truncate_to_hw_on_restart,
     "kafka_truncate_to_hw_on_restart",
-    "lost-write",
-    2
+    "inconsistent-offsets",
+    0
 );
 kafka_bug!(
     finds_kafka_no_epoch_truncation,

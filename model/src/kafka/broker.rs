@@ -322,14 +322,14 @@ impl KafkaBroker {
             &self.files,
             self.cfg.log.clone(),
             crate::kafka::log::LogBugs {
-                truncate_to_hw: self.bugs.truncate_to_hw_on_restart,
                 epoch_cache_not_truncated: self.bugs.epoch_cache_not_truncated,
             },
             &mut out,
         );
         self.disk_all(out, cx);
-        self.replicas
-            .insert(tp.clone(), Replica::new(tp.clone(), log));
+        let mut replica = Replica::new(tp.clone(), log);
+        replica.cut_to_checkpoint = self.bugs.truncate_to_hw_on_restart;
+        self.replicas.insert(tp.clone(), replica);
     }
 
     fn start_registration(&mut self, cx: &mut Ctx<'_>) {

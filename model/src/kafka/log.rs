@@ -62,9 +62,6 @@ struct Segment {
 /// Planted bugs that live in the log itself (all off: Kafka as it is).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogBugs {
-    /// `kafka_truncate_to_hw_on_restart`: recovery cuts the log to the
-    /// checkpointed high watermark.
-    pub truncate_to_hw: bool,
     /// `kafka_epoch_cache_not_truncated` (KAFKA-10706): a truncation at or
     /// past the log end leaves the epoch cache alone, so an epoch entry at
     /// the log end (a leader that appended nothing) stays.
@@ -146,9 +143,8 @@ impl PartitionLog {
     }
 
     /// Opens (recovers) the log of `tp` from the durable `files`, pushing
-    /// the disk requests that repair it into `out`. With
-    /// `bugs.truncate_to_hw` (the pre-KIP-101 behaviour) the log is cut to
-    /// the checkpointed high watermark.
+    /// the disk requests that repair it into `out`. Recovery keeps every
+    /// valid batch, past the checkpointed high watermark too.
     pub fn open(
         tp: &Tp,
         files: &BTreeMap<String, Vec<u8>>,
@@ -237,10 +233,6 @@ impl PartitionLog {
             .and_then(|b| decode_records(b).records.last().and_then(|p| get_u64(p, 0)))
             .unwrap_or(0)
             .min(leo);
-        if bugs.truncate_to_hw {
-            let hw = log.hw;
-            log.truncate_to(hw, out);
-        }
         log.rebuild_producers();
         log.write_epochs(out);
         // What recovery read back is what the disk holds.
@@ -595,13 +587,6 @@ mod tests {
         PartitionLog::open(&Tp::new("t", 0), files, small(), LogBugs::default(), out)
     }
 
-    fn hw_bug() -> LogBugs {
-        LogBugs {
-            truncate_to_hw: true,
-            ..LogBugs::default()
-        }
-    }
-
     fn apply(files: &mut BTreeMap<String, Vec<u8>>, out: Vec<DiskRequest>) {
         for r in out {
             match r {
@@ -742,7 +727,7 @@ mod tests {
     }
 
     #[test]
-    fn recovery_to_hw_only_with_the_bug() {
+    fn recovery_keeps_records_past_the_checkpointed_hw() {
         let (mut files, mut log) = build(4);
         log.set_hw(4);
         let mut out = Vec::new();
@@ -751,8 +736,6 @@ mod tests {
         let mut out = Vec::new();
         let (ok, _) = reopen(&files, &mut out);
         assert_eq!((ok.leo(), ok.hw()), (8, 4));
-        let (bug, _) = PartitionLog::open(&Tp::new("t", 0), &files, small(), hw_bug(), &mut out);
-        assert_eq!(bug.leo(), 4);
     }
 
     fn idem(pid: u64, epoch: u16, seq: i64, vals: &[&str]) -> Batch {

@@ -96,9 +96,9 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "kafka_truncate_to_hw_on_restart",
         component: "kafka",
-        breaks: "recovery truncates the log to the checkpointed high watermark (pre-KIP-101); a committed record is lost on the next leader change",
-        scenario: "kafka-rolling-restart",
-        anomaly: "lost-write",
+        breaks: "Kafka before KIP-101: a restarted broker, made a follower, cuts its log to the high watermark it recovered from its checkpoint, which lags the leader's; committed records go, and if the leader fails before they are fetched again this replica, still in the ISR, leads without them and hands their offsets out again",
+        scenario: "kafka-follower-bounce",
+        anomaly: "inconsistent-offsets",
     },
     BugInfo {
         name: "kafka_no_epoch_truncation",

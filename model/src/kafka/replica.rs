@@ -120,6 +120,11 @@ pub(crate) struct Replica {
     pub(crate) info: Option<PartitionInfo>,
     role: Role,
     hw_checkpointed: Option<u64>,
+    /// `kafka_truncate_to_hw_on_restart`: the first time this process
+    /// makes the replica a follower, it cuts the log to the high watermark
+    /// it recovered from the checkpoint, as Kafka before KIP-101 did in
+    /// `ReplicaManager.makeFollowers`.
+    pub(crate) cut_to_checkpoint: bool,
 }
 
 impl Replica {
@@ -130,6 +135,7 @@ impl Replica {
             info: None,
             role: Role::None,
             hw_checkpointed: None,
+            cut_to_checkpoint: false,
         }
     }
 
@@ -314,6 +320,7 @@ impl KafkaBroker {
         r.info = Some(p.clone());
         match p.state.leader {
             Some(l) if l == me => {
+                r.cut_to_checkpoint = false;
                 let mut out = Vec::new();
                 r.log.start_epoch(p.state.leader_epoch, &mut out);
                 let progress = p
@@ -340,6 +347,13 @@ impl KafkaBroker {
                 self.maybe_advance_hw(&tp, cx);
             }
             Some(l) => {
+                if std::mem::take(&mut r.cut_to_checkpoint) {
+                    let hw = r.log.hw();
+                    let mut out = Vec::new();
+                    r.log.truncate_to(hw, &mut out);
+                    self.disk_all(out, cx);
+                }
+                let r = self.replicas.get_mut(&tp).expect("opened");
                 // Kafka 2.7+ followers with an epoch go straight to
                 // fetching and truncate on the leader's diverging epoch;
                 // older ones ask OffsetsForLeaderEpoch first.
