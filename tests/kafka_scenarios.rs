@@ -76,13 +76,13 @@ kafka_bug!(
     finds_kafka_no_fetch_epoch_fencing,
     "kafka_no_fetch_epoch_fencing",
     "replica-divergence",
-    0
+    5
 );
 kafka_bug!(
     finds_kafka_unclean_election,
     "kafka_unclean_election",
     "inconsistent-offsets",
-    1
+    0
 );
 kafka_bug!(
     finds_kafka_ignore_min_isr,
@@ -100,7 +100,7 @@ kafka_bug!(
     finds_kafka_no_idempotent_dedup,
     "kafka_no_idempotent_dedup",
     "duplicate",
-    1
+    0
 );
 kafka_bug!(
     finds_kafka_dedup_window_one,

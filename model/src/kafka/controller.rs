@@ -277,6 +277,7 @@ impl KafkaBroker {
             .filter(|(id, _)| alive.contains(id))
             .map(|(id, z)| (*id, *z))
             .collect();
+        let live_changed = c.alive != alive;
         c.alive = alive.clone();
         let epoch = c.epoch;
         let mut writes = Vec::new();
@@ -384,7 +385,10 @@ impl KafkaBroker {
             c.sent_lai.insert(i.tp.clone(), i.state.leader_epoch);
         }
         let live: Vec<NodeId> = alive.iter().copied().collect();
-        if !stale.is_empty() {
+        // As onBrokerStartup / onBrokerFailure: every change of the live
+        // brokers reaches every live broker, with the partitions that
+        // changed (none, if only the live set did).
+        if !stale.is_empty() || live_changed {
             for &b in &live {
                 if !newly.contains(&b) {
                     self.send_update_metadata(b, epoch, &live, stale.clone(), cx);

@@ -720,7 +720,12 @@ impl KafkaBroker {
         let (Role::Leader(ls), Some(info)) = (&r.role, &r.info) else {
             return;
         };
-        if ls.isr_pending || info.state.isr.contains(&follower) {
+        // KAFKA-14140 (Kafka 3.3): only a broker the metadata shows alive
+        // (registered) may join the ISR, so a follower whose session
+        // expired, or that is still re-registering, cannot be elected from
+        // it. The planted fencing bug is Kafka before 2.1, without it.
+        let alive = self.meta_live.contains(&follower) || self.bugs.no_fetch_epoch_fencing;
+        if ls.isr_pending || info.state.isr.contains(&follower) || !alive {
             return;
         }
         let Some(p) = ls.progress.get(&follower) else {
