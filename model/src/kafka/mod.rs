@@ -65,6 +65,7 @@ mod channel;
 pub mod consumer;
 mod controller;
 pub mod epoch;
+mod follower;
 pub mod log;
 pub mod producer;
 mod replica;
