@@ -9,6 +9,15 @@
 //! possibly cut short). Faults: corruption of durable bytes, fsync failing
 //! with EIO (after which the file's unsynced pages are gone, as on Linux),
 //! a full disk (ENOSPC), and slowness.
+//!
+//! Metadata ordering across files is a property of the file system, not of
+//! POSIX: on ext4 and XFS (the file systems Kafka's and ZooKeeper's
+//! documentation recommend) a truncate is a journaled metadata change, and
+//! an fsync of any file commits the journal up to and including every
+//! earlier metadata change, so a truncate issued before another file's
+//! completed fsync is durable too. `journaled_metadata = true` (the
+//! default) models that; `false` keeps every file's operations
+//! independent, as a file system without a metadata journal may.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -33,6 +42,9 @@ pub struct DiskConfig {
     pub torn_write_prob: f64,
     /// Capacity in bytes (0 = unlimited until a `disk-full` fault).
     pub capacity_bytes: u64,
+    /// Truncates are journaled metadata (ext4, XFS): a completed fsync of
+    /// any file makes every truncate issued before it durable.
+    pub journaled_metadata: bool,
 }
 
 impl Default for DiskConfig {
@@ -43,6 +55,7 @@ impl Default for DiskConfig {
             fsync_jitter_us: 1_000,
             torn_write_prob: 0.5,
             capacity_bytes: 0,
+            journaled_metadata: true,
         }
     }
 }
@@ -70,9 +83,8 @@ fn apply(bytes: &mut Vec<u8>, op: &Pending) {
 struct File {
     durable: Vec<u8>,
     current: Vec<u8>,
-    /// Unsynced operations with their sequence numbers.
+    /// Unsynced operations with their disk-wide sequence numbers.
     unsynced: VecDeque<(u64, Pending)>,
-    next_seq: u64,
 }
 
 /// A token for an fsync in flight: it covers operations up to `through`.
@@ -115,6 +127,9 @@ pub struct Disk {
     capacity: Option<u64>,
     /// Latency multiplier (1 = normal).
     slow_factor: u64,
+    /// The sequence number of the next operation, disk-wide (so that the
+    /// issue order of operations on different files is known).
+    next_seq: u64,
 }
 
 impl Disk {
@@ -127,6 +142,7 @@ impl Disk {
             fail_fsyncs: 0,
             capacity,
             slow_factor: 1,
+            next_seq: 0,
         }
     }
 
@@ -153,11 +169,11 @@ impl Disk {
             }
             DiskRequest::WriteAt { file, offset, data } => self.write(file, *offset, data, lat),
             DiskRequest::Truncate { file, len } => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
                 let f = self.files.entry(file.clone()).or_default();
                 let op = Pending::Truncate { len: *len };
                 apply(&mut f.current, &op);
-                let seq = f.next_seq;
-                f.next_seq += 1;
                 f.unsynced.push_back((seq, op));
                 done(Ok(DiskReply::Done))
             }
@@ -174,7 +190,7 @@ impl Disk {
                 done(Ok(DiskReply::Done))
             }
             DiskRequest::Fsync { file } => {
-                let through = self.files.get(file).map_or(0, |f| f.next_seq);
+                let through = self.next_seq;
                 let jitter = if self.cfg.fsync_jitter_us > 0 {
                     rng.gen_range(0..self.cfg.fsync_jitter_us)
                 } else {
@@ -201,14 +217,14 @@ impl Disk {
                 };
             }
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let f = self.files.entry(file.to_string()).or_default();
         let op = Pending::Write {
             offset,
             data: data.to_vec(),
         };
         apply(&mut f.current, &op);
-        let seq = f.next_seq;
-        f.next_seq += 1;
         f.unsynced.push_back((seq, op));
         Issued::Done {
             result: Ok(DiskReply::Done),
@@ -224,11 +240,11 @@ impl Disk {
             self.fail_fsyncs -= 1;
         }
         let Some(f) = self.files.get_mut(&token.file) else {
-            return if fail {
-                Err(DiskError::Io)
-            } else {
-                Ok(DiskReply::Synced)
-            };
+            if fail {
+                return Err(DiskError::Io);
+            }
+            self.commit_journal(token.through);
+            return Ok(DiskReply::Synced);
         };
         if fail {
             f.current = f.durable.clone();
@@ -242,17 +258,61 @@ impl Disk {
             let (_, op) = f.unsynced.pop_front().expect("front exists");
             apply(&mut f.durable, &op);
         }
+        self.commit_journal(token.through);
         Ok(DiskReply::Synced)
     }
 
+    /// With `journaled_metadata`, a completed fsync commits the metadata
+    /// journal: every truncate issued before sequence number `through`, on
+    /// any file, becomes durable. The writes issued before such a truncate
+    /// stay pending, cut to the truncated length (the bytes past it are
+    /// gone either way), so a later fsync or a torn crash still orders
+    /// them before the truncate.
+    fn commit_journal(&mut self, through: u64) {
+        if !self.cfg.journaled_metadata {
+            return;
+        }
+        for f in self.files.values_mut() {
+            while let Some(i) = f
+                .unsynced
+                .iter()
+                .position(|(seq, op)| *seq < through && matches!(op, Pending::Truncate { .. }))
+            {
+                let (_, op) = f.unsynced.remove(i).expect("position exists");
+                let Pending::Truncate { len } = op else {
+                    unreachable!("matched a truncate")
+                };
+                f.durable.truncate(len as usize);
+                for (_, earlier) in f.unsynced.iter_mut().take(i) {
+                    if let Pending::Write { offset, data } = earlier {
+                        let keep = len.saturating_sub(*offset).min(data.len() as u64);
+                        data.truncate(keep as usize);
+                    }
+                }
+                f.unsynced.retain(
+                    |(_, op)| !matches!(op, Pending::Write { data, .. } if data.is_empty()),
+                );
+            }
+        }
+    }
+
     /// Power loss: every file loses its unsynced operations, or keeps a torn
-    /// prefix of them (decided per file by `rng`).
+    /// prefix of them (decided per file by `rng`). With
+    /// `journaled_metadata`, a kept operation implies that every truncate
+    /// issued before it, on any file, is kept too: the journal commit that
+    /// made the later operation's size durable carried the earlier
+    /// truncate.
     pub fn crash(&mut self, rng: &mut ChaCha8Rng) {
         let torn_prob = self.cfg.torn_write_prob;
+        // The sequence number just past the last operation kept anywhere.
+        let mut kept_through = 0u64;
+        // Per file: how many unsynced operations were kept.
+        let mut kept_counts = Vec::with_capacity(self.files.len());
         for f in self.files.values_mut() {
+            let mut kept = 0;
             if !f.unsynced.is_empty() && torn_prob > 0.0 && rng.gen_bool(torn_prob) {
                 let keep = rng.gen_range(0..=f.unsynced.len());
-                for (i, (_, op)) in f.unsynced.iter().enumerate() {
+                for (i, (seq, op)) in f.unsynced.iter().enumerate() {
                     if i == keep {
                         // The first lost operation may be partly written.
                         if let Pending::Write { offset, data } = op {
@@ -264,10 +324,28 @@ impl Disk {
                                     data: data[..cut].to_vec(),
                                 },
                             );
+                            if cut > 0 {
+                                kept_through = kept_through.max(seq + 1);
+                            }
                         }
                         break;
                     }
                     apply(&mut f.durable, op);
+                    kept_through = kept_through.max(seq + 1);
+                    kept = i + 1;
+                }
+            }
+            kept_counts.push(kept);
+        }
+        let journaled = self.cfg.journaled_metadata;
+        for (f, kept) in self.files.values_mut().zip(kept_counts) {
+            if journaled {
+                for (seq, op) in f.unsynced.iter().skip(kept) {
+                    if let Pending::Truncate { len } = op {
+                        if *seq < kept_through {
+                            f.durable.truncate(*len as usize);
+                        }
+                    }
                 }
             }
             f.unsynced.clear();
@@ -388,6 +466,122 @@ mod tests {
         d.crash(&mut r);
         assert_eq!(d.durable_files()["log"], b"hello ".to_vec());
         assert_eq!(d.current("log").unwrap(), b"hello ");
+    }
+
+    /// The hazard of a checkpoint written after a truncation: with a
+    /// metadata journal (ext4, XFS) the checkpoint's fsync commits the
+    /// earlier truncate of the other file; without one, the truncate may
+    /// be lost while the later checkpoint survives.
+    #[test]
+    fn another_files_fsync_commits_an_earlier_truncate_only_with_a_journal() {
+        for journaled in [true, false] {
+            let mut r = ChaCha8Rng::seed_from_u64(1);
+            let mut d = Disk::new(DiskConfig {
+                torn_write_prob: 0.0,
+                journaled_metadata: journaled,
+                ..DiskConfig::default()
+            });
+            d.issue(&req_append(b"hello world"), &mut r);
+            fsync(&mut d, &mut r).unwrap();
+            d.issue(&req_append(b"!!"), &mut r);
+            let cut = DiskRequest::Truncate {
+                file: "log".into(),
+                len: 5,
+            };
+            d.issue(&cut, &mut r);
+            d.issue(&req_append(b"?"), &mut r);
+            let ck = DiskRequest::Append {
+                file: "checkpoint".into(),
+                data: b"5".to_vec(),
+            };
+            d.issue(&ck, &mut r);
+            let Issued::Fsync { token, .. } = d.issue(
+                &DiskRequest::Fsync {
+                    file: "checkpoint".into(),
+                },
+                &mut r,
+            ) else {
+                panic!()
+            };
+            d.complete_fsync(&token).unwrap();
+            d.crash(&mut r);
+            let files = d.durable_files();
+            assert_eq!(files["checkpoint"], b"5".to_vec());
+            let want: &[u8] = if journaled { b"hello" } else { b"hello world" };
+            assert_eq!(files["log"], want.to_vec(), "journaled = {journaled}");
+        }
+    }
+
+    /// A torn crash that keeps a checkpoint written after another file's
+    /// truncate keeps that truncate too, with a metadata journal.
+    #[test]
+    fn a_kept_later_write_implies_the_earlier_truncate_with_a_journal() {
+        let mut checked = 0;
+        for seed in 0..200 {
+            let mut r = ChaCha8Rng::seed_from_u64(seed);
+            let mut d = Disk::new(DiskConfig {
+                torn_write_prob: 1.0,
+                ..DiskConfig::default()
+            });
+            d.issue(&req_append(b"hello world"), &mut r);
+            fsync(&mut d, &mut r).unwrap();
+            d.issue(
+                &DiskRequest::Truncate {
+                    file: "log".into(),
+                    len: 5,
+                },
+                &mut r,
+            );
+            d.issue(
+                &DiskRequest::Append {
+                    file: "checkpoint".into(),
+                    data: b"5".to_vec(),
+                },
+                &mut r,
+            );
+            d.crash(&mut r);
+            let files = d.durable_files();
+            if files.contains_key("checkpoint") {
+                checked += 1;
+                assert_eq!(files["log"], b"hello".to_vec(), "seed {seed}");
+            }
+        }
+        assert!(checked > 20, "{checked}");
+    }
+
+    /// A torn crash after a journaled truncate keeps the earlier writes
+    /// cut to the truncated length, in their order.
+    #[test]
+    fn writes_before_a_journaled_truncate_stay_pending_and_cut() {
+        for seed in 0..50 {
+            let mut r = ChaCha8Rng::seed_from_u64(seed);
+            let mut d = Disk::new(DiskConfig {
+                torn_write_prob: 1.0,
+                ..DiskConfig::default()
+            });
+            d.issue(&req_append(b"abc"), &mut r);
+            fsync(&mut d, &mut r).unwrap();
+            d.issue(&req_append(b"defgh"), &mut r);
+            d.issue(
+                &DiskRequest::Truncate {
+                    file: "log".into(),
+                    len: 5,
+                },
+                &mut r,
+            );
+            let Issued::Fsync { token, .. } = d.issue(
+                &DiskRequest::Fsync {
+                    file: "other".into(),
+                },
+                &mut r,
+            ) else {
+                panic!()
+            };
+            d.complete_fsync(&token).unwrap();
+            d.crash(&mut r);
+            let log = d.durable_files()["log"].clone();
+            assert!(b"abcde".starts_with(&log) && log.len() >= 3, "{log:?}");
+        }
     }
 
     #[test]

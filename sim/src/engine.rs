@@ -955,7 +955,7 @@ impl Engine {
 /// what the nodes log themselves (`{t=… node=…}: message`).
 #[cold]
 #[inline(never)]
-fn log_info(now: u64, node: Option<NodeId>, msg: &str) {
+pub(crate) fn log_info(now: u64, node: Option<NodeId>, msg: &str) {
     let t = kzsim_model::SimTime(now);
     let _span = match node {
         Some(id) => tracing::info_span!("", t = %t, node = id).entered(),

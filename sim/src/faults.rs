@@ -6,7 +6,7 @@ use rand::Rng;
 
 use kzsim_model::NodeId;
 
-use crate::engine::{Engine, Ev};
+use crate::engine::{log_info, Engine, Ev};
 use crate::host::DownReason;
 use crate::nemesis::{ActionKind, Aim, FaultKind, Role};
 
@@ -453,7 +453,14 @@ impl Engine {
                 for &n in &hit {
                     let host = &mut self.hosts[n as usize];
                     let file = aim.file.as_deref().unwrap_or("");
-                    host.disk.corrupt(file, tail, &mut host.disk_rng);
+                    let hit = host.disk.corrupt(file, tail, &mut host.disk_rng);
+                    if self.log {
+                        let what = match &hit {
+                            Some((f, off)) => format!("disk-corrupt: {f} at byte {off}"),
+                            None => format!("disk-corrupt: no durable file matches `{file}`"),
+                        };
+                        log_info(self.now, Some(n), &what);
+                    }
                 }
                 hit
             }

@@ -131,6 +131,8 @@ pub struct KafkaBroker {
     next_op: u64,
     pub(crate) next_corr: u64,
     last_hw_checkpoint: SimTime,
+    /// When the recovery points were last checkpointed.
+    last_recovery_checkpoint: SimTime,
     /// Outstanding fsyncs of log flushes: the partition and the log end
     /// each covers.
     sync_ops: BTreeMap<u64, (Tp, u64)>,
@@ -175,6 +177,7 @@ impl KafkaBroker {
             next_op: 1,
             next_corr: 1,
             last_hw_checkpoint: SimTime::ZERO,
+            last_recovery_checkpoint: SimTime::ZERO,
             sync_ops: BTreeMap::new(),
             local_acks: Vec::new(),
             coordinator: GroupCoordinator::new(cfg_group, GroupBugs::from_set(bugs)),
@@ -307,6 +310,7 @@ impl KafkaBroker {
             self.open_replica(&tp, cx);
         }
         self.last_hw_checkpoint = cx.now;
+        self.last_recovery_checkpoint = cx.now;
         self.start_registration(cx);
         cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
     }
@@ -317,7 +321,7 @@ impl KafkaBroker {
             return;
         }
         let mut out = Vec::new();
-        let (log, _rec) = PartitionLog::open(
+        let opened = PartitionLog::open(
             tp,
             &self.files,
             self.cfg.log.clone(),
@@ -326,6 +330,15 @@ impl KafkaBroker {
             },
             &mut out,
         );
+        let log = match opened {
+            Ok((log, _rec)) => log,
+            Err(e) => {
+                // Kafka: the log directory goes offline, and with its only
+                // log directory gone the broker shuts down.
+                cx.halt(format!("broker {}: log dir failed: {e}", self.id));
+                return;
+            }
+        };
         self.disk_all(out, cx);
         let mut replica = Replica::new(tp.clone(), log);
         replica.cut_to_checkpoint = self.bugs.truncate_to_hw_on_restart;
@@ -382,6 +395,14 @@ impl KafkaBroker {
             let mut out = Vec::new();
             for r in self.replicas.values_mut() {
                 r.checkpoint_hw(&mut out);
+            }
+            self.disk_all(out, cx);
+        }
+        if cx.now.ms_since(self.last_recovery_checkpoint) >= self.cfg.recovery_point_checkpoint_ms {
+            self.last_recovery_checkpoint = cx.now;
+            let mut out = Vec::new();
+            for r in self.replicas.values_mut() {
+                r.checkpoint_recovery_point(&mut out);
             }
             self.disk_all(out, cx);
         }

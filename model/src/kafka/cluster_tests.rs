@@ -550,3 +550,77 @@ fn a_follower_catching_up_across_a_segment_roll_with_flush_messages_rejoins_the_
     let fv = c.broker(f).unwrap().replica_view(&tp).unwrap();
     assert_eq!(fv.batches, lv.batches);
 }
+
+/// KAFKA-15583 (Kafka 3.7): with the ISR shrunk below
+/// `min.insync.replicas`, acks=1 writes still land on the leader but the
+/// high watermark stays where it was, so no consumer reads them until the
+/// ISR is back to the minimum.
+#[test]
+fn the_high_watermark_waits_while_the_isr_is_below_min_insync() {
+    let pcfg = ProducerConfig {
+        acks: crate::kafka::Acks::Leader,
+        ..ProducerConfig::default()
+    };
+    let mut c = Cluster::new(BugSet::none(), pcfg);
+    assert!(c.run_until(5_000, |c| c.controllers().len() == 1
+        && BROKERS
+            .iter()
+            .all(|&b| c.broker(b).is_some_and(|x| x.is_registered()))));
+    c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
+    let tp = Tp::new("t", 0);
+    assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
+    send(&mut c, &tp, "x");
+    assert!(c.run_until(1_000, |c| leader_view(c, &tp).1.high_watermark == 1));
+    let (l, _) = leader_view(&c, &tp);
+    for b in BROKERS.iter().filter(|&&b| b != l) {
+        c.block(l, *b, true);
+    }
+    assert!(c.run_until(3_000, |c| leader_view(c, &tp).1.isr == vec![l]));
+    for i in 0..3 {
+        match send(&mut c, &tp, &format!("alone{i}")) {
+            KafkaReply::Sent { offset: Some(_) } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    c.run_ms(200);
+    let (_, v) = leader_view(&c, &tp);
+    assert_eq!((v.log_end, v.high_watermark), (4, 1));
+    for b in BROKERS.iter().filter(|&&b| b != l) {
+        c.block(l, *b, false);
+    }
+    assert!(
+        c.run_until(3_000, |c| leader_view(c, &tp).1.high_watermark == 4),
+        "the high watermark never advanced: {:?}",
+        leader_view(&c, &tp).1
+    );
+}
+
+/// `auto.leader.rebalance.enable`: leadership leaves a crashed preferred
+/// replica and comes back to it once it has restarted and rejoined the
+/// ISR, with a new leader epoch and no record lost.
+#[test]
+fn leadership_returns_to_the_preferred_replica() {
+    let (mut c, tp) = setup(BugSet::none());
+    let preferred = BROKERS[0];
+    assert!(c.run_until(3_000, |c| c.leaders(&tp) == vec![preferred]));
+    send(&mut c, &tp, "before");
+    let epoch0 = leader_view(&c, &tp).1.leader_epoch.unwrap();
+    c.crash(preferred);
+    assert!(c.run_until(5_000, |c| c.leaders(&tp).len() == 1
+        && c.leaders(&tp)[0] != preferred));
+    send(&mut c, &tp, "during");
+    c.restart(preferred);
+    assert!(
+        c.run_until(15_000, |c| c.leaders(&tp) == vec![preferred]),
+        "leadership never came back to {preferred}"
+    );
+    let v = c.broker(preferred).unwrap().replica_view(&tp).unwrap();
+    assert!(v.leader_epoch.unwrap() >= epoch0 + 2);
+    assert_eq!(v.isr.len(), 3);
+    c.call(
+        CONSUMER,
+        ClientRequest::Kafka(KafkaRequest::Assign(vec![tp.clone()])),
+    );
+    let got: Vec<String> = read_all(&mut c, 2).into_iter().map(|r| r.1).collect();
+    assert_eq!(got, vec!["before", "during"]);
+}

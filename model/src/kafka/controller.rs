@@ -29,6 +29,7 @@ use crate::kafka::channel::Channels;
 use crate::kafka::types::{KafkaMsg, PartitionInfo, PartitionState, Tp};
 use crate::kafka::zkdata;
 use crate::node::{Ctx, NodeId};
+use crate::time::SimTime;
 use crate::zk::{CreateMode, ZkError, ZkOp, ZkReply, ZkResponse};
 
 /// Why the controller sent a ZooKeeper request.
@@ -64,6 +65,9 @@ pub(crate) struct Controller {
     announced: BTreeMap<Tp, i32>,
     /// The leader epoch last sent in LeaderAndIsr, per partition.
     sent_lai: BTreeMap<Tp, u32>,
+    /// When the next leader-imbalance check is due (set on the first
+    /// reconcile: Kafka's first check comes a while after the election).
+    rebalance_at: Option<SimTime>,
 }
 
 impl Controller {
@@ -82,6 +86,7 @@ impl Controller {
             states: BTreeMap::new(),
             announced: BTreeMap::new(),
             sent_lai: BTreeMap::new(),
+            rebalance_at: None,
         }
     }
 
@@ -109,7 +114,44 @@ impl Controller {
             .flat_map(|(t, a)| a.keys().map(move |p| Tp::new(t, *p)))
             .collect()
     }
+
+    /// Kafka's `checkAndTriggerAutoLeaderRebalance`: the partitions of every
+    /// broker whose share of preferred partitions led by another broker
+    /// (or by none) is above `pct` percent, restricted to those whose
+    /// preferred replica is alive and in the ISR (the only replica the
+    /// preferred-replica election may choose).
+    fn imbalanced(&self, alive: &BTreeSet<NodeId>, pct: u64) -> BTreeSet<Tp> {
+        let mut by_preferred: BTreeMap<NodeId, Vec<(Tp, bool)>> = BTreeMap::new();
+        for tp in self.partitions() {
+            let Some(&preferred) = self.replicas_of(&tp).first() else {
+                continue;
+            };
+            let Some((st, _)) = self.states.get(&tp) else {
+                continue;
+            };
+            let moved = st.leader != Some(preferred);
+            by_preferred.entry(preferred).or_default().push((tp, moved));
+        }
+        let mut out = BTreeSet::new();
+        for (preferred, parts) in by_preferred {
+            let moved = parts.iter().filter(|p| p.1).count() as u64;
+            if moved * 100 <= pct * parts.len() as u64 {
+                continue;
+            }
+            for (tp, m) in parts {
+                let in_isr = self.states[&tp].0.isr.contains(&preferred);
+                if m && alive.contains(&preferred) && in_isr {
+                    out.insert(tp);
+                }
+            }
+        }
+        out
+    }
 }
+
+/// The delay from a controller's election to its first leader-imbalance
+/// check (Kafka's 5 s, scaled as its 18 s session is to 600 ms).
+const FIRST_REBALANCE_MS: u64 = 170;
 
 impl KafkaBroker {
     fn ctl_call(&mut self, op: ZkOp, p: CtlPurpose, cx: &mut Ctx<'_>) {
@@ -280,6 +322,15 @@ impl KafkaBroker {
         let live_changed = c.alive != alive;
         c.alive = alive.clone();
         let epoch = c.epoch;
+        let rebalance_at = *c
+            .rebalance_at
+            .get_or_insert(cx.now.plus_ms(FIRST_REBALANCE_MS));
+        let to_preferred = if self.cfg.auto_leader_rebalance && cx.now >= rebalance_at {
+            c.rebalance_at = Some(cx.now.plus_ms(self.cfg.leader_imbalance_check_interval_ms));
+            c.imbalanced(&alive, self.cfg.leader_imbalance_per_broker_percentage)
+        } else {
+            BTreeSet::new()
+        };
         let mut writes = Vec::new();
         for tp in c.partitions() {
             let replicas = c.replicas_of(&tp);
@@ -337,6 +388,14 @@ impl KafkaBroker {
                         }
                     } else if isr_alive.len() < st.isr.len() {
                         n.isr = isr_alive;
+                        true
+                    } else if to_preferred.contains(&tp) {
+                        // The preferred-replica election: the ISR stays.
+                        tracing::info!(
+                            "kafka: controller: moving {tp}'s leadership back to its preferred replica {}",
+                            replicas[0]
+                        );
+                        n.leader = Some(replicas[0]);
                         true
                     } else {
                         false

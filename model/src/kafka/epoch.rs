@@ -90,22 +90,42 @@ impl EpochCache {
         encode_record(&p)
     }
 
-    /// The last valid snapshot in checkpoint-file bytes (empty if none).
-    pub fn decode(bytes: &[u8]) -> EpochCache {
+    /// The last complete snapshot in checkpoint-file bytes (empty if none),
+    /// loaded as Kafka's `LeaderEpochFileCache` loads its checkpoint: every
+    /// entry through [`EpochCache::assign`]. A torn last snapshot is a
+    /// checkpoint whose replacement never landed (Kafka writes a temporary
+    /// file and renames it), so the one before it stands; a snapshot that
+    /// fails its checksum is a malformed checkpoint, which Kafka refuses
+    /// (`Malformed line in checkpoint file`: the log directory goes
+    /// offline).
+    pub fn decode(bytes: &[u8]) -> Result<EpochCache, CorruptCheckpoint> {
         let d = decode_records(bytes);
+        if d.corrupt {
+            return Err(CorruptCheckpoint { at: d.valid_len });
+        }
+        let mut cache = EpochCache::new();
         let Some(p) = d.records.last() else {
-            return EpochCache::new();
+            return Ok(cache);
         };
         let n = get_u64(p, 0).unwrap_or(0) as usize;
-        let mut entries = Vec::new();
         for i in 0..n {
             match (get_u64(p, 8 + 16 * i), get_u64(p, 16 + 16 * i)) {
-                (Some(e), Some(s)) => entries.push((e as LeaderEpoch, s)),
-                _ => break,
+                (Some(e), Some(s)) => {
+                    cache.assign(e as LeaderEpoch, s);
+                }
+                _ => return Err(CorruptCheckpoint { at: d.valid_len }),
             }
         }
-        EpochCache { entries }
+        Ok(cache)
     }
+}
+
+/// A checkpoint file that fails its checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed checkpoint: bad checksum after byte {at}")]
+pub struct CorruptCheckpoint {
+    /// The length of the valid prefix.
+    pub at: u64,
 }
 
 #[cfg(test)]
@@ -142,14 +162,25 @@ mod tests {
         assert_eq!(c.entries(), &[(1, 0), (2, 5)]);
         let mut file = EpochCache::new().encode();
         file.extend(c.encode());
-        assert_eq!(EpochCache::decode(&file), c);
+        assert_eq!(EpochCache::decode(&file), Ok(c.clone()));
         // A torn last snapshot falls back to the previous one.
         let mut torn = c.encode();
         let mut c2 = c.clone();
         c2.assign(7, 9);
         let full = c2.encode();
         torn.extend_from_slice(&full[..full.len() - 3]);
-        assert_eq!(EpochCache::decode(&torn), c);
+        assert_eq!(EpochCache::decode(&torn), Ok(c.clone()));
+    }
+
+    #[test]
+    fn a_snapshot_failing_its_checksum_is_refused_not_skipped() {
+        let mut c = EpochCache::new();
+        c.assign(1, 0);
+        c.assign(2, 5);
+        let mut file = c.encode();
+        let last = file.len() - 1;
+        file[last] ^= 0x10;
+        assert_eq!(EpochCache::decode(&file), Err(CorruptCheckpoint { at: 0 }));
     }
 
     #[test]

@@ -242,8 +242,26 @@ pub struct KafkaConfig {
     pub tick_ms: u64,
     /// A follower's wait after an empty fetch (`replica.fetch.wait.max.ms`).
     pub replica_fetch_wait_ms: u64,
-    /// Period of the high-watermark checkpoint.
+    /// Period of the high-watermark checkpoint
+    /// (`replica.high.watermark.checkpoint.interval.ms`, 5 s in Kafka).
     pub hw_checkpoint_ms: u64,
+    /// Period of the recovery-point checkpoint
+    /// (`log.flush.offset.checkpoint.interval.ms`, 60 s in Kafka: twelve
+    /// high-watermark periods, kept in that ratio).
+    pub recovery_point_checkpoint_ms: u64,
+    /// Move leadership back to the preferred replica (the first assigned)
+    /// when a broker's share of partitions led by someone else passes
+    /// `leader_imbalance_per_broker_percentage`
+    /// (`auto.leader.rebalance.enable`, on by default as in Kafka).
+    pub auto_leader_rebalance: bool,
+    /// How often the controller checks the leader imbalance
+    /// (`leader.imbalance.check.interval.seconds`: 300 s in Kafka, whose
+    /// first check comes 5 s after a controller's election; here both are
+    /// scaled as the session timeout is, 18 s to 600 ms).
+    pub leader_imbalance_check_interval_ms: u64,
+    /// The imbalance a broker may have before its partitions are moved back
+    /// (`leader.imbalance.per.broker.percentage`, 10).
+    pub leader_imbalance_per_broker_percentage: u64,
     /// Followers truncate on the fetch response's diverging epoch
     /// (`inter.broker.protocol.version` 2.7+, the default) rather than
     /// asking OffsetsForLeaderEpoch before their first fetch.
@@ -264,7 +282,11 @@ impl Default for KafkaConfig {
             tick_ms: 50,
             replica_fetch_wait_ms: 10,
             hw_checkpoint_ms: 200,
+            recovery_point_checkpoint_ms: 2_400,
             truncation_on_fetch: true,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 10_000,
+            leader_imbalance_per_broker_percentage: 10,
             group: crate::group::CoordinatorConfig::default(),
         }
     }

@@ -116,6 +116,8 @@ pub(crate) struct Replica {
     pub(crate) info: Option<PartitionInfo>,
     pub(crate) role: Role,
     hw_checkpointed: Option<u64>,
+    /// The recovery point last checkpointed (to skip rewriting the same).
+    recovery_point_checkpointed: Option<u64>,
     /// `kafka_truncate_to_hw_on_restart`: the first time this process
     /// makes the replica a follower, it cuts the log to the high watermark
     /// it recovered from the checkpoint, as Kafka before KIP-101 did in
@@ -131,6 +133,7 @@ impl Replica {
             info: None,
             role: Role::None,
             hw_checkpointed: None,
+            recovery_point_checkpointed: None,
             cut_to_checkpoint: false,
         }
     }
@@ -167,6 +170,13 @@ impl Replica {
             high_watermark: self.log.hw(),
             log_end: self.log.leo(),
             batches: self.log.batches().to_vec(),
+        }
+    }
+
+    pub(crate) fn checkpoint_recovery_point(&mut self, out: &mut Vec<DiskRequest>) {
+        if self.recovery_point_checkpointed != Some(self.log.recovery_point()) {
+            self.recovery_point_checkpointed = Some(self.log.recovery_point());
+            self.log.checkpoint_recovery_point(out);
         }
     }
 
@@ -209,6 +219,30 @@ pub(crate) fn high_watermark(
         .min()
         .unwrap_or(leader_leo);
     min.max(current).min(leader_leo)
+}
+
+/// The replicas whose log end holds the leader's high watermark back, as
+/// Kafka's `Partition.maybeIncrementLeaderHW` picks them: the maximal ISR,
+/// and any follower (given as `(id, log end, last caught up)`) that is
+/// caught up (at the leader's log end `leo`, or within `lag_ms` of having
+/// been) and alive in the leader's metadata (`live`), being about to join
+/// the ISR (KAFKA-4485, with KAFKA-15021's eligibility check).
+pub(crate) fn hw_holders(
+    maximal_isr: Vec<NodeId>,
+    followers: impl Iterator<Item = (NodeId, u64, SimTime)>,
+    leo: u64,
+    now: SimTime,
+    lag_ms: u64,
+    live: &[NodeId],
+) -> Vec<NodeId> {
+    let mut holders = maximal_isr;
+    for (id, f_leo, last_caught_up) in followers {
+        let caught_up = f_leo >= leo || now.ms_since(last_caught_up) <= lag_ms;
+        if !holders.contains(&id) && caught_up && live.contains(&id) {
+            holders.push(id);
+        }
+    }
+    holders
 }
 
 fn produce_resp(cx: &mut Ctx<'_>, to: NodeId, corr: u64, result: Result<u64, KafkaError>) {
@@ -607,6 +641,7 @@ impl KafkaBroker {
         let me = self.id;
         let min_isr = self.cfg.min_insync_replicas;
         let ignore_min_isr = self.bugs.ignore_min_isr;
+        let lag = self.cfg.replica_lag_time_max_ms;
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
@@ -618,15 +653,29 @@ impl KafkaBroker {
         let leo = r.log.ack_leo();
         let follower_leos: BTreeMap<NodeId, u64> =
             ls.progress.iter().map(|(id, p)| (*id, p.leo)).collect();
-        let hw = high_watermark(
-            me,
+        // The replicas that hold the high watermark back: the maximal ISR,
+        // and (KAFKA-4485, with KAFKA-15021's eligibility) any follower
+        // caught up within `replica.lag.time.max.ms` that is alive in the
+        // metadata, which is about to join the ISR.
+        let holders = hw_holders(
+            ls.maximal_isr(&info.state.isr),
+            ls.progress
+                .iter()
+                .map(|(id, p)| (*id, p.leo, p.last_caught_up)),
             leo,
-            &ls.maximal_isr(&info.state.isr),
-            &follower_leos,
-            r.log.hw(),
+            cx.now,
+            lag,
+            &self.meta_live,
         );
-        r.log.set_hw(hw);
         let isr_len = info.state.isr.len();
+        // KAFKA-15583 (Kafka 3.7): no advance while the committed ISR is
+        // below `min.insync.replicas` (or the replica count, if smaller).
+        let under_min_isr = isr_len < min_isr.min(info.replicas.len()) && !ignore_min_isr;
+        if !under_min_isr {
+            let hw = high_watermark(me, leo, &holders, &follower_leos, r.log.hw());
+            r.log.set_hw(hw);
+        }
+        let hw = r.log.hw();
         let (done, left): (Vec<Waiting>, Vec<Waiting>) = ls
             .waiting
             .drain(..)
@@ -816,6 +865,37 @@ mod tests {
             ..LeaderState::default()
         };
         assert_eq!(shrink.maximal_isr(&[1, 2]), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_caught_up_live_follower_outside_the_isr_holds_the_high_watermark() {
+        let now = SimTime::from_ms(1_000);
+        let followers = || {
+            [
+                // Caught up 100 ms ago: about to join.
+                (2, 5, SimTime::from_ms(900)),
+                // Last caught up 500 ms ago: lagging.
+                (3, 4, SimTime::from_ms(500)),
+            ]
+            .into_iter()
+        };
+        let h = hw_holders(vec![1], followers(), 9, now, 300, &[1, 2, 3]);
+        assert_eq!(h, vec![1, 2]);
+        let leos = BTreeMap::from([(2, 5), (3, 4)]);
+        assert_eq!(high_watermark(1, 9, &h, &leos, 0), 5);
+        // Not alive in the metadata (KAFKA-15021): it does not count.
+        let h = hw_holders(vec![1], followers(), 9, now, 300, &[1, 3]);
+        assert_eq!(h, vec![1]);
+        // A follower at the leader's log end is caught up at once.
+        let h = hw_holders(
+            vec![1],
+            [(3, 9, SimTime::ZERO)].into_iter(),
+            9,
+            now,
+            300,
+            &[1, 3],
+        );
+        assert_eq!(h, vec![1, 3]);
     }
 
     #[test]
