@@ -130,6 +130,13 @@ pub enum Effect {
         /// The answer.
         reply: ClientReply,
     },
+    /// The process exits cleanly after a graceful shutdown (see
+    /// [`Node::shutdown`]): it stays down until whoever stopped it starts
+    /// it again; the disk keeps its page cache.
+    Exit {
+        /// Why, for the log.
+        reason: String,
+    },
 }
 
 /// The context of one step: the node's clock, its RNG and the effect buffer.
@@ -224,6 +231,13 @@ impl<'a> Ctx<'a> {
         });
     }
 
+    /// Exits the process cleanly (the end of a graceful shutdown).
+    pub fn exit(&mut self, reason: impl Into<String>) {
+        self.effects.push(Effect::Exit {
+            reason: reason.into(),
+        });
+    }
+
     /// Pushes any effect.
     pub fn push(&mut self, effect: Effect) {
         self.effects.push(effect);
@@ -235,6 +249,13 @@ impl<'a> Ctx<'a> {
 pub trait Node {
     /// Handles one input, pushing effects into `cx`.
     fn step(&mut self, input: Input, cx: &mut Ctx<'_>);
+
+    /// A graceful stop was asked for (an operator's SIGTERM): the node may
+    /// finish what it must (a Kafka broker's controlled shutdown, flushing
+    /// its logs) and then calls [`Ctx::exit`]. The default exits at once.
+    fn shutdown(&mut self, cx: &mut Ctx<'_>) {
+        cx.exit("shut down");
+    }
 
     /// A short human-readable summary of the node's role (e.g. `leader e3`),
     /// used in logs and reports.

@@ -413,13 +413,35 @@ impl Engine {
 
     /// Runs one step of a node and carries out its effects.
     pub(crate) fn step(&mut self, id: NodeId, input: Input) {
+        self.run_step(id, Some(input));
+    }
+
+    /// Asks a running node to shut down gracefully ([`Node::shutdown`]).
+    ///
+    /// [`Node::shutdown`]: kzsim_model::Node::shutdown
+    pub(crate) fn request_shutdown(&mut self, id: NodeId) {
+        let host = &self.hosts[id as usize];
+        if !host.alive() || host.paused {
+            // A stopped process cannot act on it; the fault's end kills it.
+            return;
+        }
+        if self.log {
+            log_info(self.now, Some(id), "shutdown requested");
+        }
+        self.run_step(id, None);
+    }
+
+    /// One step of a node: an input, or (`None`) a shutdown request.
+    fn run_step(&mut self, id: NodeId, input: Option<Input>) {
         let host = &mut self.hosts[id as usize];
         let Some(node) = host.node.as_mut() else {
             return;
         };
         let local = host.clock.local(self.now);
         if self.log {
-            log_input(self.now, id, &input);
+            if let Some(input) = &input {
+                log_input(self.now, id, input);
+            }
         }
         let mut effects = std::mem::take(&mut self.effects);
         {
@@ -430,7 +452,10 @@ impl Engine {
             });
             let mut cx = kzsim_model::Ctx::new(local, id, &mut host.rng, &mut effects);
             cx.mono = host.clock.mono(self.now);
-            node.step(input, &mut cx);
+            match input {
+                Some(input) => node.step(input, &mut cx),
+                None => node.shutdown(&mut cx),
+            }
         }
         if let Some(m) = self.monitor.as_mut() {
             m.after_step(self.now, id, host.incarnation, &**node);
@@ -495,6 +520,26 @@ impl Engine {
                 }
             }
             Effect::Reply { id: req, reply } => self.complete(req, id, reply),
+            Effect::Exit { reason } => {
+                self.trace
+                    .record(self.now, tag::HALT, id, &("exit", &reason));
+                if self.log {
+                    log_info(self.now, Some(id), &format!("exit: {reason}"));
+                }
+                if self.quiet_started {
+                    // The quiet period has booted every node already: a
+                    // late exit is restarted by the supervisor.
+                    self.take_down(id, DownReason::Halted, false);
+                    let inc = self.hosts[id as usize].incarnation;
+                    self.push(
+                        self.now + HALT_RESTART_US,
+                        Ev::SupervisorRestart { node: id, inc },
+                    );
+                } else {
+                    // Down until the shutdown fault ends and boots it.
+                    self.take_down(id, DownReason::Fault, false);
+                }
+            }
             Effect::Halt { reason } => {
                 self.trace.record(self.now, tag::HALT, id, &reason);
                 if self.log {

@@ -229,10 +229,17 @@ impl Engine {
         let pool = self.pool(&aim);
         let explicit = self.explicit(&aim);
         let nodes = explicit.as_slice();
-        if matches!(kind, Crash | Kill | Pause) && self.at_max_down() {
+        if matches!(kind, Crash | Kill | Shutdown | Pause) && self.at_max_down() {
             return Vec::new();
         }
         match kind {
+            Shutdown => {
+                let hit = self.targets(nodes, self.up(&pool));
+                for &n in &hit {
+                    self.request_shutdown(n);
+                }
+                hit
+            }
             Crash | Kill => {
                 let hit = self.targets(nodes, self.up(&pool));
                 for &n in &hit {
@@ -498,6 +505,14 @@ impl Engine {
         match kind {
             Crash | Kill | PowerLoss | CrashClient => {
                 for &n in hit {
+                    self.boot(n);
+                }
+            }
+            Shutdown => {
+                for &n in hit {
+                    // Still shutting down when its time is up: killed (as a
+                    // service manager's stop timeout does), then started.
+                    self.take_down(n, DownReason::Fault, false);
                     self.boot(n);
                 }
             }

@@ -24,6 +24,9 @@ pub enum FaultKind {
     Crash,
     /// Process crash (kill -9): the process dies; the page cache survives.
     Kill,
+    /// Graceful stop (SIGTERM): the server shuts down as it does for an
+    /// operator, exits, and is started again when the fault ends.
+    Shutdown,
     /// Start a crashed node again from its durable disk.
     Restart,
     /// Stop a process (SIGSTOP); it resumes later with stale beliefs.
@@ -81,6 +84,7 @@ impl FaultKind {
         &[
             (Crash, "crash", "machine crash of a server: the process dies and unsynced writes are lost (or torn); restarted later"),
             (Kill, "kill", "process crash of a server: the process dies, the page cache survives; restarted later"),
+            (Shutdown, "shutdown", "graceful stop of a server (SIGTERM): it shuts down as for an operator (a Kafka broker moves its leaderships away, then flushes its logs) and exits; killed if still up when the fault ends, then restarted"),
             (Restart, "restart", "start a crashed server again from what its disk durably holds"),
             (Pause, "pause", "stop a server's process; it resumes later with stale beliefs and a backlog of input"),
             (PauseClient, "pause-client", "stop a client node's process (an application's GC pause); `nodes` are client indexes; it resumes later, its session perhaps expired"),

@@ -786,3 +786,25 @@ fn the_demo_system_passes_its_checks_under_client_faults() {
         assert!(out.ok, "seed {seed}: {:?}", out.violations);
     }
 }
+
+/// `shutdown`: a node without a graceful path exits at once (keeping its
+/// page cache, as a clean exit does) and is started again when the fault
+/// ends.
+#[test]
+fn shutdown_exits_cleanly_and_restarts_when_the_fault_ends() {
+    let r = run(
+        "[[faults.at]]\nat_ms = 500\nkind = \"shutdown\"\nnodes = [2]\nduration_ms = 100\n",
+        0,
+        None,
+        true,
+    );
+    let starts: Vec<(u64, &str)> = r
+        .of(2)
+        .into_iter()
+        .filter(|(_, w)| w.starts_with("start"))
+        .collect();
+    assert_eq!(
+        starts,
+        vec![(0, "start {}"), (600, "start {\"f\": \"ab\"}")]
+    );
+}

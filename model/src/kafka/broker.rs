@@ -22,6 +22,7 @@ use crate::group::{GroupBugs, GroupCoordinator, GroupError, GroupMsg, GroupView,
 use crate::kafka::controller::Controller;
 use crate::kafka::log::PartitionLog;
 use crate::kafka::replica::{FetchParams, Replica};
+use crate::kafka::shutdown::{ShutdownState, CLEAN_SHUTDOWN_FILE};
 use crate::kafka::types::Acks;
 use crate::kafka::types::{Batch, KafkaError, KafkaMsg, PartitionInfo, Tp};
 use crate::kafka::zkdata;
@@ -66,6 +67,8 @@ pub(crate) enum ZkPurpose {
     },
     /// Re-read of a partition state after a failed ISR update.
     IsrReread(Tp),
+    /// Close of the session at the end of a graceful shutdown.
+    Close,
     /// A controller request (handled in `controller`).
     Ctl(crate::kafka::controller::CtlPurpose),
     /// Create `/brokers/topics/__consumer_offsets`.
@@ -109,15 +112,15 @@ pub struct KafkaBroker {
     pub(crate) cfg: KafkaConfig,
     pub(crate) bugs: KafkaBugs,
     zk: ZkClient,
-    next_zk_req: ReqId,
-    zk_pending: BTreeMap<ReqId, ZkPurpose>,
-    started: bool,
+    pub(crate) next_zk_req: ReqId,
+    pub(crate) zk_pending: BTreeMap<ReqId, ZkPurpose>,
+    pub(crate) started: bool,
     pub(crate) files: BTreeMap<FileName, Vec<u8>>,
     /// The ZooKeeper session our registration belongs to (0: unregistered).
     pub(crate) registered_session: u64,
     registering: bool,
     /// The zxid of our registration: the high bits of producer ids.
-    reg_zxid: u64,
+    pub(crate) reg_zxid: u64,
     next_pid: u64,
     /// The highest controller epoch obeyed.
     pub(crate) controller_epoch: u32,
@@ -142,6 +145,12 @@ pub struct KafkaBroker {
     coordinator: GroupCoordinator,
     /// A create of the offsets topic's znode is in flight.
     creating_offsets_topic: bool,
+    /// The controller whose requests this broker last obeyed.
+    pub(crate) known_controller: Option<NodeId>,
+    /// A graceful shutdown in progress (see `shutdown`).
+    pub(crate) shutdown: Option<ShutdownState>,
+    /// The logs being opened at start follow a clean shutdown.
+    clean_start: bool,
 }
 
 impl KafkaBroker {
@@ -182,6 +191,9 @@ impl KafkaBroker {
             local_acks: Vec::new(),
             coordinator: GroupCoordinator::new(cfg_group, GroupBugs::from_set(bugs)),
             creating_offsets_topic: false,
+            known_controller: None,
+            shutdown: None,
+            clean_start: false,
         }
     }
 
@@ -220,6 +232,17 @@ impl KafkaBroker {
 
     // ----- plumbing -----
 
+    /// Issues disk requests and returns their operation ids.
+    pub(crate) fn disk_all_tracked(
+        &mut self,
+        reqs: Vec<DiskRequest>,
+        cx: &mut Ctx<'_>,
+    ) -> BTreeSet<u64> {
+        let first = self.next_op;
+        self.disk_all(reqs, cx);
+        (first..self.next_op).collect()
+    }
+
     /// Issues disk requests produced by a log.
     pub(crate) fn disk_all(&mut self, reqs: Vec<DiskRequest>, cx: &mut Ctx<'_>) {
         for r in reqs {
@@ -247,7 +270,7 @@ impl KafkaBroker {
     }
 
     /// Steps the embedded ZooKeeper client and handles its replies.
-    fn drive_zk(&mut self, input: Input, cx: &mut Ctx<'_>) {
+    pub(crate) fn drive_zk(&mut self, input: Input, cx: &mut Ctx<'_>) {
         let replies = self.zk.step_embedded(input, TIMER_ZK_BASE, cx);
         for (id, r) in replies {
             if let Some(p) = self.zk_pending.remove(&id) {
@@ -291,6 +314,9 @@ impl KafkaBroker {
     fn on_start(&mut self, files: BTreeMap<FileName, Vec<u8>>, cx: &mut Ctx<'_>) {
         self.started = true;
         self.files = files;
+        // Kafka skips recovery after a clean shutdown, and deletes the
+        // marker once the logs are loaded.
+        self.clean_start = self.files.contains_key(CLEAN_SHUTDOWN_FILE);
         // Recover every log found on disk (Kafka opens all logs at startup).
         let mut tps = BTreeSet::new();
         for name in self.files.keys() {
@@ -308,6 +334,15 @@ impl KafkaBroker {
         }
         for tp in tps {
             self.open_replica(&tp, cx);
+        }
+        if self.clean_start {
+            self.clean_start = false;
+            self.disk_all(
+                vec![DiskRequest::Delete {
+                    file: CLEAN_SHUTDOWN_FILE.into(),
+                }],
+                cx,
+            );
         }
         self.last_hw_checkpoint = cx.now;
         self.last_recovery_checkpoint = cx.now;
@@ -328,6 +363,7 @@ impl KafkaBroker {
             crate::kafka::log::LogBugs {
                 epoch_cache_not_truncated: self.bugs.epoch_cache_not_truncated,
             },
+            self.clean_start,
             &mut out,
         );
         let log = match opened {
@@ -365,6 +401,10 @@ impl KafkaBroker {
 
     fn on_tick(&mut self, cx: &mut Ctx<'_>) {
         cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
+        self.shutdown_tick(cx);
+        if self.shutdown.as_ref().is_some_and(|s| s.stopping()) {
+            return;
+        }
         // A changed session means ours expired: everything tied to it is gone.
         if self.registered_session != 0 && self.zk.session() != self.registered_session {
             self.registered_session = 0;
@@ -421,6 +461,7 @@ impl KafkaBroker {
     fn on_zk_reply(&mut self, p: ZkPurpose, r: ZkReply, cx: &mut Ctx<'_>) {
         match p {
             ZkPurpose::Ignore => {}
+            ZkPurpose::Close => self.on_zk_closed(cx),
             ZkPurpose::Register => match r.result {
                 Ok(_) => self.registered(r.session, r.zxid),
                 Err(ZkError::NodeExists) | Err(ZkError::ConnectionLoss) => {
@@ -623,6 +664,7 @@ impl KafkaBroker {
             } => {
                 let result = self.accept_control_request(controller_epoch, broker_epoch);
                 if result.is_ok() {
+                    self.known_controller = Some(from);
                     for p in partitions {
                         if p.replicas.contains(&self.id) {
                             self.open_replica(&p.tp, cx);
@@ -641,6 +683,7 @@ impl KafkaBroker {
             } => {
                 let result = self.accept_control_request(controller_epoch, broker_epoch);
                 if result.is_ok() {
+                    self.known_controller = Some(from);
                     self.meta_live = live;
                     for p in partitions {
                         self.meta.insert(p.tp.clone(), p);
@@ -707,6 +750,12 @@ impl KafkaBroker {
             KafkaMsg::OffsetsForLeaderEpochResp { corr, result } => {
                 self.on_offsets_for_epoch_resp(from, corr, result, cx)
             }
+            KafkaMsg::ControlledShutdown { corr, broker_epoch } => {
+                self.on_controlled_shutdown(from, corr, broker_epoch, cx)
+            }
+            KafkaMsg::ControlledShutdownResp { corr, result } => {
+                self.on_controlled_shutdown_resp(corr, result, cx)
+            }
             KafkaMsg::ProduceResp { .. }
             | KafkaMsg::MetadataResp { .. }
             | KafkaMsg::InitProducerIdResp { .. } => {}
@@ -716,10 +765,17 @@ impl KafkaBroker {
 
 impl Node for KafkaBroker {
     fn step(&mut self, input: Input, cx: &mut Ctx<'_>) {
+        if !self.handles_while_stopping(&input) {
+            return;
+        }
         self.step_inner(input, cx);
-        if self.started {
+        if self.started && self.shutdown.as_ref().is_none_or(|s| !s.stopping()) {
             self.drive_coordinator(cx);
         }
+    }
+
+    fn shutdown(&mut self, cx: &mut Ctx<'_>) {
+        self.begin_shutdown(cx);
     }
 
     fn role(&self) -> String {
@@ -803,6 +859,7 @@ impl KafkaBroker {
                     if let Some((tp, end)) = self.sync_ops.remove(&op) {
                         self.on_log_synced(tp, end, cx);
                     }
+                    self.shutdown_disk_done(op, cx);
                 }
             },
             Input::Client { .. } => {}

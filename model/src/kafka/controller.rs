@@ -68,6 +68,14 @@ pub(crate) struct Controller {
     /// When the next leader-imbalance check is due (set on the first
     /// reconcile: Kafka's first check comes a while after the election).
     rebalance_at: Option<SimTime>,
+    /// Brokers in a controlled shutdown (see `shutdown`).
+    shutting_down: BTreeSet<NodeId>,
+    /// ControlledShutdown requests to answer: broker, correlation id, and
+    /// whether a reconcile has acted on it (it is answered once that
+    /// reconcile's writes are done).
+    shutdown_requests: Vec<(NodeId, u64, bool)>,
+    /// The live brokers last announced in UpdateMetadata.
+    announced_live: BTreeSet<NodeId>,
 }
 
 impl Controller {
@@ -87,6 +95,9 @@ impl Controller {
             announced: BTreeMap::new(),
             sent_lai: BTreeMap::new(),
             rebalance_at: None,
+            shutting_down: BTreeSet::new(),
+            shutdown_requests: Vec::new(),
+            announced_live: BTreeSet::new(),
         }
     }
 
@@ -112,6 +123,28 @@ impl Controller {
         self.topics
             .iter()
             .flat_map(|(t, a)| a.keys().map(move |p| Tp::new(t, *p)))
+            .collect()
+    }
+
+    /// The creation zxid of `broker`'s registration as last read, if it is
+    /// registered.
+    pub(crate) fn registration(&self, broker: NodeId) -> Option<u64> {
+        self.known.get(&broker).or(self.live.get(&broker)).copied()
+    }
+
+    /// `broker` asked for a controlled shutdown (correlation id `corr`).
+    pub(crate) fn begin_broker_shutdown(&mut self, broker: NodeId, corr: u64) {
+        self.shutting_down.insert(broker);
+        self.shutdown_requests.push((broker, corr, false));
+    }
+
+    /// The partitions `broker` leads whose replication factor is above one
+    /// (what Kafka's controlled shutdown answers with).
+    fn led_by(&self, broker: NodeId) -> Vec<Tp> {
+        self.states
+            .iter()
+            .filter(|(tp, (s, _))| s.leader == Some(broker) && self.replicas_of(tp).len() > 1)
+            .map(|(tp, _)| tp.clone())
             .collect()
     }
 
@@ -319,7 +352,17 @@ impl KafkaBroker {
             .filter(|(id, _)| alive.contains(id))
             .map(|(id, z)| (*id, *z))
             .collect();
-        let live_changed = c.alive != alive;
+        // A broker whose registration went or was re-created is done with
+        // its controlled shutdown.
+        c.shutting_down.retain(|b| alive.contains(b));
+        for r in c.shutdown_requests.iter_mut() {
+            r.2 = true;
+        }
+        let leaving = c.shutting_down.clone();
+        // The live brokers announced and elected from: not shutting down.
+        let eligible: BTreeSet<NodeId> = alive.difference(&leaving).copied().collect();
+        let live_changed = c.announced_live != eligible;
+        c.announced_live = eligible.clone();
         c.alive = alive.clone();
         let epoch = c.epoch;
         let rebalance_at = *c
@@ -327,7 +370,7 @@ impl KafkaBroker {
             .get_or_insert(cx.now.plus_ms(FIRST_REBALANCE_MS));
         let to_preferred = if self.cfg.auto_leader_rebalance && cx.now >= rebalance_at {
             c.rebalance_at = Some(cx.now.plus_ms(self.cfg.leader_imbalance_check_interval_ms));
-            c.imbalanced(&alive, self.cfg.leader_imbalance_per_broker_percentage)
+            c.imbalanced(&eligible, self.cfg.leader_imbalance_per_broker_percentage)
         } else {
             BTreeSet::new()
         };
@@ -354,19 +397,50 @@ impl KafkaBroker {
                     })
                 }
                 Some((st, v)) => {
+                    // Shutting-down brokers leave the ISR, unless one is
+                    // its last member (Kafka's OfflineReplica transition
+                    // keeps a single-member ISR as it is).
                     let isr_alive: Vec<NodeId> = st
                         .isr
                         .iter()
                         .copied()
-                        .filter(|r| alive.contains(r))
+                        .filter(|r| eligible.contains(r))
                         .collect();
+                    let isr_alive = if isr_alive.is_empty() {
+                        st.isr
+                            .iter()
+                            .copied()
+                            .filter(|r| alive.contains(r))
+                            .collect()
+                    } else {
+                        isr_alive
+                    };
                     let leader_ok = st.leader.is_some_and(|l| alive.contains(&l));
                     let mut n = st.clone();
                     n.leader_epoch += 1;
                     n.controller_epoch = epoch;
-                    let changed = if !leader_ok {
-                        let clean = replicas.iter().copied().find(|r| isr_alive.contains(r));
-                        let dirty = replicas.iter().copied().find(|r| alive.contains(r));
+                    // The leader is shutting down: Kafka's
+                    // ControlledShutdownPartitionLeaderElectionStrategy,
+                    // or no change when no other ISR member can lead.
+                    let moved_off = st.leader.filter(|l| leaving.contains(l)).and_then(|_| {
+                        replicas
+                            .iter()
+                            .copied()
+                            .find(|r| eligible.contains(r) && isr_alive.contains(r))
+                    });
+                    let changed = if let (true, Some(l)) = (leader_ok, moved_off) {
+                        tracing::info!(
+                            "kafka: controller: controlled shutdown moves {tp}'s leadership to {l}"
+                        );
+                        n.leader = Some(l);
+                        n.isr = isr_alive;
+                        true
+                    } else if !leader_ok {
+                        let clean = replicas
+                            .iter()
+                            .copied()
+                            .find(|r| isr_alive.contains(r) && eligible.contains(r));
+                        let dirty = replicas.iter().copied().find(|r| eligible.contains(r));
                         match (clean, dirty) {
                             (Some(l), _) => {
                                 n.leader = Some(l);
@@ -443,7 +517,7 @@ impl KafkaBroker {
         for i in &lai_due {
             c.sent_lai.insert(i.tp.clone(), i.state.leader_epoch);
         }
-        let live: Vec<NodeId> = alive.iter().copied().collect();
+        let live: Vec<NodeId> = eligible.iter().copied().collect();
         // As onBrokerStartup / onBrokerFailure: every change of the live
         // brokers reaches every live broker, with the partitions that
         // changed (none, if only the live set did).
@@ -503,6 +577,27 @@ impl KafkaBroker {
                 write,
             ]);
             self.zk_call(op, ZkPurpose::Ctl(CtlPurpose::Write { tp, state }), cx);
+        }
+        self.answer_due_shutdowns(cx);
+    }
+
+    /// Answers the ControlledShutdown requests a finished reconcile acted
+    /// on, with the partitions each broker still leads.
+    fn answer_due_shutdowns(&mut self, cx: &mut Ctx<'_>) {
+        let Some(c) = self.controller.as_mut() else {
+            return;
+        };
+        if c.writes > 0 {
+            return;
+        }
+        let (due, keep): (Vec<_>, Vec<_>) = c.shutdown_requests.drain(..).partition(|r| r.2);
+        c.shutdown_requests = keep;
+        let answers: Vec<(NodeId, u64, Vec<Tp>)> = due
+            .into_iter()
+            .map(|(b, corr, _)| (b, corr, c.led_by(b)))
+            .collect();
+        for (b, corr, left) in answers {
+            self.answer_controlled_shutdown(b, corr, Ok(left), cx);
         }
     }
 
@@ -569,21 +664,26 @@ impl KafkaBroker {
             },
             // BadVersion: the state or the epoch moved; the next cycle
             // re-reads (and resigns if the epoch is not ours).
-            _ => return,
+            _ => {
+                self.answer_due_shutdowns(cx);
+                return;
+            }
         };
         c.states.insert(tp.clone(), (state, version));
         c.announced.insert(tp.clone(), version);
         let epoch = c.epoch;
         let info = c.info(&tp).expect("state");
-        let live: Vec<NodeId> = c.alive.iter().copied().collect();
+        let alive: Vec<NodeId> = c.alive.iter().copied().collect();
+        let live: Vec<NodeId> = c.announced_live.iter().copied().collect();
         c.sent_lai.insert(tp.clone(), info.state.leader_epoch);
         for &b in &info.replicas {
-            if live.contains(&b) {
+            if alive.contains(&b) {
                 self.send_leader_and_isr(b, epoch, vec![info.clone()], cx);
             }
         }
         for &b in &live {
             self.send_update_metadata(b, epoch, &live, vec![info.clone()], cx);
         }
+        self.answer_due_shutdowns(cx);
     }
 }

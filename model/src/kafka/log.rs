@@ -91,9 +91,6 @@ pub enum SeqCheck {
     OutOfOrder,
     /// An older producer epoch than the log's: INVALID_PRODUCER_EPOCH.
     InvalidEpoch,
-    /// No state for the producer and a non-zero sequence:
-    /// UNKNOWN_PRODUCER_ID.
-    UnknownProducer,
 }
 
 /// One producer's state in one partition (Kafka's `ProducerStateEntry`):
@@ -192,12 +189,15 @@ impl PartitionLog {
 
     /// Opens (recovers) the log of `tp` from the durable `files`, pushing
     /// the disk requests that repair it into `out`. Recovery keeps every
-    /// valid batch, past the checkpointed high watermark too.
+    /// valid batch, past the checkpointed high watermark too. After a
+    /// `clean` shutdown Kafka recovers no segment: the epochs come from the
+    /// checkpoint alone and the recovery point is the log end.
     pub fn open(
         tp: &Tp,
         files: &BTreeMap<String, Vec<u8>>,
         cfg: LogConfig,
         bugs: LogBugs,
+        clean: bool,
         out: &mut Vec<DiskRequest>,
     ) -> Result<(PartitionLog, Recovery), LogDirFailure> {
         let dir = PartitionLog::dir_of(tp);
@@ -239,12 +239,15 @@ impl PartitionLog {
         segs.sort();
         // Kafka recovers the segments from the one holding the recovery
         // point on; the batches of those give the cache their epochs.
-        let recover_from = segs
-            .iter()
-            .map(|s| s.0)
-            .filter(|&base| base <= checkpointed_rp)
-            .max()
-            .unwrap_or(0);
+        let recover_from = if clean {
+            u64::MAX
+        } else {
+            segs.iter()
+                .map(|s| s.0)
+                .filter(|&base| base <= checkpointed_rp)
+                .max()
+                .unwrap_or(0)
+        };
         let mut broken = false;
         for (base, name, data) in segs {
             if broken || (base != log.leo() && !(log.segments.is_empty() && base == 0)) {
@@ -292,7 +295,7 @@ impl PartitionLog {
         let leo = log.leo();
         log.epochs.truncate_from_end(leo);
         log.hw = read_offset_checkpoint(files, &log.hw_file())?.min(leo);
-        log.recovery_point = checkpointed_rp.min(leo);
+        log.recovery_point = if clean { leo } else { checkpointed_rp.min(leo) };
         log.rebuild_producers();
         log.write_epochs(out);
         // What recovery read back is what the disk holds.
@@ -394,7 +397,7 @@ impl PartitionLog {
     /// `ProducerAppendInfo.checkProducerEpoch` and `checkSequence`).
     /// `window` is how many of the cached batches count (Kafka: all
     /// [`PRODUCER_BATCHES`]; fewer only for a planted bug). Unknown
-    /// producers follow Kafka 1.0 to 2.4: sequence 0 or UNKNOWN_PRODUCER_ID.
+    /// producers are accepted at any sequence, as in Kafka 2.5+.
     pub fn check_sequence(
         &self,
         pid: u64,
@@ -408,11 +411,11 @@ impl PartitionLog {
         }
         let last_seq = base_seq + count as i64 - 1;
         let Some(entry) = self.producers.get(&pid) else {
-            return if base_seq == 0 {
-                SeqCheck::Append
-            } else {
-                SeqCheck::UnknownProducer
-            };
+            // No state for the producer (never seen, or its batches were
+            // truncated away): Kafka 2.5+ (KIP-360) accepts any sequence
+            // (`ProducerAppendInfo.checkSequence`: no producer epoch yet);
+            // brokers before 2.5 answered UNKNOWN_PRODUCER_ID unless it was 0.
+            return SeqCheck::Append;
         };
         if epoch == entry.epoch {
             let skip = entry.batches.len().saturating_sub(window);
@@ -668,8 +671,15 @@ mod tests {
         files: &BTreeMap<String, Vec<u8>>,
         out: &mut Vec<DiskRequest>,
     ) -> (PartitionLog, Recovery) {
-        PartitionLog::open(&Tp::new("t", 0), files, small(), LogBugs::default(), out)
-            .expect("opens")
+        PartitionLog::open(
+            &Tp::new("t", 0),
+            files,
+            small(),
+            LogBugs::default(),
+            false,
+            out,
+        )
+        .expect("opens")
     }
 
     fn apply(files: &mut BTreeMap<String, Vec<u8>>, out: Vec<DiskRequest>) {
@@ -710,7 +720,8 @@ mod tests {
         let mut files = BTreeMap::new();
         let mut out = Vec::new();
         let (mut log, _) =
-            PartitionLog::open(&tp, &files, small(), LogBugs::default(), &mut out).expect("opens");
+            PartitionLog::open(&tp, &files, small(), LogBugs::default(), false, &mut out)
+                .expect("opens");
         for i in 0..n {
             log.append(
                 batch(1 + i as u32 / 4, &["a", "bb"]),
@@ -842,8 +853,8 @@ mod tests {
         assert_eq!(log.check_sequence(7, 0, 0, 2, w), SeqCheck::Duplicate(off));
         assert_eq!(log.check_sequence(7, 0, 3, 1, w), SeqCheck::OutOfOrder);
         assert_eq!(log.check_sequence(7, 0, 2, 1, w), SeqCheck::Append);
-        // An unknown producer must start at 0 (Kafka 1.0 to 2.4).
-        assert_eq!(log.check_sequence(8, 0, 1, 1, w), SeqCheck::UnknownProducer);
+        // An unknown producer may start anywhere (Kafka 2.5+).
+        assert_eq!(log.check_sequence(8, 0, 1, 1, w), SeqCheck::Append);
         assert_eq!(log.check_sequence(8, 0, 0, 1, w), SeqCheck::Append);
         // Producer state survives recovery (rebuilt from the log).
         let mut files = BTreeMap::new();
@@ -904,7 +915,7 @@ mod tests {
         assert_eq!(log.check_sequence(7, 0, 2, 1, w), SeqCheck::Append);
         log.truncate_to(0, &mut out);
         assert_eq!(log.producer(7), None);
-        assert_eq!(log.check_sequence(7, 1, 1, 1, w), SeqCheck::UnknownProducer);
+        assert_eq!(log.check_sequence(7, 1, 1, 1, w), SeqCheck::Append);
     }
 
     /// The checkpoint `file` holding only `entries`.
@@ -973,6 +984,26 @@ mod tests {
     }
 
     #[test]
+    fn after_a_clean_shutdown_no_segment_is_recovered() {
+        let (mut files, log) = build(10);
+        with_epochs(&mut files, log.epoch_file(), &[(1, 0), (2, 8)]);
+        let (back, _) = PartitionLog::open(
+            &Tp::new("t", 0),
+            &files,
+            small(),
+            LogBugs::default(),
+            true,
+            &mut Vec::new(),
+        )
+        .expect("opens");
+        // Epoch 3's batches are not read for epochs: the checkpoint is
+        // trusted, and the whole log counts as flushed.
+        assert_eq!(back.epochs().entries(), &[(1, 0), (2, 8)]);
+        assert_eq!(back.recovery_point(), 20);
+        assert_eq!(back.leo(), 20);
+    }
+
+    #[test]
     fn the_cache_is_cut_at_the_recovered_log_end() {
         let (mut files, log) = build(4);
         with_epochs(&mut files, log.epoch_file(), &[(1, 0), (5, 8), (6, 30)]);
@@ -1007,6 +1038,7 @@ mod tests {
             &files,
             small(),
             LogBugs::default(),
+            false,
             &mut Vec::new(),
         )
         .unwrap_err();
@@ -1028,9 +1060,15 @@ mod tests {
             ..LogConfig::default()
         };
         let mut out = Vec::new();
-        let (mut log, _) =
-            PartitionLog::open(&tp, &BTreeMap::new(), cfg, LogBugs::default(), &mut out)
-                .expect("opens");
+        let (mut log, _) = PartitionLog::open(
+            &tp,
+            &BTreeMap::new(),
+            cfg,
+            LogBugs::default(),
+            false,
+            &mut out,
+        )
+        .expect("opens");
         log.append(batch(0, &["a", "b"]), SimTime::ZERO, &mut out);
         // Appended, not yet on disk: it does not count for acks.
         assert_eq!((log.leo(), log.ack_leo()), (2, 0));
@@ -1051,6 +1089,7 @@ mod tests {
             &BTreeMap::new(),
             LogConfig::default(),
             LogBugs::default(),
+            false,
             &mut out,
         )
         .expect("opens");
@@ -1070,6 +1109,7 @@ mod tests {
             &BTreeMap::new(),
             cfg,
             LogBugs::default(),
+            false,
             &mut Vec::new(),
         )
         .expect("opens");
@@ -1092,6 +1132,7 @@ mod tests {
             &BTreeMap::new(),
             cfg,
             LogBugs::default(),
+            false,
             &mut Vec::new(),
         )
         .expect("opens");

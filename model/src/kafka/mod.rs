@@ -69,6 +69,7 @@ mod follower;
 pub mod log;
 pub mod producer;
 mod replica;
+pub mod shutdown;
 pub mod truncation;
 pub mod types;
 pub mod zkdata;
@@ -249,6 +250,18 @@ pub struct KafkaConfig {
     /// (`log.flush.offset.checkpoint.interval.ms`, 60 s in Kafka: twelve
     /// high-watermark periods, kept in that ratio).
     pub recovery_point_checkpoint_ms: u64,
+    /// A broker asked to stop first asks the controller to move its
+    /// leaderships away (`controlled.shutdown.enable`, on by default).
+    pub controlled_shutdown: bool,
+    /// ControlledShutdown attempts before an unclean stop
+    /// (`controlled.shutdown.max.retries`, 3).
+    pub controlled_shutdown_max_retries: u32,
+    /// The wait between attempts (`controlled.shutdown.retry.backoff.ms`:
+    /// 5 s in Kafka, scaled as the session timeout is, 18 s to 600 ms).
+    pub controlled_shutdown_retry_backoff_ms: u64,
+    /// How long an attempt waits for the controller's answer
+    /// (`controller.socket.timeout.ms`, 30 s in Kafka, scaled the same).
+    pub controlled_shutdown_timeout_ms: u64,
     /// Move leadership back to the preferred replica (the first assigned)
     /// when a broker's share of partitions led by someone else passes
     /// `leader_imbalance_per_broker_percentage`
@@ -284,6 +297,10 @@ impl Default for KafkaConfig {
             hw_checkpoint_ms: 200,
             recovery_point_checkpoint_ms: 2_400,
             truncation_on_fetch: true,
+            controlled_shutdown: true,
+            controlled_shutdown_max_retries: 3,
+            controlled_shutdown_retry_backoff_ms: 170,
+            controlled_shutdown_timeout_ms: 1_000,
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: 10_000,
             leader_imbalance_per_broker_percentage: 10,

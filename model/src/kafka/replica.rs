@@ -741,7 +741,6 @@ impl KafkaBroker {
         let base = match check {
             SeqCheck::OutOfOrder => return refuse(self, cx, KafkaError::OutOfOrderSequence),
             SeqCheck::InvalidEpoch => return refuse(self, cx, KafkaError::InvalidProducerEpoch),
-            SeqCheck::UnknownProducer => return refuse(self, cx, KafkaError::UnknownProducerId),
             SeqCheck::Duplicate(off) if !bugs.no_idempotent_dedup => off,
             _ => {
                 batch.epoch = epoch;

@@ -53,9 +53,9 @@ enum Ev {
 }
 
 #[derive(Default, Clone)]
-struct Disk {
+pub(crate) struct Disk {
     cache: BTreeMap<String, Vec<u8>>,
-    durable: BTreeMap<String, Vec<u8>>,
+    pub(crate) durable: BTreeMap<String, Vec<u8>>,
 }
 
 /// The test world.
@@ -66,7 +66,7 @@ pub(crate) struct Cluster {
     nodes: BTreeMap<NodeId, Box<dyn Node>>,
     bugs: BugSet,
     pub(crate) kcfg: KafkaConfig,
-    disks: BTreeMap<NodeId, Disk>,
+    pub(crate) disks: BTreeMap<NodeId, Disk>,
     conns: BTreeMap<(NodeId, NodeId), u64>,
     conn_gen: u64,
     timers: BTreeMap<(NodeId, TimerId), u64>,
@@ -81,6 +81,8 @@ pub(crate) struct Cluster {
     paused: BTreeMap<NodeId, u64>,
     /// Messages delivered to ids without a node (test probes), in order.
     pub(crate) probes: Vec<(NodeId, NodeId, Msg)>,
+    /// Nodes that exited cleanly after a graceful shutdown, in order.
+    pub(crate) exited: Vec<NodeId>,
 }
 
 fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
@@ -125,6 +127,7 @@ impl Cluster {
             replies: BTreeMap::new(),
             next_req: 1,
             probes: Vec::new(),
+            exited: Vec::new(),
             paused: BTreeMap::new(),
         };
         for id in ZK.into_iter().chain(BROKERS) {
@@ -351,12 +354,23 @@ impl Cluster {
         }
     }
 
+    /// Asks node `id` to shut down gracefully (SIGTERM); it exits by itself
+    /// when done, keeping its page cache.
+    pub(crate) fn shutdown(&mut self, id: NodeId) {
+        self.run_node(id, None);
+    }
+
     fn deliver(&mut self, to: NodeId, input: Input) {
+        self.run_node(to, Some(input));
+    }
+
+    /// One step of `to`: an input, or (`None`) a shutdown request.
+    fn run_node(&mut self, to: NodeId, input: Option<Input>) {
         if self.down.contains(&to) {
             return;
         }
         let Some(n) = self.nodes.get_mut(&to) else {
-            if let Input::Message { from, msg } = input {
+            if let Some(Input::Message { from, msg }) = input {
                 self.probes.push((from, to, msg));
             }
             return;
@@ -364,8 +378,14 @@ impl Cluster {
         let mut effects = Vec::new();
         let rng = self.rngs.get_mut(&to).expect("rng");
         let mut cx = Ctx::new(SimTime(self.now), to, rng, &mut effects);
-        n.step(input, &mut cx);
+        match input {
+            Some(input) => n.step(input, &mut cx),
+            None => n.shutdown(&mut cx),
+        }
         for e in effects {
+            if self.down.contains(&to) {
+                break;
+            }
             match e {
                 Effect::Send { to: dst, msg } => self.send(to, dst, msg),
                 Effect::Disconnect { peer } => self.break_conn(pair(to, peer)),
@@ -400,6 +420,15 @@ impl Cluster {
                     );
                 }
                 Effect::Halt { reason } => panic!("node {to} halted: {reason}"),
+                Effect::Exit { .. } => {
+                    // A clean exit: the process goes, the page cache stays.
+                    let cache = self.disks.get(&to).map(|d| d.cache.clone());
+                    self.crash(to);
+                    if let (Some(d), Some(cache)) = (self.disks.get_mut(&to), cache) {
+                        d.cache = cache;
+                    }
+                    self.exited.push(to);
+                }
                 Effect::Reply { id, reply } => {
                     self.replies.insert(id, reply);
                 }

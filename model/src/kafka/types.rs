@@ -147,8 +147,9 @@ pub enum KafkaError {
     InvalidProducerEpoch,
     /// The broker has no state for the producer id and the batch does not
     /// start at sequence 0: the broker lost it (a truncation, a lost
-    /// unflushed tail). Kafka 1.0 to 2.4 brokers answer so; later ones
-    /// accept any sequence from an unknown producer.
+    /// unflushed tail). Kafka 1.0 to 2.4 brokers answer so; later ones,
+    /// as the model's, accept any sequence from an unknown producer, and
+    /// only the producer's handling of it (the Java client's) remains.
     #[error("UNKNOWN_PRODUCER_ID")]
     UnknownProducerId,
     /// A LeaderAndIsr or UpdateMetadata from an older controller epoch.
@@ -167,6 +168,9 @@ pub enum KafkaError {
     /// The connection broke before the answer (outcome unknown).
     #[error("NETWORK_EXCEPTION")]
     Network,
+    /// The request went to a broker that is not the controller.
+    #[error("NOT_CONTROLLER")]
+    NotController,
 }
 
 impl KafkaError {
@@ -367,6 +371,22 @@ pub enum KafkaMsg {
         corr: u64,
         /// The id or an error.
         result: Result<u64, KafkaError>,
+    },
+    /// Broker -> controller: a broker shutting down asks the controller to
+    /// move its leaderships away first (ControlledShutdownRequest).
+    ControlledShutdown {
+        /// Correlation id, echoed.
+        corr: u64,
+        /// The asking broker's epoch (its registration's creation zxid).
+        broker_epoch: u64,
+    },
+    /// Controller -> broker: the partitions the broker still leads (none:
+    /// it may stop), or why the request was refused.
+    ControlledShutdownResp {
+        /// Correlation id.
+        corr: u64,
+        /// The partitions still led, or the refusal.
+        result: Result<Vec<Tp>, KafkaError>,
     },
 }
 

@@ -427,7 +427,7 @@ impl World {
                         },
                     );
                 }
-                Effect::Halt { reason } => {
+                Effect::Halt { reason } | Effect::Exit { reason } => {
                     assert!(self.halts_expected, "node {to} halted: {reason}");
                     self.halts.push((to, reason));
                 }

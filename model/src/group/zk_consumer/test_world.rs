@@ -359,7 +359,9 @@ impl World {
                         },
                     );
                 }
-                Effect::Halt { reason } => panic!("node {to} halted: {reason}"),
+                Effect::Halt { reason } | Effect::Exit { reason } => {
+                    panic!("node {to} stopped: {reason}")
+                }
                 Effect::Reply { id, reply } => {
                     self.log.push(format!("{} {to} {id} {reply:?}", self.now));
                     self.replies.insert(id, reply);

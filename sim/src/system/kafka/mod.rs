@@ -25,6 +25,8 @@
 //! the fetch response's diverging epoch, as Kafka 2.7+; false: they ask
 //! OffsetsForLeaderEpoch first, as Kafka 0.11 to 2.6), `max_in_flight` (5;
 //! batches in flight per partition, 1 to 5 with idempotence, else to 64),
+//! `controlled_shutdown` (true, Kafka's default: a broker asked to stop
+//! has the controller move its leaderships away first),
 //! `auto_leader_rebalance` (true, Kafka's default: the controller moves
 //! leadership back to preferred replicas), `leader_imbalance_check_interval_ms`
 //! (10000: Kafka's 300 s scaled as the session timeout is; 1 ms to an
@@ -81,7 +83,7 @@ pub const ANOMALIES: &[&str] = &[
     "group-not-recovered",
 ];
 
-const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
+const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, controlled_shutdown, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
 
 /// The Kafka system of one scenario.
 pub struct KafkaSystem {
@@ -200,6 +202,7 @@ impl KafkaSystem {
                 "idempotent" => pc.idempotent = boolean(v, key)?,
                 "unclean_leader_election" => bc.unclean_leader_election = boolean(v, key)?,
                 "truncation_on_fetch" => bc.truncation_on_fetch = boolean(v, key)?,
+                "controlled_shutdown" => bc.controlled_shutdown = boolean(v, key)?,
                 "auto_leader_rebalance" => bc.auto_leader_rebalance = boolean(v, key)?,
                 "leader_imbalance_check_interval_ms" => {
                     bc.leader_imbalance_check_interval_ms = int(v, key, MS)?
