@@ -161,3 +161,23 @@ fn a_corrupt_epoch_checkpoint_keeps_the_broker_from_starting() {
     std::fs::remove_file(&clean).ok();
     assert!(halted >= 5, "broker 0 halted in only {halted} of 10 seeds");
 }
+
+/// A broker that has no state for an idempotent producer accepts its batch
+/// at any sequence, as Kafka 2.5+ does (KIP-360). With the 2.4 broker's
+/// UNKNOWN_PRODUCER_ID, a zombie leader's refusal made the producer bump
+/// its epoch and send again a batch that the previous leader had already
+/// replicated: a duplicate (kafka-controlled-shutdown, seed 8001972).
+#[test]
+fn an_unknown_producer_is_accepted_at_any_sequence() {
+    let out = common::kzsim(&[
+        "replay",
+        "scenarios/kafka-controlled-shutdown.toml",
+        "--seed",
+        "8001972",
+        "--level",
+        "info",
+    ]);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("controlled shutdown moves jepsen-1's leadership to 5"));
+}

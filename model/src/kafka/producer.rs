@@ -532,11 +532,17 @@ impl KafkaProducer {
         f.sent = None;
         f.last_error = e;
         f.retry_at = cx.now.plus_ms(backoff);
+        // What a refusal leaves open: NOT_LEADER_OR_FOLLOWER also answers
+        // a produce the leader had appended before it lost leadership (its
+        // waiting produces fail so), and the record may live on in the new
+        // leader's log; only refusals made before any append (not enough
+        // replicas, sequence and epoch errors) say it was not written.
         if matches!(
             e,
             KafkaError::RequestTimedOut
                 | KafkaError::Network
                 | KafkaError::NotEnoughReplicasAfterAppend
+                | KafkaError::NotLeader
         ) {
             f.maybe_written = true;
         }
@@ -967,6 +973,32 @@ mod tests {
         assert_eq!(p.p.producer_epoch(), Some(2));
         assert_eq!(p.sends_from(6), vec![(2, 0, "d".to_string())]);
         assert_eq!(p.replies.len(), 3);
+    }
+
+    /// A send refused before any append fails definitely (a G1a if it is
+    /// ever read); one refused with NOT_LEADER_OR_FOLLOWER, which a leader
+    /// also answers for a produce it had appended before losing leadership,
+    /// stays unknown.
+    #[test]
+    fn only_refusals_before_any_append_are_definite_failures() {
+        for (error, definite) in [
+            (KafkaError::NotEnoughReplicas, true),
+            (KafkaError::NotLeader, false),
+        ] {
+            let mut p = Probe::new(ProducerConfig {
+                delivery_timeout_ms: 100,
+                request_timeout_ms: 1_000,
+                ..one_per_batch()
+            });
+            let c0 = p.sent[0].0;
+            p.answer(c0, Err(error));
+            p.later(150);
+            let last = p.replies.last().expect("failed").1.clone();
+            match last {
+                KafkaReply::Error { definite: d, .. } => assert_eq!(d, definite, "{error:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
