@@ -112,8 +112,8 @@ pub struct KafkaBroker {
     pub(crate) cfg: KafkaConfig,
     pub(crate) bugs: KafkaBugs,
     zk: ZkClient,
-    pub(crate) next_zk_req: ReqId,
-    pub(crate) zk_pending: BTreeMap<ReqId, ZkPurpose>,
+    next_zk_req: ReqId,
+    zk_pending: BTreeMap<ReqId, ZkPurpose>,
     pub(crate) started: bool,
     pub(crate) files: BTreeMap<FileName, Vec<u8>>,
     /// The ZooKeeper session our registration belongs to (0: unregistered).
@@ -281,13 +281,19 @@ impl KafkaBroker {
 
     /// Sends a ZooKeeper operation on the broker's session.
     pub(crate) fn zk_call(&mut self, op: ZkOp, purpose: ZkPurpose, cx: &mut Ctx<'_>) {
+        self.zk_request(ZkRequest::Op(op), purpose, cx);
+    }
+
+    /// Sends a request (an operation, or the session's close) through the
+    /// embedded ZooKeeper client.
+    pub(crate) fn zk_request(&mut self, req: ZkRequest, purpose: ZkPurpose, cx: &mut Ctx<'_>) {
         let id = self.next_zk_req;
         self.next_zk_req += 1;
         self.zk_pending.insert(id, purpose);
         self.drive_zk(
             Input::Client {
                 id,
-                req: ClientRequest::Zk(ZkRequest::Op(op)),
+                req: ClientRequest::Zk(req),
             },
             cx,
         );

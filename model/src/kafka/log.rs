@@ -157,6 +157,15 @@ fn seg_name(dir: &str, base: u64) -> String {
     format!("{dir}/{base:020}.log")
 }
 
+/// Appends one offset snapshot to an offset checkpoint file, fsynced.
+fn write_offset_checkpoint(file: String, offset: u64, out: &mut Vec<DiskRequest>) {
+    out.push(DiskRequest::Append {
+        file: file.clone(),
+        data: encode_record(&offset.to_le_bytes()),
+    });
+    out.push(DiskRequest::Fsync { file });
+}
+
 /// The last offset in an offset checkpoint file (0 when there is none; a
 /// torn last snapshot leaves the one before it), or the failure of a
 /// malformed one.
@@ -324,12 +333,7 @@ impl PartitionLog {
     /// Writes a recovery-point checkpoint (fsynced), as Kafka's log
     /// manager does every `log.flush.offset.checkpoint.interval.ms`.
     pub fn checkpoint_recovery_point(&mut self, out: &mut Vec<DiskRequest>) {
-        let file = self.recovery_point_file();
-        out.push(DiskRequest::Append {
-            file: file.clone(),
-            data: encode_record(&self.recovery_point.to_le_bytes()),
-        });
-        out.push(DiskRequest::Fsync { file });
+        write_offset_checkpoint(self.recovery_point_file(), self.recovery_point, out);
     }
 
     /// The log end offset (next offset to be written).
@@ -382,12 +386,7 @@ impl PartitionLog {
 
     /// Writes a high-watermark checkpoint (fsynced).
     pub fn checkpoint_hw(&mut self, out: &mut Vec<DiskRequest>) {
-        let file = self.hw_file();
-        out.push(DiskRequest::Append {
-            file: file.clone(),
-            data: encode_record(&self.hw.to_le_bytes()),
-        });
-        out.push(DiskRequest::Fsync { file });
+        write_offset_checkpoint(self.hw_file(), self.hw, out);
     }
 
     /// Classifies an idempotent batch from a client against the producer

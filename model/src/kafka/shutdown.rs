@@ -30,7 +30,7 @@ use std::collections::BTreeSet;
 
 use crate::kafka::broker::{KafkaBroker, ZkPurpose};
 use crate::kafka::types::{KafkaError, KafkaMsg, Tp};
-use crate::msg::{ClientRequest, Msg};
+use crate::msg::Msg;
 use crate::node::{Ctx, Input, NodeId};
 use crate::time::SimTime;
 use crate::zk::ZkRequest;
@@ -318,19 +318,5 @@ impl KafkaBroker {
                 Msg::Kafka(KafkaMsg::ControlledShutdownResp { corr, result }),
             );
         }
-    }
-
-    /// Sends a request through the embedded ZooKeeper client.
-    fn zk_request(&mut self, req: ZkRequest, purpose: ZkPurpose, cx: &mut Ctx<'_>) {
-        let id = self.next_zk_req;
-        self.next_zk_req += 1;
-        self.zk_pending.insert(id, purpose);
-        self.drive_zk(
-            Input::Client {
-                id,
-                req: ClientRequest::Zk(req),
-            },
-            cx,
-        );
     }
 }
