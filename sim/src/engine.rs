@@ -428,6 +428,7 @@ impl Engine {
         if self.log {
             log_info(self.now, Some(id), "shutdown requested");
         }
+        self.hosts[id as usize].stopping = true;
         self.run_step(id, None);
     }
 

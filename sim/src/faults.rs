@@ -112,7 +112,7 @@ impl Engine {
             .iter()
             .filter(|&&s| {
                 let h = &self.hosts[s as usize];
-                !h.alive() || h.paused
+                !h.alive() || h.paused || h.stopping
             })
             .count();
         down >= max as usize
@@ -121,7 +121,7 @@ impl Engine {
     fn up(&self, pool: &[NodeId]) -> Vec<NodeId> {
         pool.iter()
             .copied()
-            .filter(|s| self.hosts[*s as usize].alive())
+            .filter(|s| self.hosts[*s as usize].alive() && !self.hosts[*s as usize].stopping)
             .collect()
     }
 

@@ -44,6 +44,9 @@ pub struct Host {
     pub rng: ChaCha8Rng,
     /// Whether the process is paused.
     pub paused: bool,
+    /// Asked to shut down gracefully and not yet gone: counts as down for
+    /// the nemesis's `max_down` and is no target for a new fault.
+    pub stopping: bool,
     /// Inputs that arrived while paused, in order (on resume they are
     /// handed over from the front, the rest staying here meanwhile).
     pub deferred: VecDeque<Deferred>,
@@ -73,6 +76,7 @@ impl Host {
             incarnation: 0,
             rng,
             paused: false,
+            stopping: false,
             deferred: VecDeque::new(),
             lost_pending: BTreeMap::new(),
             timers: BTreeMap::new(),
@@ -94,6 +98,7 @@ impl Host {
         self.down = Some(reason);
         self.incarnation += 1;
         self.paused = false;
+        self.stopping = false;
         self.deferred.clear();
         self.lost_pending.clear();
         self.timers.clear();

@@ -493,6 +493,24 @@ impl KafkaBroker {
                 _ => self.registering = false,
             },
             ZkPurpose::ControllerRead => match r.result {
+                // `/controller` is ours: our create went through but its
+                // answer was lost (Kafka's registerControllerAndIncrement-
+                // ControllerEpoch treats a NodeExists with its own id as
+                // its own election): carry on with the epoch.
+                Ok(ZkResponse::Data(d, st))
+                    if self.registered_session != 0
+                        && st.ephemeral_owner == self.registered_session
+                        && zkdata::decode_u32(&d) == Some(self.id) =>
+                {
+                    self.zk_call(
+                        ZkOp::GetData {
+                            path: zkdata::CONTROLLER_EPOCH.into(),
+                            watch: false,
+                        },
+                        ZkPurpose::EpochRead,
+                        cx,
+                    );
+                }
                 Err(ZkError::NoNode) if self.registered_session != 0 => {
                     self.create(
                         zkdata::CONTROLLER,
