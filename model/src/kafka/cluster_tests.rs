@@ -45,7 +45,12 @@ fn read_all(c: &mut Cluster, n: usize) -> Vec<(u64, String)> {
 }
 
 fn setup(bugs: BugSet) -> (Cluster, Tp) {
-    let mut c = Cluster::new(bugs, ProducerConfig::default());
+    ready(Cluster::new(bugs, ProducerConfig::default()))
+}
+
+/// Waits for a controller and every broker's registration, creates topic
+/// `t` with one partition on all brokers, and waits for its leader.
+fn ready(mut c: Cluster) -> (Cluster, Tp) {
     assert!(
         c.run_until(5_000, |c| c.controllers().len() == 1
             && BROKERS
@@ -510,17 +515,14 @@ fn a_follower_catching_up_across_a_segment_roll_with_flush_messages_rejoins_the_
     // old segment's flush must be accounted to its own fsync, or the
     // follower waits forever for a sync that already happened and never
     // fetches (nor rejoins the ISR) again.
-    let mut c = Cluster::with(BugSet::none(), ProducerConfig::default(), |k| {
-        k.log.flush_messages = Some(1);
-        k.log.segment_bytes = 150;
-    });
-    assert!(c.run_until(5_000, |c| c.controllers().len() == 1
-        && BROKERS
-            .iter()
-            .all(|&b| c.broker(b).is_some_and(|x| x.is_registered()))));
-    c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
-    let tp = Tp::new("t", 0);
-    assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
+    let (mut c, tp) = ready(Cluster::with(
+        BugSet::none(),
+        ProducerConfig::default(),
+        |k| {
+            k.log.flush_messages = Some(1);
+            k.log.segment_bytes = 150;
+        },
+    ));
     send(&mut c, &tp, "x");
     let (l, v) = leader_view(&c, &tp);
     assert_eq!(v.isr.len(), 3);
@@ -561,14 +563,7 @@ fn the_high_watermark_waits_while_the_isr_is_below_min_insync() {
         acks: crate::kafka::Acks::Leader,
         ..ProducerConfig::default()
     };
-    let mut c = Cluster::new(BugSet::none(), pcfg);
-    assert!(c.run_until(5_000, |c| c.controllers().len() == 1
-        && BROKERS
-            .iter()
-            .all(|&b| c.broker(b).is_some_and(|x| x.is_registered()))));
-    c.create_topic("t", BTreeMap::from([(0, BROKERS.to_vec())]));
-    let tp = Tp::new("t", 0);
-    assert!(c.run_until(3_000, |c| c.leaders(&tp).len() == 1));
+    let (mut c, tp) = ready(Cluster::new(BugSet::none(), pcfg));
     send(&mut c, &tp, "x");
     assert!(c.run_until(1_000, |c| leader_view(c, &tp).1.high_watermark == 1));
     let (l, _) = leader_view(&c, &tp);
