@@ -1019,3 +1019,48 @@ impl KafkaBroker {
         Err(GroupError::CoordinatorNotAvailable)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zk::Stat;
+    use rand::SeedableRng;
+
+    /// A broker whose `/controller` create went through but whose answer
+    /// was lost finds its own ephemeral `/controller` on the next read and
+    /// carries on with the epoch, as Kafka does on a NodeExists with its
+    /// own id; someone else's `/controller` leaves it a follower.
+    #[test]
+    fn a_broker_that_finds_its_own_controller_znode_takes_office() {
+        let cfg = KafkaConfig {
+            zk_servers: vec![0, 1, 2],
+            ..KafkaConfig::default()
+        };
+        for (owner, id, takes) in [(7, 3, true), (8, 3, false), (7, 4, false)] {
+            let mut b = KafkaBroker::new(3, cfg.clone(), &BugSet::none());
+            b.registered_session = 7;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+            let mut effects = Vec::new();
+            let mut cx = Ctx::new(SimTime::ZERO, 3, &mut rng, &mut effects);
+            let reply = ZkReply {
+                result: Ok(ZkResponse::Data(
+                    zkdata::encode_u32(id),
+                    Stat {
+                        ephemeral_owner: owner,
+                        ..Stat::default()
+                    },
+                )),
+                zxid: 1,
+                session: 7,
+                server: 0,
+                events: Vec::new(),
+            };
+            b.on_zk_reply(ZkPurpose::ControllerRead, reply, &mut cx);
+            let reads_epoch = b
+                .zk_pending
+                .values()
+                .any(|p| matches!(p, ZkPurpose::EpochRead));
+            assert_eq!(reads_epoch, takes, "owner {owner}, id {id}");
+        }
+    }
+}
