@@ -438,20 +438,21 @@ impl KafkaBroker {
         self.run_appends(appends, cx);
         if cx.now.ms_since(self.last_hw_checkpoint) >= self.cfg.hw_checkpoint_ms {
             self.last_hw_checkpoint = cx.now;
-            let mut out = Vec::new();
-            for r in self.replicas.values_mut() {
-                r.checkpoint_hw(&mut out);
-            }
-            self.disk_all(out, cx);
+            self.checkpoint_all(Replica::checkpoint_hw, cx);
         }
         if cx.now.ms_since(self.last_recovery_checkpoint) >= self.cfg.recovery_point_checkpoint_ms {
             self.last_recovery_checkpoint = cx.now;
-            let mut out = Vec::new();
-            for r in self.replicas.values_mut() {
-                r.checkpoint_recovery_point(&mut out);
-            }
-            self.disk_all(out, cx);
+            self.checkpoint_all(Replica::checkpoint_recovery_point, cx);
         }
+    }
+
+    /// Writes one kind of checkpoint for every hosted replica.
+    fn checkpoint_all(&mut self, write: fn(&mut Replica, &mut Vec<DiskRequest>), cx: &mut Ctx<'_>) {
+        let mut out = Vec::new();
+        for r in self.replicas.values_mut() {
+            write(r, &mut out);
+        }
+        self.disk_all(out, cx);
     }
 
     pub(crate) fn resign(&mut self) {
