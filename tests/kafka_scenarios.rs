@@ -82,7 +82,7 @@ kafka_bug!(
     finds_kafka_unclean_election,
     "kafka_unclean_election",
     "inconsistent-offsets",
-    11
+    4
 );
 kafka_bug!(
     finds_kafka_ignore_min_isr,

@@ -42,7 +42,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::kafka::types::{
-    Acks, Batch, KafkaError, KafkaMsg, KafkaReply, KafkaRequest, PartitionInfo, Tp,
+    Acks, Batch, KafkaError, KafkaMsg, KafkaReply, KafkaRequest, LeaderEpoch, PartitionInfo, Tp,
 };
 use crate::kafka::KafkaBugs;
 use crate::msg::{ClientReply, ClientRequest, Msg};
@@ -176,6 +176,9 @@ pub struct KafkaProducer {
     next_broker: usize,
     next_corr: u64,
     meta: BTreeMap<Tp, PartitionInfo>,
+    /// The newest leader epoch seen per partition (the client's
+    /// `lastSeenLeaderEpochs`), kept when the metadata is dropped.
+    seen_epochs: BTreeMap<Tp, LeaderEpoch>,
     meta_req: Option<(u64, NodeId, SimTime)>,
     meta_at: Option<SimTime>,
     /// Producer id and epoch.
@@ -210,6 +213,7 @@ impl KafkaProducer {
             next_broker: 0,
             next_corr: 1,
             meta: BTreeMap::new(),
+            seen_epochs: BTreeMap::new(),
             meta_req: None,
             meta_at: None,
             pid: None,
@@ -620,7 +624,15 @@ impl KafkaProducer {
                 }
                 self.meta_req = None;
                 for p in partitions {
-                    self.meta.insert(p.tp.clone(), p);
+                    // KIP-320 (the client's `Metadata.updateLatestMetadata`):
+                    // metadata with an older leader epoch than the one
+                    // already seen is stale (a broker the controller has
+                    // not reached yet); keep what is known.
+                    let seen = self.seen_epochs.entry(p.tp.clone()).or_insert(0);
+                    if p.state.leader_epoch >= *seen {
+                        *seen = p.state.leader_epoch;
+                        self.meta.insert(p.tp.clone(), p);
+                    }
                 }
                 self.pump(cx);
             }

@@ -8,7 +8,16 @@
 //!   new epoch may start lower (the checkpoint lags; a new leader's high
 //!   watermark is its follower value until it commits in its own epoch).
 //! - `duplicate-leader`: two brokers led the same partition in the same
-//!   leader epoch.
+//!   leader epoch, or one broker led an epoch up to a high watermark and,
+//!   restarted without the records below it, led the same epoch again.
+//!   The second is watched per incarnation because ZooKeeper-mode Kafka
+//!   lets a restarted broker lead its old epoch again: a controller that
+//!   saw the bounce (a new registration, KIP-380's broker epoch) elects in
+//!   a new epoch, but one elected after it (the old controller died, or
+//!   was the bounced broker) finds the broker alive and leading and sends
+//!   it its old LeaderAndIsr. Harmless with the log intact; with committed
+//!   records lost, the followers truncate them away, because the epoch's
+//!   leader says it ended there.
 //! - `metadata-regression`: a broker's metadata cache went back to an older
 //!   state of a partition (a lower leader epoch, or the same epoch and an
 //!   older partition-state znode version) within one incarnation of the
@@ -33,6 +42,15 @@ const KEEP: usize = 5;
 /// partition, the newest (leader epoch, znode version) seen in it.
 type MetadataSeen = (u32, BTreeMap<Tp, (u32, i32)>);
 
+/// The leader of one leader epoch of a partition, as last seen.
+#[derive(Clone, Copy, Debug)]
+struct EpochLeader {
+    broker: NodeId,
+    incarnation: u32,
+    /// The highest high watermark it had as leader of the epoch.
+    high_watermark: u64,
+}
+
 /// Watches every broker's replicas after each of its steps.
 pub struct ReplicaMonitor {
     brokers: Vec<NodeId>,
@@ -40,7 +58,7 @@ pub struct ReplicaMonitor {
     /// epoch and the highest HW seen while it led that epoch.
     hw: BTreeMap<NodeId, BTreeMap<Tp, (u32, u32, u64)>>,
     /// Per partition and leader epoch: the first broker seen leading it.
-    leaders: BTreeMap<Tp, BTreeMap<u32, NodeId>>,
+    leaders: BTreeMap<Tp, BTreeMap<u32, EpochLeader>>,
     /// Per broker: the incarnation and, per partition, the newest
     /// (leader epoch, znode version) its metadata cache held in it.
     meta: BTreeMap<NodeId, MetadataSeen>,
@@ -169,18 +187,52 @@ impl ReplicaMonitor {
                 }
             }
             if let (true, Some(epoch)) = (pos.leader, pos.leader_epoch) {
-                if !self.leaders.contains_key(tp) {
-                    self.leaders.insert(tp.clone(), BTreeMap::new());
-                }
-                let leaders = self.leaders.get_mut(tp).expect("just inserted");
-                let first = *leaders.entry(epoch).or_insert(id);
-                if first != id {
+                let leaders = self.leaders.entry(tp.clone()).or_default();
+                let first = *leaders.entry(epoch).or_insert(EpochLeader {
+                    broker: id,
+                    incarnation,
+                    high_watermark: hw,
+                });
+                if first.broker != id {
                     self.report(
                         "duplicate-leader",
                         format!(
-                            "t={}ms: brokers {first} and {id} both led {tp} in leader epoch {epoch}",
-                            now_us / 1000
+                            "t={}ms: brokers {} and {id} both led {tp} in leader epoch {epoch}",
+                            now_us / 1000,
+                            first.broker
                         ),
+                    );
+                } else if first.incarnation != incarnation {
+                    // The restarted broker leads the epoch again (a
+                    // controller elected after the bounce cannot tell it
+                    // from a steady leader). Legal only with every record
+                    // the epoch had committed.
+                    leaders.insert(
+                        epoch,
+                        EpochLeader {
+                            broker: id,
+                            incarnation,
+                            high_watermark: hw.max(first.high_watermark.min(pos.log_end)),
+                        },
+                    );
+                    if pos.log_end < first.high_watermark {
+                        self.report(
+                            "duplicate-leader",
+                            format!(
+                                "t={}ms: broker {id} led {tp} in leader epoch {epoch} up to high watermark {} and, restarted with its log ending at {}, leads the same epoch again (followers will truncate committed records to it)",
+                                now_us / 1000,
+                                first.high_watermark,
+                                pos.log_end
+                            ),
+                        );
+                    }
+                } else if hw > first.high_watermark {
+                    leaders.insert(
+                        epoch,
+                        EpochLeader {
+                            high_watermark: hw,
+                            ..first
+                        },
                     );
                 }
             }
@@ -280,6 +332,33 @@ mod tests {
         let mut m = ReplicaMonitor::new(vec![1, 2]);
         m.observe(0, 1, 1, [(&tp, pos(true, 3, 0))].into_iter());
         m.observe(0, 2, 1, [(&tp, pos(true, 3, 0))].into_iter());
+        assert_eq!(kinds(&m), vec!["duplicate-leader"]);
+    }
+
+    #[test]
+    fn a_restarted_broker_leading_the_same_epoch_is_reported_only_without_its_committed_records() {
+        let tp = Tp::new("t", 0);
+        let mut m = ReplicaMonitor::new(vec![1, 2]);
+        m.observe(0, 1, 1, [(&tp, pos(true, 3, 10))].into_iter());
+        // Restarted with its log intact (a process kill): Kafka's
+        // controller may hand it its old epoch again.
+        let intact = ReplicaPosition {
+            leader: true,
+            leader_epoch: Some(3),
+            high_watermark: 4,
+            log_end: 12,
+        };
+        m.observe(0, 1, 2, [(&tp, intact)].into_iter());
+        assert!(kinds(&m).is_empty());
+        // Restarted again, its log now ending below the epoch's high
+        // watermark of 10: followers would truncate committed records.
+        let short = ReplicaPosition {
+            leader: true,
+            leader_epoch: Some(3),
+            high_watermark: 2,
+            log_end: 7,
+        };
+        m.observe(0, 1, 3, [(&tp, short)].into_iter());
         assert_eq!(kinds(&m), vec!["duplicate-leader"]);
     }
 }
