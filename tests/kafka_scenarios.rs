@@ -109,6 +109,12 @@ kafka_bug!(
     0
 );
 kafka_bug!(
+    finds_kafka_min_isr_checked_after_append,
+    "kafka_min_isr_checked_after_append",
+    "G1a",
+    1
+);
+kafka_bug!(
     finds_kafka_retry_reorders_inflight,
     "kafka_retry_reorders_inflight",
     "duplicate",

@@ -172,6 +172,13 @@ pub const BUGS: &[BugInfo] = &[
         scenario: "kafka-producer-pipeline",
         anomaly: "duplicate",
     },
+    BugInfo {
+        name: "kafka_min_isr_checked_after_append",
+        component: "kafka",
+        breaks: "the leader checks min.insync.replicas after appending an acks=all batch instead of before (Kafka's Partition.appendRecordsToLeader refuses first): with the ISR too small it answers NOT_ENOUGH_REPLICAS, which says the batch was not written, for a batch now in its log; the client retries the refusal until its delivery timeout and fails the record, and when the ISR grows back the record is committed and read, an aborted read",
+        scenario: "kafka-min-isr-outage",
+        anomaly: "G1a",
+    },
 ];
 
 /// The planted bugs switched on for one broker, read at construction.
@@ -199,6 +206,8 @@ pub struct KafkaBugs {
     pub dedup_window_one: bool,
     /// `kafka_retry_reorders_inflight` (read by the producer).
     pub retry_reorders_inflight: bool,
+    /// `kafka_min_isr_checked_after_append`.
+    pub min_isr_checked_after_append: bool,
 }
 
 impl KafkaBugs {
@@ -216,6 +225,7 @@ impl KafkaBugs {
             no_idempotent_dedup: b.on("kafka_no_idempotent_dedup"),
             dedup_window_one: b.on("kafka_dedup_window_one"),
             retry_reorders_inflight: b.on("kafka_retry_reorders_inflight"),
+            min_isr_checked_after_append: b.on("kafka_min_isr_checked_after_append"),
         }
     }
 }

@@ -722,7 +722,9 @@ impl KafkaBroker {
         if batch.values.is_empty() {
             return refuse(self, cx, KafkaError::OutOfOrderSequence);
         }
-        if acks == Acks::All && info.state.isr.len() < min_isr && !bugs.ignore_min_isr {
+        let under_min_isr =
+            acks == Acks::All && info.state.isr.len() < min_isr && !bugs.ignore_min_isr;
+        if under_min_isr && !bugs.min_isr_checked_after_append {
             return refuse(self, cx, KafkaError::NotEnoughReplicas);
         }
         let n = batch.values.len() as u64;
@@ -750,6 +752,11 @@ impl KafkaBroker {
                 base
             }
         };
+        if under_min_isr {
+            // `kafka_min_isr_checked_after_append`: the refusal's code for
+            // a batch now in the log.
+            return refuse(self, cx, KafkaError::NotEnoughReplicas);
+        }
         match acks {
             Acks::None => {}
             Acks::Leader | Acks::All => {
