@@ -798,6 +798,12 @@ mod tests {
 
         /// Answers the outstanding metadata request: we lead.
         fn meta(&mut self) {
+            self.meta_with(LEADER, 1);
+        }
+
+        /// Answers the outstanding metadata request: `leader` leads in
+        /// `leader_epoch`.
+        fn meta_with(&mut self, leader: NodeId, leader_epoch: u32) {
             let corr = self.p.meta_req.map(|r| r.0).expect("metadata asked");
             self.msg(KafkaMsg::MetadataResp {
                 corr,
@@ -805,12 +811,12 @@ mod tests {
                 partitions: vec![PartitionInfo {
                     tp: tp(),
                     state: PartitionState {
-                        leader: Some(LEADER),
-                        leader_epoch: 1,
-                        isr: vec![LEADER],
+                        leader: Some(leader),
+                        leader_epoch,
+                        isr: vec![leader],
                         controller_epoch: 1,
                     },
-                    replicas: vec![LEADER],
+                    replicas: vec![leader],
                     zk_version: 0,
                 }],
             });
@@ -985,6 +991,28 @@ mod tests {
         assert_eq!(p.p.producer_epoch(), Some(2));
         assert_eq!(p.sends_from(6), vec![(2, 0, "d".to_string())]);
         assert_eq!(p.replies.len(), 3);
+    }
+
+    /// KIP-320: metadata naming an older leader epoch than one already
+    /// seen comes from a broker the controller has not reached (a zombie
+    /// leader's own cache); the client keeps the newest epoch it saw, even
+    /// after it dropped the partition's metadata on NOT_LEADER_OR_FOLLOWER.
+    #[test]
+    fn metadata_older_than_the_leader_epoch_seen_is_ignored() {
+        let mut p = Probe::new(one_per_batch());
+        let leader_of = |p: &Probe| p.p.meta.get(&tp()).and_then(|m| m.state.leader);
+        assert_eq!(leader_of(&p), Some(LEADER));
+        let c0 = p.sent[0].0;
+        p.later(200);
+        p.answer(c0, Err(KafkaError::NotLeader));
+        p.later(200);
+        // Epoch 0 naming another broker: stale, ignored.
+        p.meta_with(LEADER + 1, 0);
+        assert_eq!(leader_of(&p), None);
+        p.later(200);
+        // Epoch 2: the new leader.
+        p.meta_with(LEADER + 1, 2);
+        assert_eq!(leader_of(&p), Some(LEADER + 1));
     }
 
     /// A send refused before any append fails definitely (a G1a if it is
