@@ -88,7 +88,9 @@ pub struct ReplicaView {
     pub high_watermark: u64,
     /// Its log end offset.
     pub log_end: u64,
-    /// Its batches.
+    /// Its log start offset: records below it are gone or unreadable.
+    pub log_start: u64,
+    /// Its batches (the first may begin below the log start).
     pub batches: Vec<Batch>,
 }
 
@@ -136,6 +138,8 @@ pub struct KafkaBroker {
     last_hw_checkpoint: SimTime,
     /// When the recovery points were last checkpointed.
     last_recovery_checkpoint: SimTime,
+    /// When size-based retention last ran.
+    last_retention_check: SimTime,
     /// Outstanding fsyncs of log flushes: the partition and the log end
     /// each covers.
     sync_ops: BTreeMap<u64, (Tp, u64)>,
@@ -187,6 +191,7 @@ impl KafkaBroker {
             next_corr: 1,
             last_hw_checkpoint: SimTime::ZERO,
             last_recovery_checkpoint: SimTime::ZERO,
+            last_retention_check: SimTime::ZERO,
             sync_ops: BTreeMap::new(),
             local_acks: Vec::new(),
             coordinator: GroupCoordinator::new(cfg_group, GroupBugs::from_set(bugs)),
@@ -352,6 +357,7 @@ impl KafkaBroker {
         }
         self.last_hw_checkpoint = cx.now;
         self.last_recovery_checkpoint = cx.now;
+        self.last_retention_check = cx.now;
         self.start_registration(cx);
         cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
     }
@@ -443,10 +449,21 @@ impl KafkaBroker {
         if cx.now.ms_since(self.last_recovery_checkpoint) >= self.cfg.recovery_point_checkpoint_ms {
             self.last_recovery_checkpoint = cx.now;
             self.checkpoint_all(Replica::checkpoint_recovery_point, cx);
+            // `log.flush.start.offset.checkpoint.interval.ms`: Kafka's
+            // default equals the recovery point's, 60 s.
+            self.checkpoint_all(Replica::checkpoint_log_start, cx);
+        }
+        if self.cfg.log.retention_bytes.is_some()
+            && cx.now.ms_since(self.last_retention_check)
+                >= self.cfg.log_retention_check_interval_ms
+        {
+            self.last_retention_check = cx.now;
+            self.checkpoint_all(Replica::apply_retention, cx);
         }
     }
 
-    /// Writes one kind of checkpoint for every hosted replica.
+    /// Runs one periodic log duty (a kind of checkpoint, or retention)
+    /// for every hosted replica.
     fn checkpoint_all(&mut self, write: fn(&mut Replica, &mut Vec<DiskRequest>), cx: &mut Ctx<'_>) {
         let mut out = Vec::new();
         for r in self.replicas.values_mut() {

@@ -381,6 +381,22 @@ impl KafkaConsumer {
                             self.maybe_finish(cx);
                             return;
                         };
+                        if data.log_start > pos.fetched {
+                            // OFFSET_OUT_OF_RANGE below the log start, and
+                            // `auto.offset.reset = earliest` (Jepsen's
+                            // setting): the position moves to the start;
+                            // records already fetched are still returned.
+                            tracing::info!(
+                                "kafka: consumer: {tp}: offset {} is below the log start, resetting to {}",
+                                pos.fetched,
+                                data.log_start
+                            );
+                            if pos.offset == pos.fetched {
+                                pos.offset = data.log_start;
+                            }
+                            pos.fetched = data.log_start;
+                            pos.last_epoch = None;
+                        }
                         {
                             for b in data.batches {
                                 for (i, v) in b.values.into_iter().enumerate() {

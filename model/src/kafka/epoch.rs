@@ -60,6 +60,22 @@ impl EpochCache {
         before != self.entries.len()
     }
 
+    /// The log now starts at `offset` (retention or DeleteRecords), as
+    /// Kafka's `LeaderEpochFileCache.truncateFromStart`: the entries that
+    /// start at or below it go, but for the latest of them, whose epoch
+    /// holds the new first record and now starts at `offset`. Returns
+    /// whether the cache changed.
+    pub fn truncate_from_start(&mut self, offset: u64) -> bool {
+        let below = self.entries.partition_point(|&(_, s)| s <= offset);
+        if below == 0 {
+            return false;
+        }
+        let (epoch, start) = self.entries[below - 1];
+        self.entries.drain(..below - 1);
+        self.entries[0] = (epoch, offset);
+        start != offset || below > 1
+    }
+
     /// OffsetsForLeaderEpoch, as Kafka's `LeaderEpochFileCache.endOffsetFor`
     /// answers it: for the latest epoch, `log_end`; for an epoch between
     /// known ones, the largest known epoch at or below it and the start of
@@ -214,5 +230,21 @@ mod tests {
         // The same epoch again, starting earlier than recorded, moves it.
         assert!(c.assign(4, 80));
         assert_eq!(c.entries(), &[(2, 0), (4, 80)]);
+    }
+
+    #[test]
+    fn truncation_from_the_start_keeps_the_epoch_of_the_new_first_record() {
+        let mut c = EpochCache::new();
+        c.assign(1, 0);
+        c.assign(3, 10);
+        c.assign(6, 20);
+        assert!(!c.truncate_from_start(0));
+        // Offset 15 is in epoch 3: it now starts there.
+        assert!(c.truncate_from_start(15));
+        assert_eq!(c.entries(), &[(3, 15), (6, 20)]);
+        // Exactly at an epoch's start: the ones before go.
+        assert!(c.truncate_from_start(20));
+        assert_eq!(c.entries(), &[(6, 20)]);
+        assert!(!c.truncate_from_start(20));
     }
 }

@@ -207,6 +207,15 @@ impl KafkaBroker {
                 self.disk_all(out, cx);
                 self.send_fetch(&tp, cx);
             }
+            Ok(data) if data.log_start > r.log.leo() => {
+                // Kafka's `fetchOffsetAndTruncate`: the leader's log starts
+                // past our end (retention or DeleteRecords went on without
+                // us), so start an empty log at its start.
+                let mut out = Vec::new();
+                r.log.truncate_fully_and_start_at(data.log_start, &mut out);
+                self.disk_all(out, cx);
+                self.send_fetch(&tp, cx);
+            }
             Ok(data) => {
                 let mut out = Vec::new();
                 let mut appended = false;
@@ -228,6 +237,10 @@ impl KafkaBroker {
                 // own log end: it may go back (a new leader's high
                 // watermark can start below the old one's, KIP-207).
                 r.log.set_hw(data.high_watermark);
+                // The follower's start follows the leader's
+                // (`maybeIncrementLogStartOffset`), within its own high
+                // watermark.
+                r.log.increment_log_start(data.log_start, &mut out);
                 let wait_for_disk = appended && r.log.sync_pending();
                 if let (true, Role::Follower(fs)) = (wait_for_disk, &mut r.role) {
                     fs.awaiting_sync = true;

@@ -51,6 +51,12 @@ pub struct LogConfig {
     /// fsync when the oldest unflushed record is this old (`flush.ms`);
     /// `None` never (the default).
     pub flush_ms: Option<u64>,
+    /// Delete the oldest segments while the log without them still holds
+    /// this many bytes (`retention.bytes`, per partition); `None` keeps
+    /// everything (Kafka's default of -1). Only whole, inactive segments
+    /// below the high watermark go, and the log start offset moves to the
+    /// next segment's base.
+    pub retention_bytes: Option<u64>,
 }
 
 impl Default for LogConfig {
@@ -59,6 +65,7 @@ impl Default for LogConfig {
             segment_bytes: 64 * 1024,
             flush_messages: None,
             flush_ms: None,
+            retention_bytes: None,
         }
     }
 }
@@ -147,6 +154,10 @@ pub struct PartitionLog {
     /// Kafka's recovery point: records below it were flushed, so recovery
     /// after an unclean shutdown starts at the segment holding it.
     recovery_point: u64,
+    /// The log start offset: no offset below it may be read (moved by
+    /// retention, DeleteRecords, a leader's own start, or a follower that
+    /// starts over at its leader's start).
+    log_start: u64,
     /// producer id -> its epoch and recent batches, rebuilt from the log.
     producers: BTreeMap<u64, ProducerEntry>,
     /// The planted bugs of the log.
@@ -223,6 +234,7 @@ impl PartitionLog {
             sync_wanted: 0,
             synced: 0,
             recovery_point: 0,
+            log_start: 0,
             producers: BTreeMap::new(),
             bugs,
         };
@@ -246,6 +258,14 @@ impl PartitionLog {
             })
             .collect();
         segs.sort();
+        // Kafka's log start is the checkpointed one, or the first
+        // segment's base if retention deleted past it before the
+        // checkpoint was written.
+        let checkpointed_start = read_offset_checkpoint(files, &log.log_start_file())?;
+        log.log_start = segs
+            .first()
+            .map_or(checkpointed_start, |s| s.0.max(checkpointed_start));
+        let first_base = segs.first().map_or(0, |s| s.0);
         // Kafka recovers the segments from the one holding the recovery
         // point on; the batches of those give the cache their epochs.
         let recover_from = if clean {
@@ -259,7 +279,12 @@ impl PartitionLog {
         };
         let mut broken = false;
         for (base, name, data) in segs {
-            if broken || (base != log.leo() && !(log.segments.is_empty() && base == 0)) {
+            let expected = if log.segments.is_empty() {
+                first_base
+            } else {
+                log.leo()
+            };
+            if broken || base != expected {
                 // Unreachable after an earlier cut (or a gap): drop it.
                 rec.truncated_bytes += data.len() as u64;
                 rec.dropped_tail = true;
@@ -270,8 +295,13 @@ impl PartitionLog {
             let d = decode_records(data);
             let mut pos = 0u64;
             for r in &d.records {
+                let next = if log.batches.is_empty() {
+                    base
+                } else {
+                    log.leo()
+                };
                 match Batch::decode(r) {
-                    Some(b) if b.base_offset == log.leo() && !b.values.is_empty() => {
+                    Some(b) if b.base_offset == next && !b.values.is_empty() => {
                         pos += r.len() as u64 + 8;
                         // `LogSegment.recover`: only an epoch newer than
                         // the cache's latest is added.
@@ -299,6 +329,20 @@ impl PartitionLog {
                 out.push(DiskRequest::Fsync { file: name.clone() });
             }
         }
+        // A log start past everything recovered (segments lost or cut
+        // below a checkpointed start): Kafka starts the log over there.
+        if log.log_start
+            > log
+                .batches
+                .last()
+                .map_or(log.log_start, |b| b.next_offset())
+        {
+            let start = log.log_start;
+            log.truncate_fully_and_start_at(start, out);
+        } else {
+            // (The cache is written back below.)
+            log.epochs.truncate_from_start(log.log_start);
+        }
         // The cache may name epochs past what recovery kept (a tail cut
         // for corruption, or records lost with the page cache).
         let leo = log.leo();
@@ -325,6 +369,119 @@ impl PartitionLog {
         format!("{}/recovery-point", self.dir)
     }
 
+    fn log_start_file(&self) -> String {
+        format!("{}/log-start-offset", self.dir)
+    }
+
+    /// The log start offset (see the field).
+    pub fn log_start(&self) -> u64 {
+        self.log_start
+    }
+
+    /// The base offset of the oldest segment (the log start when there is
+    /// none).
+    pub fn first_segment_base(&self) -> u64 {
+        self.segments.first().map_or(self.log_start, |s| s.base)
+    }
+
+    /// Writes a log-start-offset checkpoint (fsynced), as Kafka's log
+    /// manager does every `log.flush.start.offset.checkpoint.interval.ms`.
+    pub fn checkpoint_log_start(&mut self, out: &mut Vec<DiskRequest>) {
+        write_offset_checkpoint(self.log_start_file(), self.log_start, out);
+    }
+
+    /// Moves the log start offset up to `offset` if that is further and
+    /// not past the high watermark (Kafka's `maybeIncrementLogStartOffset`,
+    /// for DeleteRecords and for a follower following its leader's start),
+    /// then deletes the segments wholly below it. Whether it moved.
+    pub fn increment_log_start(&mut self, offset: u64, out: &mut Vec<DiskRequest>) -> bool {
+        if offset <= self.log_start || offset > self.hw {
+            return false;
+        }
+        self.log_start = offset;
+        self.delete_segments_below_start(out);
+        true
+    }
+
+    /// Kafka's `deleteLogStartOffsetBreachedSegments`: a segment goes when
+    /// the next one starts at or below the log start (never the active
+    /// one), and its batches with it; the epoch cache forgets what lies
+    /// below the start (`truncateFromStart`).
+    fn delete_segments_below_start(&mut self, out: &mut Vec<DiskRequest>) {
+        while self.segments.len() > 1 && self.segments[1].base <= self.log_start {
+            let s = self.segments.remove(0);
+            out.push(DiskRequest::Delete { file: s.file });
+        }
+        let first = self.segments.first().map_or(self.log_start, |s| s.base);
+        let keep_from = self.batches.partition_point(|b| b.base_offset < first);
+        if keep_from > 0 {
+            self.batches.drain(..keep_from);
+            self.rebuild_producers();
+        }
+        if self.epochs.truncate_from_start(self.log_start) {
+            self.write_epochs(out);
+        }
+    }
+
+    /// Size-based retention (`retention.bytes`): deletes the oldest
+    /// inactive segments below the high watermark while the rest still
+    /// holds the retained size, moving the log start to the first kept
+    /// segment's base (Kafka's `deleteRetentionSizeBreachedSegments`).
+    /// Whether anything went.
+    pub fn apply_retention(&mut self, out: &mut Vec<DiskRequest>) -> bool {
+        let Some(keep) = self.cfg.retention_bytes else {
+            return false;
+        };
+        let mut total: u64 = self.segments.iter().map(|s| s.size).sum();
+        let mut next_start = self.log_start;
+        for w in self.segments.windows(2) {
+            let (seg, next) = (&w[0], &w[1]);
+            if total - seg.size < keep || next.base > self.hw {
+                break;
+            }
+            total -= seg.size;
+            next_start = next.base;
+        }
+        if next_start <= self.log_start {
+            return false;
+        }
+        tracing::info!(
+            "kafka: {}: retention moves the log start from {} to {next_start}",
+            self.dir,
+            self.log_start
+        );
+        self.log_start = next_start;
+        self.delete_segments_below_start(out);
+        true
+    }
+
+    /// Kafka's `truncateFullyAndStartAt`: a follower whose log ends below
+    /// its leader's log start drops every segment, its epoch cache and its
+    /// producer state, and starts an empty log at `offset`.
+    pub fn truncate_fully_and_start_at(&mut self, offset: u64, out: &mut Vec<DiskRequest>) {
+        tracing::info!(
+            "kafka: {}: truncating fully (log {}..{}) and starting at {offset}",
+            self.dir,
+            self.log_start,
+            self.leo()
+        );
+        for s in self.segments.drain(..) {
+            out.push(DiskRequest::Delete { file: s.file });
+        }
+        self.batches.clear();
+        self.log_start = offset;
+        self.epochs = EpochCache::new();
+        self.write_epochs(out);
+        self.hw = offset;
+        self.synced = offset;
+        self.sync_wanted = offset;
+        self.recovery_point = offset;
+        self.unflushed = 0;
+        self.first_unflushed = None;
+        self.producers.clear();
+        self.checkpoint_log_start(out);
+    }
+
     /// Kafka's recovery point (see the module documentation).
     pub fn recovery_point(&self) -> u64 {
         self.recovery_point
@@ -338,7 +495,10 @@ impl PartitionLog {
 
     /// The log end offset (next offset to be written).
     pub fn leo(&self) -> u64 {
-        self.batches.last().map(|b| b.next_offset()).unwrap_or(0)
+        self.batches
+            .last()
+            .map(|b| b.next_offset())
+            .unwrap_or(self.log_start)
     }
 
     /// The high watermark this replica knows.
@@ -651,6 +811,7 @@ impl PartitionLog {
 
     /// Up to `max` batches holding offsets `>= from` and `< until`.
     pub fn read(&self, from: u64, until: u64, max: usize) -> Vec<Batch> {
+        let from = from.max(self.log_start);
         let start = self.batches.partition_point(|b| b.next_offset() <= from);
         self.batches[start..]
             .iter()
@@ -744,6 +905,73 @@ mod tests {
         assert_eq!(back.batches(), log.batches());
         assert_eq!(back.epochs(), log.epochs());
         assert_eq!(back.read(5, 20, 100)[0].base_offset, 4);
+    }
+
+    #[test]
+    fn retention_deletes_old_segments_below_the_high_watermark_only() {
+        let (mut files, mut log) = build(10);
+        log.cfg.retention_bytes = Some(150);
+        let sizes: Vec<(u64, u64)> = log.segments.iter().map(|s| (s.base, s.size)).collect();
+        let mut out = Vec::new();
+        // Nothing committed yet: nothing may go.
+        assert!(!log.apply_retention(&mut out));
+        log.set_hw(20);
+        assert!(log.apply_retention(&mut out));
+        let kept: u64 = log.segments.iter().map(|s| s.size).sum();
+        assert!(kept >= 150, "{sizes:?}");
+        // One more segment would have left less than the retained size.
+        assert!(kept - log.segments[0].size < 150, "{sizes:?}");
+        let start = log.segments[0].base;
+        assert!(start > 0);
+        assert_eq!(log.log_start(), start);
+        assert_eq!(log.batches()[0].base_offset, start);
+        assert_eq!(log.epochs().entries()[0].1, start);
+        log.checkpoint_log_start(&mut out);
+        apply(&mut files, out);
+        // Recovery starts at the first kept segment.
+        let mut out = Vec::new();
+        let (back, rec) = reopen(&files, &mut out);
+        assert_eq!(rec, Recovery::default());
+        assert_eq!(back.log_start(), start);
+        assert_eq!(back.leo(), 20);
+        assert_eq!(back.batches(), log.batches());
+    }
+
+    #[test]
+    fn the_log_start_moves_only_up_and_not_past_the_high_watermark() {
+        let (mut files, mut log) = build(10);
+        log.set_hw(9);
+        let mut out = Vec::new();
+        assert!(!log.increment_log_start(12, &mut out));
+        assert!(log.increment_log_start(9, &mut out));
+        assert!(!log.increment_log_start(5, &mut out));
+        assert_eq!(log.log_start(), 9);
+        // Segments wholly below the start are gone, the one holding it
+        // stays whole.
+        assert!(log.segments[0].base <= 9 && log.segments.get(1).is_none_or(|s| s.base > 9));
+        apply(&mut files, out);
+        // Without its checkpoint the start is the first segment's base
+        // (Kafka's recovery takes the larger of the two).
+        let mut out = Vec::new();
+        let (back, _) = reopen(&files, &mut out);
+        assert_eq!(back.log_start(), log.segments[0].base);
+    }
+
+    #[test]
+    fn a_follower_starts_over_at_its_leaders_log_start() {
+        let (mut files, mut log) = build(3);
+        let mut out = Vec::new();
+        log.truncate_fully_and_start_at(40, &mut out);
+        assert_eq!((log.log_start(), log.leo(), log.hw()), (40, 40, 40));
+        assert!(log.epochs().entries().is_empty());
+        let base = log.append(batch(7, &["x"]), SimTime::ZERO, &mut out);
+        assert_eq!(base, 40);
+        apply(&mut files, out);
+        let mut out = Vec::new();
+        let (back, rec) = reopen(&files, &mut out);
+        assert_eq!(rec, Recovery::default());
+        assert_eq!((back.log_start(), back.leo()), (40, 41));
+        assert_eq!(back.epochs().entries(), &[(7, 40)]);
     }
 
     #[test]

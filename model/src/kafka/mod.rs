@@ -288,6 +288,11 @@ pub struct KafkaConfig {
     /// The imbalance a broker may have before its partitions are moved back
     /// (`leader.imbalance.per.broker.percentage`, 10).
     pub leader_imbalance_per_broker_percentage: u64,
+    /// How often size-based retention runs
+    /// (`log.retention.check.interval.ms`: 300 s in Kafka, scaled as the
+    /// session timeout is, 18 s to 600 ms); only with
+    /// [`LogConfig::retention_bytes`] set.
+    pub log_retention_check_interval_ms: u64,
     /// Followers truncate on the fetch response's diverging epoch
     /// (`inter.broker.protocol.version` 2.7+, the default) rather than
     /// asking OffsetsForLeaderEpoch before their first fetch.
@@ -317,6 +322,7 @@ impl Default for KafkaConfig {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: 10_000,
             leader_imbalance_per_broker_percentage: 10,
+            log_retention_check_interval_ms: 10_000,
             group: crate::group::CoordinatorConfig::default(),
         }
     }

@@ -118,6 +118,8 @@ pub(crate) struct Replica {
     hw_checkpointed: Option<u64>,
     /// The recovery point last checkpointed (to skip rewriting the same).
     recovery_point_checkpointed: Option<u64>,
+    /// The log start offset last checkpointed.
+    log_start_checkpointed: Option<u64>,
     /// `kafka_truncate_to_hw_on_restart`: the first time this process
     /// makes the replica a follower, it cuts the log to the high watermark
     /// it recovered from the checkpoint, as Kafka before KIP-101 did in
@@ -134,6 +136,7 @@ impl Replica {
             role: Role::None,
             hw_checkpointed: None,
             recovery_point_checkpointed: None,
+            log_start_checkpointed: None,
             cut_to_checkpoint: false,
         }
     }
@@ -169,6 +172,7 @@ impl Replica {
                 .unwrap_or_default(),
             high_watermark: self.log.hw(),
             log_end: self.log.leo(),
+            log_start: self.log.log_start(),
             batches: self.log.batches().to_vec(),
         }
     }
@@ -177,6 +181,24 @@ impl Replica {
         if self.recovery_point_checkpointed != Some(self.log.recovery_point()) {
             self.recovery_point_checkpointed = Some(self.log.recovery_point());
             self.log.checkpoint_recovery_point(out);
+        }
+    }
+
+    /// Kafka checkpoints a log's start only where it is past the first
+    /// segment's base (otherwise recovery finds it there).
+    pub(crate) fn checkpoint_log_start(&mut self, out: &mut Vec<DiskRequest>) {
+        let start = self.log.log_start();
+        if start > self.log.first_segment_base() && self.log_start_checkpointed != Some(start) {
+            self.log_start_checkpointed = Some(start);
+            self.log.checkpoint_log_start(out);
+        }
+    }
+
+    /// Size-based retention, for every topic but the internal ones
+    /// (`__consumer_offsets` is compacted in Kafka, never deleted by size).
+    pub(crate) fn apply_retention(&mut self, out: &mut Vec<DiskRequest>) {
+        if !self.tp.topic.starts_with("__") {
+            self.log.apply_retention(out);
         }
     }
 
@@ -448,6 +470,7 @@ impl KafkaBroker {
         r.fence(f.current, disabled)?;
         let leo = r.log.leo();
         let hw = r.log.hw();
+        let log_start = r.log.log_start();
         let Role::Leader(ls) = &mut r.role else {
             return Err(KafkaError::NotLeader);
         };
@@ -464,6 +487,7 @@ impl KafkaBroker {
                         high_watermark: hw,
                         log_end: leo,
                         diverging: Some((epoch, end)),
+                        log_start,
                     });
                 }
                 Some(_) => {}
@@ -471,6 +495,16 @@ impl KafkaBroker {
         }
         if offset > leo {
             return Err(KafkaError::OffsetOutOfRange);
+        }
+        if offset < log_start {
+            // Below the log start: nothing to read, and not progress.
+            return Ok(FetchData {
+                batches: Vec::new(),
+                high_watermark: hw,
+                log_end: leo,
+                diverging: None,
+                log_start,
+            });
         }
         let until = match replica {
             Some(f) => {
@@ -501,6 +535,7 @@ impl KafkaBroker {
             high_watermark: hw,
             log_end: leo,
             diverging: None,
+            log_start,
         })
     }
 

@@ -242,6 +242,12 @@ pub struct FetchData {
     /// has at or below it and where that epoch ends. No batches come with
     /// it; the follower truncates and fetches again.
     pub diverging: Option<(LeaderEpoch, u64)>,
+    /// The leader's log start offset (Kafka's fetch response carries it
+    /// for every partition). A fetch below it returns no batches: the
+    /// follower starts over there (`truncateFullyAndStartAt`), a consumer
+    /// resets to it (OFFSET_OUT_OF_RANGE answered with
+    /// `auto.offset.reset = earliest`'s ListOffsets in one round trip).
+    pub log_start: u64,
 }
 
 /// A message between Kafka nodes (brokers and clients).

@@ -28,8 +28,10 @@ pub fn queue(ops: &[Operation]) -> Vec<Violation> {
     }
 }
 
-/// `(offset, value)` of every record of a replica below `end`.
-fn records(v: &ReplicaView, end: u64) -> Vec<(u64, &[u8])> {
+/// `(offset, value)` of every record of a replica from `start` (at or
+/// past its log start) to below `end`.
+fn records(v: &ReplicaView, start: u64, end: u64) -> Vec<(u64, &[u8])> {
+    let start = start.max(v.log_start);
     v.batches
         .iter()
         .flat_map(|b| {
@@ -38,6 +40,7 @@ fn records(v: &ReplicaView, end: u64) -> Vec<(u64, &[u8])> {
                 .enumerate()
                 .map(move |(i, val)| (b.base_offset + i as u64, val.as_slice()))
         })
+        .skip_while(|(o, _)| *o < start)
         .take_while(|(o, _)| *o < end)
         .collect()
 }
@@ -78,7 +81,6 @@ pub fn final_replicas(partitions: &[(Tp, Vec<(NodeId, ReplicaView)>)]) -> Vec<Vi
             continue;
         };
         let hw = lv.high_watermark;
-        let theirs = records(lv, hw);
         for (id, v) in views {
             if !lv.isr.contains(id) {
                 out.push(Violation::new(
@@ -98,14 +100,19 @@ pub fn final_replicas(partitions: &[(Tp, Vec<(NodeId, ReplicaView)>)]) -> Vec<Vi
             if id == lid || !lv.isr.contains(id) {
                 continue;
             }
+            // Compared from where both logs start (retention and
+            // DeleteRecords move a follower's start after its leader's).
+            let start = lv.log_start.max(v.log_start);
             let end = hw.min(v.log_end);
-            let mine = records(v, end);
+            let theirs = records(lv, start, end);
+            let mine = records(v, start, end);
+            let expected = end.saturating_sub(start) as usize;
             let first_diff = mine
                 .iter()
                 .zip(theirs.iter())
                 .find(|(a, b)| a != b)
                 .map(|(a, _)| a.0)
-                .or_else(|| (mine.len() as u64 != end).then_some(mine.len() as u64));
+                .or_else(|| (mine.len() != expected).then(|| start + mine.len() as u64));
             if let Some(o) = first_diff {
                 out.push(Violation::new(
                     "replica-divergence",

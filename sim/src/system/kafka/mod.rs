@@ -30,7 +30,10 @@
 //! `auto_leader_rebalance` (true, Kafka's default: the controller moves
 //! leadership back to preferred replicas), `leader_imbalance_check_interval_ms`
 //! (10000: Kafka's 300 s scaled as the session timeout is; 1 ms to an
-//! hour), `tick_ms` (1 to 60000), `producers` (clients / 2, at
+//! hour), `segment_bytes` (65536; 64 to 2^30), `retention_bytes` (unset:
+//! keep everything, Kafka's default; 1 to 2^40: size-based retention per
+//! partition, which moves the log start), `log_retention_check_interval_ms`
+//! (10000: Kafka's 300 s scaled; 1 ms to an hour), `tick_ms` (1 to 60000), `producers` (clients / 2, at
 //! least 1; 1 to clients - 1), `fault_pool` (`brokers`, `zk`, `servers`).
 //! Values out of range and of the wrong type are errors.
 
@@ -83,7 +86,7 @@ pub const ANOMALIES: &[&str] = &[
     "group-not-recovered",
 ];
 
-const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, controlled_shutdown, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
+const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, controlled_shutdown, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, segment_bytes, retention_bytes, log_retention_check_interval_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
 
 /// The Kafka system of one scenario.
 pub struct KafkaSystem {
@@ -211,6 +214,11 @@ impl KafkaSystem {
                     bc.log.flush_messages = Some(int(v, key, 1..=1_000_000)?)
                 }
                 "flush_ms" => bc.log.flush_ms = Some(int(v, key, 0..=*MS.end())?),
+                "segment_bytes" => bc.log.segment_bytes = int(v, key, 64..=1 << 30)?,
+                "retention_bytes" => bc.log.retention_bytes = Some(int(v, key, 1..=1 << 40)?),
+                "log_retention_check_interval_ms" => {
+                    bc.log_retention_check_interval_ms = int(v, key, MS)?
+                }
                 "replica_lag_time_max_ms" => bc.replica_lag_time_max_ms = int(v, key, MS)?,
                 "zk_session_timeout_ms" => bc.zk_session_timeout_ms = int(v, key, MS)?,
                 "tick_ms" => bc.tick_ms = int(v, key, 1..=60_000)?,
