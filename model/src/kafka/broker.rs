@@ -106,6 +106,8 @@ pub struct ReplicaPosition {
     pub high_watermark: u64,
     /// Its log end offset.
     pub log_end: u64,
+    /// Its log start offset.
+    pub log_start: u64,
 }
 
 /// A Kafka broker.

@@ -158,6 +158,7 @@ impl Replica {
             leader_epoch: self.info.as_ref().map(|i| i.state.leader_epoch),
             high_watermark: self.log.hw(),
             log_end: self.log.leo(),
+            log_start: self.log.log_start(),
         }
     }
 

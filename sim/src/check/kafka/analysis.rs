@@ -17,6 +17,7 @@ type ValueSet = BTreeSet<i64>;
 
 /// Everything derived from the history that the category checks share.
 struct Analysis<'a> {
+    retention: &'a Retention,
     ops: &'a [KOp],
     /// `(key, value)` to the op that sent it.
     writer: BTreeMap<(&'a str, i64), usize>,
@@ -67,8 +68,9 @@ fn at_offsets(offsets: &[i64]) -> String {
 }
 
 impl<'a> Analysis<'a> {
-    fn new(ops: &'a [KOp]) -> Result<Analysis<'a>, (usize, String)> {
+    fn new(ops: &'a [KOp], retention: &'a Retention) -> Result<Analysis<'a>, (usize, String)> {
         let mut a = Analysis {
+            retention,
             ops,
             writer: BTreeMap::new(),
             readers: BTreeMap::new(),
@@ -251,7 +253,7 @@ impl<'a> Analysis<'a> {
                 let Some(&w) = self.writer.get(&(k, v)) else {
                     continue;
                 };
-                if !self.committed(&self.ops[w]) {
+                if !self.committed(&self.ops[w]) || self.deleted(k, v) {
                     continue;
                 }
                 lost_set.insert((k, v));
@@ -279,7 +281,8 @@ impl<'a> Analysis<'a> {
     fn unseen(&self, lost: &BTreeSet<(&str, i64)>, out: &mut Vec<Anomaly>) {
         for (&(k, v), &w) in &self.writer {
             let read = self.read.get(k).is_some_and(|r| r.contains(&v));
-            if read || lost.contains(&(k, v)) || !self.committed(&self.ops[w]) {
+            if read || lost.contains(&(k, v)) || !self.committed(&self.ops[w]) || self.deleted(k, v)
+            {
                 continue;
             }
             let offsets = self.offsets_of(k, v);
@@ -293,6 +296,21 @@ impl<'a> Analysis<'a> {
                 detail,
             ));
         }
+    }
+
+    /// Whether retention deleted value `v` of `k` before the run ended:
+    /// every offset known for it is below the partition's final log start.
+    fn deleted(&self, k: &str, v: i64) -> bool {
+        let offsets = self.offsets_of(k, v);
+        let floor = self.retention.final_start(k);
+        !offsets.is_empty() && offsets.iter().all(|&o| o < floor)
+    }
+
+    /// Whether a read of index `j` of `k` by op `op` that skipped what
+    /// came before lands at or below the log start of that moment: the
+    /// consumer was reset there (OFFSET_OUT_OF_RANGE) over deleted records.
+    fn reset_past_deleted(&self, k: &str, j: usize, op: usize) -> bool {
+        self.order[k][j].0 <= self.retention.start_at(k, self.ops[op].time)
     }
 
     /// The values at indexes strictly between `i` and `j`.
@@ -368,7 +386,7 @@ impl<'a> Analysis<'a> {
                 self.ops[op].process, offsets[0], offsets[1]
             );
             out.push(anomaly(kind, k, vec![pv, v], offsets, events, detail));
-        } else if j > pi + 1 && !sends {
+        } else if j > pi + 1 && !sends && !self.reset_past_deleted(k, j, op) {
             let skipped = self.between(k, pi, j);
             let detail = format!(
                 "process {} read {pv} (offset {}) then {v} (offset {}), skipping {}",
@@ -416,7 +434,50 @@ impl<'a> Analysis<'a> {
 /// Runs every check over decoded ops (in invocation order). An error names
 /// the event index of the offending op.
 pub fn analyse(ops: &[KOp]) -> Result<Vec<Anomaly>, (usize, String)> {
-    let a = Analysis::new(ops)?;
+    analyse_with_retention(ops, &Retention::default())
+}
+
+/// Where each partition's log started over time (the highest log start of
+/// any of its replicas), when retention or DeleteRecords moved it: records
+/// below it were deleted. A history alone cannot tell deleted records from
+/// lost ones, so only a run that watched the brokers can say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Per key: (simulated time in µs, log start from then on), rising.
+    pub starts: BTreeMap<String, Vec<(u64, i64)>>,
+}
+
+impl Retention {
+    /// The log start of `key` at time `t` (0 before any deletion).
+    pub fn start_at(&self, key: &str, t: u64) -> i64 {
+        self.starts.get(key).map_or(0, |s| {
+            let n = s.partition_point(|&(at, _)| at <= t);
+            if n == 0 {
+                0
+            } else {
+                s[n - 1].1
+            }
+        })
+    }
+
+    /// The log start of `key` at the end of the run.
+    pub fn final_start(&self, key: &str) -> i64 {
+        self.starts
+            .get(key)
+            .and_then(|s| s.last())
+            .map_or(0, |&(_, o)| o)
+    }
+}
+
+/// [`analyse`], told which records retention deleted: a record deleted
+/// before any consumer read it is neither a lost write nor unseen, and a
+/// read that jumps to an offset at or below the log start of that moment
+/// is a consumer reset over deleted records, not a poll skip.
+pub fn analyse_with_retention(
+    ops: &[KOp],
+    retention: &Retention,
+) -> Result<Vec<Anomaly>, (usize, String)> {
+    let a = Analysis::new(ops, retention)?;
     let mut out = Vec::new();
     a.inconsistent_offsets(&mut out);
     a.duplicates(&mut out);

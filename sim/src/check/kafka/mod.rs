@@ -59,6 +59,7 @@ pub mod report;
 #[cfg(test)]
 mod tests;
 
+pub use analysis::Retention;
 pub use ops::{KOp, Key, Mop, OpKind};
 pub use report::{Anomaly, AnomalyKind, KafkaReport};
 
@@ -69,13 +70,22 @@ use crate::history::{History, Operation};
 /// Checks paired operations; errors name the event index (0-based) of the
 /// offending operation's invocation.
 pub fn check_operations(ops: &[Operation]) -> Result<KafkaReport, (usize, String)> {
+    check_operations_with_retention(ops, &Retention::default())
+}
+
+/// [`check_operations`], told where retention moved each partition's log
+/// start (see [`analysis::analyse_with_retention`]).
+pub fn check_operations_with_retention(
+    ops: &[Operation],
+    retention: &Retention,
+) -> Result<KafkaReport, (usize, String)> {
     let mut decoded = Vec::with_capacity(ops.len());
     for op in ops {
         if let Some(k) = ops::decode(op).map_err(|m| (op.invoke_index, m))? {
             decoded.push(k);
         }
     }
-    let anomalies = analysis::analyse(&decoded)?;
+    let anomalies = analysis::analyse_with_retention(&decoded, retention)?;
     Ok(KafkaReport {
         ops: decoded.len(),
         anomalies,

@@ -66,6 +66,8 @@ pub struct KOp {
     pub event: usize,
     /// The invocation's event index.
     pub invoke_event: usize,
+    /// Simulated time (µs) of its completion, else of its invocation.
+    pub time: u64,
 }
 
 impl KOp {
@@ -262,5 +264,6 @@ pub fn decode(op: &Operation) -> Result<Option<KOp>, String> {
         keys,
         event: op.complete_index.unwrap_or(op.invoke_index),
         invoke_event: op.invoke_index,
+        time: op.complete_time.unwrap_or(op.invoke_time),
     }))
 }

@@ -352,3 +352,53 @@ fn converts_to_violations() {
     assert_eq!(Violation::from(&r.anomalies[0]), v[0]);
     assert_eq!(r.counts(), vec![(AnomalyKind::LostWrite, 1)]);
 }
+
+/// A history with times (µs): values 1..=4 sent to `p` at offsets 0..=3
+/// by t=40; process 1 reads offset 0 at t=60, then offset 2 at t=100;
+/// value 5 is sent at offset 4 and never read.
+fn retention_history() -> Vec<crate::history::Operation> {
+    let mut text = String::new();
+    let mut line = |p: u64, kind: &str, f: &str, value: Value, time: u64| {
+        let e = json!({"process": p, "type": kind, "f": f, "value": value, "time": time});
+        text.push_str(&format!("{e}\n"));
+    };
+    for (v, o) in [(1, 0), (2, 1), (3, 2), (4, 3)] {
+        line(0, "invoke", "send", json!(["p", v]), o as u64 * 10);
+        line(0, "ok", "send", json!(["p", [o, v]]), o as u64 * 10 + 5);
+    }
+    line(1, "invoke", "poll", Value::Null, 50);
+    line(1, "ok", "poll", json!({"p": [[0, 1]]}), 60);
+    line(1, "invoke", "poll", Value::Null, 90);
+    line(1, "ok", "poll", json!({"p": [[2, 3], [3, 4]]}), 100);
+    line(0, "invoke", "send", json!(["p", 5]), 110);
+    line(0, "ok", "send", json!(["p", [4, 5]]), 115);
+    Format::Jsonl.parse(&text).unwrap().operations().unwrap()
+}
+
+fn with_starts(line: &[(u64, i64)]) -> KafkaReport {
+    let retention = Retention {
+        starts: [("p".to_string(), line.to_vec())].into_iter().collect(),
+    };
+    check_operations_with_retention(&retention_history(), &retention).unwrap()
+}
+
+#[test]
+fn retention_excuses_only_what_it_deleted() {
+    // Without retention: value 2 lost, the second poll skips it, value 5
+    // unseen.
+    let r = check_operations(&retention_history()).unwrap();
+    assert_eq!(kinds(&r), ["lost-write", "unseen", "poll-skip"], "{r:?}");
+    // The log started at 2 from t=70 and at 5 from t=120: the consumer
+    // was reset over deleted offset 1, and values 2 and 5 were deleted.
+    let r = with_starts(&[(70, 2), (120, 5)]);
+    assert!(r.is_valid(), "{r:?}");
+    // The start reached 2 only after the second poll: that poll skipped
+    // a record still there (the loss itself is excused: it was deleted
+    // later, and no read can tell).
+    let r = with_starts(&[(150, 2)]);
+    assert_eq!(kinds(&r), ["unseen", "poll-skip"], "{r:?}");
+    // A start of 1 deleted only offset 0: value 2 at offset 1 is lost, and
+    // value 5 (offset 4) unseen.
+    let r = with_starts(&[(70, 1)]);
+    assert_eq!(kinds(&r), ["lost-write", "unseen", "poll-skip"], "{r:?}");
+}

@@ -12,13 +12,13 @@
 use kzsim_model::kafka::{KafkaBroker, ReplicaView, Tp};
 use kzsim_model::NodeId;
 
-use crate::check::kafka::check_operations;
+use crate::check::kafka::{check_operations_with_retention, Retention};
 use crate::history::Operation;
 use crate::outcome::Violation;
 
-/// The queue anomalies of the history.
-pub fn queue(ops: &[Operation]) -> Vec<Violation> {
-    match check_operations(ops) {
+/// The queue anomalies of the history, excusing what `retention` deleted.
+pub fn queue(ops: &[Operation], retention: &Retention) -> Vec<Violation> {
+    match check_operations_with_retention(ops, retention) {
         Ok(report) => report.violations(),
         Err((event, message)) => vec![Violation::new(
             "malformed-history",
@@ -140,6 +140,7 @@ mod tests {
             isr: isr.to_vec(),
             high_watermark: hw,
             log_end: values.len() as u64,
+            log_start: 0,
             batches: vec![Batch {
                 base_offset: 0,
                 epoch: 1,
@@ -176,6 +177,45 @@ mod tests {
             (1, view(false, &[0, 1], 3, &["a", "x", "c"])),
         ]);
         assert_eq!(k, vec!["replica-divergence"]);
+    }
+
+    #[test]
+    fn replicas_are_compared_from_where_both_logs_start() {
+        let started_at = |mut v: ReplicaView, start: u64| {
+            v.log_start = start;
+            v
+        };
+        // Offset 1 differs, but the leader's log starts at 2 (retention
+        // deleted it there; the follower has not moved its start yet).
+        let k = one(vec![
+            (
+                0,
+                started_at(view(true, &[0, 1], 4, &["a", "b", "c", "d"]), 2),
+            ),
+            (1, view(false, &[0, 1], 4, &["a", "x", "c", "d"])),
+        ]);
+        assert!(k.is_empty(), "{k:?}");
+        // Past both starts a difference is divergence.
+        let k = one(vec![
+            (
+                0,
+                started_at(view(true, &[0, 1], 4, &["a", "b", "c", "d"]), 2),
+            ),
+            (1, view(false, &[0, 1], 4, &["a", "b", "c", "x"])),
+        ]);
+        assert_eq!(k, vec!["replica-divergence"]);
+        // A follower that started over at 3 holds only offset 3.
+        let mut late = view(false, &[0, 1], 4, &["d"]);
+        late.batches[0].base_offset = 3;
+        late.log_end = 4;
+        let k = one(vec![
+            (
+                0,
+                started_at(view(true, &[0, 1], 4, &["a", "b", "c", "d"]), 2),
+            ),
+            (1, started_at(late, 3)),
+        ]);
+        assert!(k.is_empty(), "{k:?}");
     }
 
     #[test]

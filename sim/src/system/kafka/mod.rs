@@ -49,6 +49,7 @@ use kzsim_model::kafka::{
 use kzsim_model::zk::{ZkConfig, ZkServer};
 use kzsim_model::{BugSet, Node, NodeId};
 
+use crate::check::kafka::Retention;
 use crate::history::History;
 use crate::outcome::Violation;
 use crate::scenario::Scenario;
@@ -106,6 +107,8 @@ pub struct KafkaSystem {
     quiet_from_us: u64,
     /// Workload threads (`workload.processes`).
     threads: usize,
+    /// Where the partitions' log starts moved, filled by the monitor.
+    log_starts: monitor::LogStarts,
 }
 
 impl KafkaSystem {
@@ -328,6 +331,7 @@ impl KafkaSystem {
             bugs: bugs.clone(),
             group,
             threads: procs as usize,
+            log_starts: monitor::LogStarts::default(),
             quiet_from_us: scenario
                 .spec
                 .duration_ms
@@ -446,8 +450,20 @@ impl System for KafkaSystem {
             Ok(ops) => ops,
             Err(e) => return vec![Violation::new("malformed-history", e.to_string(), vec![])],
         };
+        let retention = Retention {
+            starts: self
+                .log_starts
+                .lock()
+                .expect("log starts")
+                .iter()
+                .map(|(p, line)| {
+                    let line = line.iter().map(|&(t, s)| (t, s as i64)).collect();
+                    (p.to_string(), line)
+                })
+                .collect(),
+        };
         let mut out = if self.group.is_some() {
-            let mut out = checks::queue(&group::queue_view(history, &ops));
+            let mut out = checks::queue(&group::queue_view(history, &ops), &retention);
             let report = group::checks::check(&ops, self.partitions, self.quiet_from_us);
             out.extend(report.violations);
             if self
@@ -459,7 +475,7 @@ impl System for KafkaSystem {
             }
             out
         } else {
-            checks::queue(&ops)
+            checks::queue(&ops, &retention)
         };
         out.extend(checks::final_replicas(&checks::views(
             TOPIC,
@@ -485,6 +501,10 @@ impl System for KafkaSystem {
     }
 
     fn monitor(&self) -> Option<Box<dyn Monitor>> {
-        Some(Box::new(monitor::ReplicaMonitor::new(self.brokers.clone())))
+        self.log_starts.lock().expect("log starts").clear();
+        Some(Box::new(monitor::ReplicaMonitor::with_log_starts(
+            self.brokers.clone(),
+            self.log_starts.clone(),
+        )))
     }
 }

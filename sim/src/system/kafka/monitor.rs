@@ -28,6 +28,7 @@
 //!   back to a deposed leader.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use kzsim_model::kafka::{KafkaBroker, ReplicaPosition, Tp};
 use kzsim_model::{Node, NodeId};
@@ -51,6 +52,11 @@ struct EpochLeader {
     high_watermark: u64,
 }
 
+/// Per partition number: (true time in µs, the highest log start any of
+/// its replicas had from then on), rising; shared with the end-of-run
+/// queue check, which must not call deleted records lost.
+pub type LogStarts = Arc<Mutex<BTreeMap<u32, Vec<(u64, u64)>>>>;
+
 /// Watches every broker's replicas after each of its steps.
 pub struct ReplicaMonitor {
     brokers: Vec<NodeId>,
@@ -62,14 +68,23 @@ pub struct ReplicaMonitor {
     /// Per broker: the incarnation and, per partition, the newest
     /// (leader epoch, znode version) its metadata cache held in it.
     meta: BTreeMap<NodeId, MetadataSeen>,
+    log_starts: LogStarts,
     found: Vec<Violation>,
     dropped: usize,
 }
 
 impl ReplicaMonitor {
-    /// A monitor of `brokers`.
+    /// A monitor of `brokers` (tests).
+    #[cfg(test)]
     pub fn new(brokers: Vec<NodeId>) -> ReplicaMonitor {
+        ReplicaMonitor::with_log_starts(brokers, LogStarts::default())
+    }
+
+    /// A monitor of `brokers` that records where log starts moved into
+    /// `log_starts`.
+    pub fn with_log_starts(brokers: Vec<NodeId>, log_starts: LogStarts) -> ReplicaMonitor {
         ReplicaMonitor {
+            log_starts,
             brokers,
             hw: BTreeMap::new(),
             leaders: BTreeMap::new(),
@@ -162,6 +177,13 @@ impl ReplicaMonitor {
         positions: impl Iterator<Item = (&'a Tp, ReplicaPosition)>,
     ) {
         for (tp, pos) in positions {
+            if pos.log_start > 0 {
+                let mut starts = self.log_starts.lock().expect("log starts");
+                let line = starts.entry(tp.partition).or_default();
+                if line.last().is_none_or(|&(_, s)| pos.log_start > s) {
+                    line.push((now_us, pos.log_start));
+                }
+            }
             let hw = pos.high_watermark;
             let seen = self.hw.entry(id).or_default();
             match (pos.leader, pos.leader_epoch) {
@@ -250,6 +272,7 @@ mod tests {
             leader_epoch: Some(epoch),
             high_watermark: hw,
             log_end: hw,
+            log_start: 0,
         }
     }
 
@@ -347,6 +370,7 @@ mod tests {
             leader_epoch: Some(3),
             high_watermark: 4,
             log_end: 12,
+            log_start: 0,
         };
         m.observe(0, 1, 2, [(&tp, intact)].into_iter());
         assert!(kinds(&m).is_empty());
@@ -357,6 +381,7 @@ mod tests {
             leader_epoch: Some(3),
             high_watermark: 2,
             log_end: 7,
+            log_start: 0,
         };
         m.observe(0, 1, 3, [(&tp, short)].into_iter());
         assert_eq!(kinds(&m), vec!["duplicate-leader"]);
