@@ -474,6 +474,18 @@ impl KafkaBroker {
         self.disk_all(out, cx);
     }
 
+    /// Reads `/controller_epoch`, the step after winning `/controller`.
+    fn read_controller_epoch(&mut self, cx: &mut Ctx<'_>) {
+        self.zk_call(
+            ZkOp::GetData {
+                path: zkdata::CONTROLLER_EPOCH.into(),
+                watch: false,
+            },
+            ZkPurpose::EpochRead,
+            cx,
+        );
+    }
+
     pub(crate) fn resign(&mut self) {
         if let Some(c) = &self.controller {
             tracing::info!("kafka: resigning as controller (epoch {})", c.epoch);
@@ -522,14 +534,7 @@ impl KafkaBroker {
                         && st.ephemeral_owner == self.registered_session
                         && zkdata::decode_u32(&d) == Some(self.id) =>
                 {
-                    self.zk_call(
-                        ZkOp::GetData {
-                            path: zkdata::CONTROLLER_EPOCH.into(),
-                            watch: false,
-                        },
-                        ZkPurpose::EpochRead,
-                        cx,
-                    );
+                    self.read_controller_epoch(cx);
                 }
                 Err(ZkError::NoNode) if self.registered_session != 0 => {
                     self.create(
@@ -544,14 +549,7 @@ impl KafkaBroker {
             },
             ZkPurpose::ControllerCreate => match r.result {
                 Ok(_) if r.session == self.registered_session => {
-                    self.zk_call(
-                        ZkOp::GetData {
-                            path: zkdata::CONTROLLER_EPOCH.into(),
-                            watch: false,
-                        },
-                        ZkPurpose::EpochRead,
-                        cx,
-                    );
+                    self.read_controller_epoch(cx);
                 }
                 _ => self.controller_busy = false,
             },
@@ -596,14 +594,7 @@ impl KafkaBroker {
                     // Lost the race or the reply: we hold /controller but
                     // not the epoch; read and bump again on a later tick.
                     _ if r.session == self.registered_session => {
-                        self.zk_call(
-                            ZkOp::GetData {
-                                path: zkdata::CONTROLLER_EPOCH.into(),
-                                watch: false,
-                            },
-                            ZkPurpose::EpochRead,
-                            cx,
-                        );
+                        self.read_controller_epoch(cx);
                     }
                     _ => self.controller_busy = false,
                 }
