@@ -6,11 +6,17 @@
 //! It retries every [`RETRY_MS`] until each topic's znode exists: a create
 //! that fails (no quorum yet, ConnectionLoss) is sent again, and
 //! `NodeExists` counts as done (an earlier attempt whose answer was lost).
+//!
+//! Optionally it is also an operator's cleanup job
+//! (`kafka-delete-records.sh` on a schedule): every so often it asks a
+//! broker for metadata and sends each partition's leader DeleteRecords up
+//! to the high watermark.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::kafka::types::{KafkaMsg, Tp};
 use crate::kafka::zkdata;
-use crate::msg::ClientRequest;
+use crate::msg::{ClientRequest, Msg};
 use crate::node::{Ctx, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
 use crate::zk::{CreateMode, ZkClient, ZkError, ZkOp, ZkRequest};
@@ -21,6 +27,7 @@ pub const RETRY_MS: u64 = 100;
 const GIVE_UP_MS: u64 = 3_000;
 
 const TIMER_RETRY: u64 = 1;
+const TIMER_DELETE: u64 = 2;
 /// The embedded ZooKeeper client's timers are shifted by this much.
 const TIMER_ZK_BASE: u64 = 100;
 
@@ -37,6 +44,11 @@ pub struct KafkaAdmin {
     /// Outstanding creates by request id, with when they were sent.
     pending: BTreeMap<ReqId, (String, SimTime)>,
     next_req: ReqId,
+    /// The DeleteRecords job: the brokers to ask, and how often.
+    delete_records: Option<(Vec<NodeId>, u64)>,
+    /// Rounds of the job so far (picks the broker asked for metadata).
+    rounds: usize,
+    next_corr: u64,
 }
 
 impl KafkaAdmin {
@@ -58,6 +70,61 @@ impl KafkaAdmin {
             done: BTreeSet::new(),
             pending: BTreeMap::new(),
             next_req: 1,
+            delete_records: None,
+            rounds: 0,
+            next_corr: 1,
+        }
+    }
+
+    /// Also runs the DeleteRecords job against `brokers` every `every_ms`.
+    pub fn with_delete_records(mut self, brokers: Vec<NodeId>, every_ms: u64) -> KafkaAdmin {
+        self.delete_records = Some((brokers, every_ms));
+        self
+    }
+
+    fn corr(&mut self) -> u64 {
+        self.next_corr += 1;
+        self.next_corr
+    }
+
+    /// One round of the job: ask a broker which partitions it knows.
+    fn delete_round(&mut self, cx: &mut Ctx<'_>) {
+        let Some((brokers, every)) = self.delete_records.clone() else {
+            return;
+        };
+        self.rounds += 1;
+        let corr = self.corr();
+        cx.send(
+            brokers[self.rounds % brokers.len()],
+            Msg::Kafka(KafkaMsg::Metadata { corr }),
+        );
+        cx.set_timer_ms(TIMER_DELETE, every);
+    }
+
+    fn on_kafka(&mut self, m: KafkaMsg, cx: &mut Ctx<'_>) {
+        match m {
+            KafkaMsg::MetadataResp { partitions, .. } => {
+                let led: Vec<(Tp, NodeId)> = partitions
+                    .into_iter()
+                    .filter(|p| !p.tp.topic.starts_with("__"))
+                    .filter_map(|p| p.state.leader.map(|l| (p.tp, l)))
+                    .collect();
+                for (tp, leader) in led {
+                    let corr = self.corr();
+                    cx.send(
+                        leader,
+                        Msg::Kafka(KafkaMsg::DeleteRecords {
+                            corr,
+                            tp,
+                            offset: None,
+                        }),
+                    );
+                }
+            }
+            KafkaMsg::DeleteRecordsResp { corr, result } => {
+                tracing::debug!("kafka: admin: DeleteRecords {corr}: {result:?}");
+            }
+            _ => {}
         }
     }
 
@@ -117,8 +184,17 @@ impl Node for KafkaAdmin {
                 self.pending.clear();
                 self.drive_zk(input, cx);
                 self.attempt(cx);
+                if let Some((_, every)) = self.delete_records {
+                    cx.set_timer_ms(TIMER_DELETE, every);
+                }
             }
             Input::Timer { timer: TIMER_RETRY } => self.attempt(cx),
+            Input::Timer {
+                timer: TIMER_DELETE,
+            } => self.delete_round(cx),
+            Input::Message {
+                msg: Msg::Kafka(m), ..
+            } => self.on_kafka(m, cx),
             Input::Timer { timer } if timer >= TIMER_ZK_BASE => self.drive_zk(
                 Input::Timer {
                     timer: timer - TIMER_ZK_BASE,

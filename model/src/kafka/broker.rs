@@ -763,6 +763,7 @@ impl KafkaBroker {
                 current_leader_epoch,
                 offset,
                 last_fetched_epoch,
+                log_start,
             } => self.on_fetch(
                 from,
                 corr,
@@ -772,9 +773,13 @@ impl KafkaBroker {
                     current: current_leader_epoch,
                     offset,
                     last_fetched_epoch,
+                    log_start,
                 },
                 cx,
             ),
+            KafkaMsg::DeleteRecords { corr, tp, offset } => {
+                self.on_delete_records(from, corr, tp, offset, cx)
+            }
             KafkaMsg::FetchResp { corr, result } => self.on_fetch_resp(from, corr, result, cx),
             KafkaMsg::OffsetsForLeaderEpoch {
                 corr,
@@ -793,7 +798,8 @@ impl KafkaBroker {
             }
             KafkaMsg::ProduceResp { .. }
             | KafkaMsg::MetadataResp { .. }
-            | KafkaMsg::InitProducerIdResp { .. } => {}
+            | KafkaMsg::InitProducerIdResp { .. }
+            | KafkaMsg::DeleteRecordsResp { .. } => {}
         }
     }
 }

@@ -285,6 +285,7 @@ impl KafkaConsumer {
                             current_leader_epoch: current,
                             offset: pos.fetched,
                             last_fetched_epoch: None,
+                            log_start: 0,
                         }),
                     );
                     let what = Pending::Fetch(tp, pos.fetched);

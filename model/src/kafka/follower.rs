@@ -88,6 +88,7 @@ impl KafkaBroker {
                 current_leader_epoch: current,
                 offset: r.log.leo(),
                 last_fetched_epoch,
+                log_start: r.log.log_start(),
             }),
         );
     }

@@ -186,6 +186,7 @@ fn fetch(corr: u64, tp: &Tp, epoch: Option<u32>) -> Msg {
         current_leader_epoch: epoch,
         offset: 0,
         last_fetched_epoch: None,
+        log_start: 0,
     })
 }
 
@@ -376,5 +377,63 @@ fn an_epoch_bump_that_keeps_the_leader_keeps_its_waiting_produces() {
         r,
         vec![Ok(v.log_end - 1)],
         "the produce is acknowledged, not failed"
+    );
+}
+
+fn delete_records(corr: u64, tp: &Tp, offset: Option<u64>) -> Msg {
+    Msg::Kafka(KafkaMsg::DeleteRecords {
+        corr,
+        tp: tp.clone(),
+        offset,
+    })
+}
+
+/// DeleteRecords: the leader moves its log start and answers with the low
+/// watermark once every live follower's start has followed; past the high
+/// watermark it refuses, and a follower is not the one to ask.
+#[test]
+fn delete_records_moves_every_replicas_log_start() {
+    let (mut c, tp, l) = cluster(None);
+    c.inject(PROBE, l, produce(1, &tp, 9, 0, &["a", "b", "c", "d"]));
+    c.run_ms(200);
+    let hw = c
+        .broker(l)
+        .unwrap()
+        .replica_view(&tp)
+        .unwrap()
+        .high_watermark;
+    assert_eq!(hw, 4);
+    answers(&mut c);
+    c.inject(PROBE, l, delete_records(2, &tp, Some(5)));
+    c.inject(PROBE, l, delete_records(3, &tp, Some(3)));
+    let f = *BROKERS.iter().find(|&&b| b != l).unwrap();
+    c.inject(PROBE, f, delete_records(4, &tp, Some(3)));
+    c.run_ms(300);
+    let got = answers(&mut c);
+    assert!(got.contains(&KafkaMsg::DeleteRecordsResp {
+        corr: 2,
+        result: Err(KafkaError::OffsetOutOfRange)
+    }));
+    assert!(got.contains(&KafkaMsg::DeleteRecordsResp {
+        corr: 4,
+        result: Err(KafkaError::NotLeader)
+    }));
+    assert!(
+        got.iter().any(|m| matches!(m,
+            KafkaMsg::DeleteRecordsResp { corr: 3, result: Ok(low) } if *low >= 3)),
+        "{got:?}"
+    );
+    for b in BROKERS {
+        let v = c.broker(b).unwrap().replica_view(&tp).unwrap();
+        assert_eq!(v.log_start, 3, "broker {b}");
+    }
+    // A consumer fetching below the start gets no records and the start.
+    c.inject(PROBE, l, fetch(5, &tp, None));
+    c.run_ms(50);
+    let got = answers(&mut c);
+    assert!(
+        got.iter().any(|m| matches!(m,
+            KafkaMsg::FetchResp { corr: 5, result: Ok(d) } if d.batches.is_empty() && d.log_start == 3)),
+        "{got:?}"
     );
 }

@@ -28,6 +28,15 @@ use crate::zk::{ZkError, ZkOp, ZkReply, ZkResponse};
 /// Most batches returned by one fetch.
 const MAX_FETCH_BATCHES: usize = 16;
 
+/// How long a DeleteRecords waits for the followers' log starts (Kafka:
+/// the request's timeout, 30 s by default, scaled as the session is).
+const DELETE_RECORDS_TIMEOUT_MS: u64 = 1_000;
+
+/// Sends a DeleteRecords answer.
+fn answer_delete(cx: &mut Ctx<'_>, to: NodeId, corr: u64, result: Result<u64, KafkaError>) {
+    cx.send(to, Msg::Kafka(KafkaMsg::DeleteRecordsResp { corr, result }));
+}
+
 /// A fetch request as the leader reads it.
 #[derive(Clone, Debug)]
 pub(crate) struct FetchParams {
@@ -42,11 +51,15 @@ pub(crate) struct FetchParams {
     /// The epoch of the fetcher's last batch (a follower truncating on
     /// fetch), checked against the leader's log.
     pub(crate) last_fetched_epoch: Option<LeaderEpoch>,
+    /// The fetching replica's log start offset.
+    pub(crate) log_start: u64,
 }
 
 #[derive(Clone, Debug)]
 struct Progress {
     leo: u64,
+    /// The follower's log start, from its last fetch.
+    log_start: u64,
     last_caught_up: SimTime,
     last_fetch: SimTime,
     leader_leo_at_last_fetch: u64,
@@ -75,6 +88,18 @@ pub(crate) struct LeaderState {
     /// records it lacks, and can be elected without them.
     proposed_isr: Option<Vec<NodeId>>,
     waiting: Vec<Waiting>,
+    /// DeleteRecords answered once the low watermark reaches their offset.
+    deletes: Vec<WaitingDelete>,
+}
+
+/// A DeleteRecords request waiting for the replicas' log starts
+/// (Kafka's DelayedDeleteRecords).
+#[derive(Clone, Debug)]
+struct WaitingDelete {
+    from: NodeId,
+    corr: u64,
+    offset: u64,
+    deadline: SimTime,
 }
 
 impl LeaderState {
@@ -275,6 +300,71 @@ fn produce_resp(cx: &mut Ctx<'_>, to: NodeId, corr: u64, result: Result<u64, Kaf
 impl KafkaBroker {
     /// Answers a produce: over the network, or, for this broker's own
     /// appends (its group coordinator's), into `local_acks`.
+    /// DeleteRecords (`ReplicaManager.deleteRecords`): a leader moves its
+    /// log start to `offset` (its high watermark when `None`; past it is
+    /// OFFSET_OUT_OF_RANGE) and answers once the low watermark, the
+    /// smallest log start of itself and its live followers, reaches it.
+    pub(crate) fn on_delete_records(
+        &mut self,
+        from: NodeId,
+        corr: u64,
+        tp: Tp,
+        offset: Option<u64>,
+        cx: &mut Ctx<'_>,
+    ) {
+        let deadline = cx.now.plus_ms(DELETE_RECORDS_TIMEOUT_MS);
+        let Some(r) = self.replicas.get_mut(&tp) else {
+            return answer_delete(cx, from, corr, Err(KafkaError::UnknownTopicOrPartition));
+        };
+        let hw = r.log.hw();
+        let Role::Leader(ls) = &mut r.role else {
+            return answer_delete(cx, from, corr, Err(KafkaError::NotLeader));
+        };
+        let offset = offset.unwrap_or(hw);
+        if offset > hw {
+            return answer_delete(cx, from, corr, Err(KafkaError::OffsetOutOfRange));
+        }
+        ls.deletes.push(WaitingDelete {
+            from,
+            corr,
+            offset,
+            deadline,
+        });
+        let mut out = Vec::new();
+        if r.log.increment_log_start(offset, &mut out) {
+            tracing::info!("kafka: {tp}: DeleteRecords moves the log start to {offset}");
+        }
+        self.disk_all(out, cx);
+        self.complete_deletes(&tp, cx);
+    }
+
+    /// Answers the DeleteRecords of `tp` whose offset the low watermark
+    /// reached (Kafka's `lowWatermarkIfLeader`: the leader's log start and
+    /// those of followers on live brokers).
+    fn complete_deletes(&mut self, tp: &Tp, cx: &mut Ctx<'_>) {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        let (Role::Leader(ls), Some(info)) = (&mut r.role, &r.info) else {
+            return;
+        };
+        if ls.deletes.is_empty() {
+            return;
+        }
+        let low = ls
+            .progress
+            .iter()
+            .filter(|(id, _)| self.meta_live.contains(id) && info.replicas.contains(id))
+            .map(|(_, p)| p.log_start)
+            .fold(r.log.log_start(), u64::min);
+        let (done, left): (Vec<WaitingDelete>, Vec<WaitingDelete>) =
+            ls.deletes.drain(..).partition(|d| d.offset <= low);
+        ls.deletes = left;
+        for d in done {
+            answer_delete(cx, d.from, d.corr, Ok(low));
+        }
+    }
+
     fn answer_produce(
         &mut self,
         to: NodeId,
@@ -344,6 +434,7 @@ impl KafkaBroker {
                 for &x in p.replicas.iter().filter(|&&x| x != me) {
                     let prog = ls.progress.entry(x).or_insert(Progress {
                         leo: 0,
+                        log_start: 0,
                         last_caught_up: cx.now,
                         last_fetch: cx.now,
                         leader_leo_at_last_fetch: 0,
@@ -361,6 +452,9 @@ impl KafkaBroker {
         if let Role::Leader(ls) = std::mem::replace(&mut r.role, Role::None) {
             for w in ls.waiting {
                 self.answer_produce(w.from, w.corr, Err(KafkaError::NotLeader), cx);
+            }
+            for d in ls.deletes {
+                answer_delete(cx, d.from, d.corr, Err(KafkaError::NotLeader));
             }
         }
         let r = self.replicas.get_mut(&tp).expect("opened");
@@ -385,6 +479,7 @@ impl KafkaBroker {
                             x,
                             Progress {
                                 leo: 0,
+                                log_start: 0,
                                 last_caught_up: cx.now,
                                 last_fetch: cx.now,
                                 leader_leo_at_last_fetch: 0,
@@ -456,12 +551,14 @@ impl KafkaBroker {
         let diverged = matches!(&result, Ok(d) if d.diverging.is_some());
         cx.send(from, Msg::Kafka(KafkaMsg::FetchResp { corr, result }));
         if let (Some(follower), false) = (f.replica, diverged) {
+            self.complete_deletes(&f.tp, cx);
             self.maybe_expand_isr(&f.tp, follower, cx);
             self.maybe_advance_hw(&f.tp, cx);
         }
     }
 
     fn serve_fetch(&mut self, f: &FetchParams, now: SimTime) -> Result<FetchData, KafkaError> {
+        let fetcher_start = f.log_start;
         let disabled = self.bugs.no_fetch_epoch_fencing;
         let (replica, offset) = (f.replica, f.offset);
         let r = self
@@ -511,6 +608,7 @@ impl KafkaBroker {
             Some(f) => {
                 let p = ls.progress.get_mut(&f).ok_or(KafkaError::NotLeader)?;
                 p.leo = offset;
+                p.log_start = fetcher_start;
                 if offset >= leo {
                     p.last_caught_up = now;
                 } else if offset >= p.leader_leo_at_last_fetch {
@@ -841,6 +939,7 @@ impl KafkaBroker {
         let mut shrink = Vec::new();
         let mut out = Vec::new();
         let mut timed_out = Vec::new();
+        let mut deletes_late = Vec::new();
         for (tp, r) in self.replicas.iter_mut() {
             r.log.maybe_flush(now, &mut out);
             let (Role::Leader(ls), Some(info)) = (&mut r.role, &r.info) else {
@@ -849,6 +948,13 @@ impl KafkaBroker {
             let (expired, left): (Vec<Waiting>, Vec<Waiting>) =
                 ls.waiting.drain(..).partition(|w| now >= w.deadline);
             ls.waiting = left;
+            ls.deletes.retain(|d| {
+                let late = now >= d.deadline;
+                if late {
+                    deletes_late.push((d.from, d.corr));
+                }
+                !late
+            });
             for w in expired {
                 timed_out.push((w.from, w.corr));
             }
@@ -873,6 +979,9 @@ impl KafkaBroker {
             }
         }
         self.disk_all(out, cx);
+        for (from, corr) in deletes_late {
+            answer_delete(cx, from, corr, Err(KafkaError::RequestTimedOut));
+        }
         for (from, corr) in timed_out {
             self.answer_produce(from, corr, Err(KafkaError::RequestTimedOut), cx);
         }

@@ -289,6 +289,9 @@ pub enum KafkaMsg {
         /// epoch cache's latest), sent by a follower that truncates on
         /// fetch (Kafka 2.7+); `None` from consumers and older followers.
         last_fetched_epoch: Option<LeaderEpoch>,
+        /// The fetching replica's log start offset (the leader's low
+        /// watermark for DeleteRecords); 0 from consumers.
+        log_start: u64,
     },
     /// Leader -> fetcher.
     FetchResp {
@@ -393,6 +396,27 @@ pub enum KafkaMsg {
         corr: u64,
         /// The partitions still led, or the refusal.
         result: Result<Vec<Tp>, KafkaError>,
+    },
+    /// Admin -> partition leader (`AdminClient.deleteRecords`): move the
+    /// log start offset up to `offset`, or to the high watermark when
+    /// `None` (Kafka's -1).
+    DeleteRecords {
+        /// Correlation id.
+        corr: u64,
+        /// The partition.
+        tp: Tp,
+        /// The new log start, at most the high watermark.
+        offset: Option<u64>,
+    },
+    /// Leader -> admin, once every live replica's log start reached the
+    /// offset: the low watermark (the smallest of their starts), or why
+    /// not (NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE past the high
+    /// watermark, REQUEST_TIMED_OUT).
+    DeleteRecordsResp {
+        /// Correlation id.
+        corr: u64,
+        /// The low watermark, or the error.
+        result: Result<u64, KafkaError>,
     },
 }
 

@@ -33,7 +33,10 @@
 //! hour), `segment_bytes` (65536; 64 to 2^30), `retention_bytes` (unset:
 //! keep everything, Kafka's default; 1 to 2^40: size-based retention per
 //! partition, which moves the log start), `log_retention_check_interval_ms`
-//! (10000: Kafka's 300 s scaled; 1 ms to an hour), `tick_ms` (1 to 60000), `producers` (clients / 2, at
+//! (10000: Kafka's 300 s scaled; 1 ms to an hour),
+//! `delete_records_interval_ms` (unset; 1 ms to an hour: the admin sends
+//! every partition's leader DeleteRecords up to its high watermark this
+//! often), `tick_ms` (1 to 60000), `producers` (clients / 2, at
 //! least 1; 1 to clients - 1), `fault_pool` (`brokers`, `zk`, `servers`).
 //! Values out of range and of the wrong type are errors.
 
@@ -87,7 +90,7 @@ pub const ANOMALIES: &[&str] = &[
     "group-not-recovered",
 ];
 
-const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, controlled_shutdown, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, segment_bytes, retention_bytes, log_retention_check_interval_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
+const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, controlled_shutdown, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, segment_bytes, retention_bytes, log_retention_check_interval_ms, delete_records_interval_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
 
 /// The Kafka system of one scenario.
 pub struct KafkaSystem {
@@ -109,6 +112,8 @@ pub struct KafkaSystem {
     threads: usize,
     /// Where the partitions' log starts moved, filled by the monitor.
     log_starts: monitor::LogStarts,
+    /// The admin's DeleteRecords job, if it runs: how often.
+    delete_records_interval_ms: Option<u64>,
 }
 
 impl KafkaSystem {
@@ -160,6 +165,7 @@ impl KafkaSystem {
             bugs: KafkaBugs::from_set(bugs),
             ..ProducerConfig::default()
         };
+        let mut delete_records_interval_ms = None;
         let mut max_in_flight = None;
         if !kind.is_empty() && kind != "queue" && kind != "group" {
             return Err(format!(
@@ -219,6 +225,9 @@ impl KafkaSystem {
                 "flush_ms" => bc.log.flush_ms = Some(int(v, key, 0..=*MS.end())?),
                 "segment_bytes" => bc.log.segment_bytes = int(v, key, 64..=1 << 30)?,
                 "retention_bytes" => bc.log.retention_bytes = Some(int(v, key, 1..=1 << 40)?),
+                "delete_records_interval_ms" => {
+                    delete_records_interval_ms = Some(int(v, key, MS)?)
+                }
                 "log_retention_check_interval_ms" => {
                     bc.log_retention_check_interval_ms = int(v, key, MS)?
                 }
@@ -332,6 +341,7 @@ impl KafkaSystem {
             group,
             threads: procs as usize,
             log_starts: monitor::LogStarts::default(),
+            delete_records_interval_ms,
             quiet_from_us: scenario
                 .spec
                 .duration_ms
@@ -395,11 +405,15 @@ impl System for KafkaSystem {
         } else if self.brokers.contains(&id) {
             Box::new(KafkaBroker::new(id, self.broker_config.clone(), &self.bugs))
         } else if id == self.admin {
-            Box::new(KafkaAdmin::new(
+            let admin = KafkaAdmin::new(
                 self.zk.clone(),
                 0,
                 vec![(TOPIC.to_string(), self.assignment())],
-            ))
+            );
+            Box::new(match self.delete_records_interval_ms {
+                Some(every) => admin.with_delete_records(self.brokers.clone(), every),
+                None => admin,
+            })
         } else if self.producers.contains(&id) {
             Box::new(KafkaProducer::new(
                 self.brokers.clone(),
