@@ -14,6 +14,7 @@ pub mod group;
 pub mod kafka;
 pub mod msg;
 pub mod node;
+pub mod raft;
 pub mod time;
 pub mod zk;
 

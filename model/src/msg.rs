@@ -20,6 +20,8 @@ pub enum Msg {
     Kafka(KafkaMsg),
     /// The consumer-group protocol (members and coordinators).
     Group(GroupMsg),
+    /// The KRaft metadata quorum (KIP-595).
+    Raft(crate::raft::RaftMsg),
 }
 
 /// A request from the workload to a client node.

@@ -793,6 +793,11 @@ impl PartitionLog {
         self.recovery_point = self.recovery_point.max(end.min(self.leo()));
     }
 
+    /// The end of the records known to be on disk.
+    pub fn synced(&self) -> u64 {
+        self.synced.min(self.leo())
+    }
+
     /// Whether an append-path flush is still waiting for its fsync.
     pub fn sync_pending(&self) -> bool {
         self.synced < self.sync_wanted
