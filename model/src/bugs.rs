@@ -29,6 +29,7 @@ pub fn all_bugs() -> Vec<BugInfo> {
     v.extend_from_slice(crate::kafka::BUGS);
     v.extend_from_slice(crate::group::BUGS);
     v.extend_from_slice(crate::raft::BUGS);
+    v.extend_from_slice(crate::kraft::BUGS);
     v
 }
 

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod disk;
 pub mod group;
 pub mod kafka;
+pub mod kraft;
 pub mod msg;
 pub mod node;
 pub mod raft;

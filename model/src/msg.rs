@@ -22,6 +22,8 @@ pub enum Msg {
     Group(GroupMsg),
     /// The KRaft metadata quorum (KIP-595).
     Raft(crate::raft::RaftMsg),
+    /// KRaft's controller RPCs (registration, heartbeats, AlterPartition).
+    Kraft(crate::kraft::KraftMsg),
 }
 
 /// A request from the workload to a client node.

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::kafka::types::{KafkaMsg, Tp};
 use crate::kafka::zkdata;
+use crate::kraft::{KraftError, KraftMsg};
 use crate::msg::{ClientRequest, Msg};
 use crate::node::{Ctx, Input, Node, NodeId, ReqId};
 use crate::time::SimTime;
@@ -36,7 +37,10 @@ pub type TopicAssignment = (String, BTreeMap<u32, Vec<NodeId>>);
 
 /// The admin client node.
 pub struct KafkaAdmin {
-    zk: ZkClient,
+    /// The ZooKeeper session (ZooKeeper mode).
+    zk: Option<ZkClient>,
+    /// KRaft mode: the controllers asked (CreateTopics), and the topics.
+    kraft: Option<(Vec<NodeId>, Vec<TopicAssignment>)>,
     /// Znodes still to create, in order: the parents, then the topics.
     todo: Vec<(String, Vec<u8>)>,
     /// Paths known to exist.
@@ -65,8 +69,28 @@ impl KafkaAdmin {
             ));
         }
         KafkaAdmin {
-            zk: ZkClient::new(zk_servers, 2_000, first),
+            zk: Some(ZkClient::new(zk_servers, 2_000, first)),
+            kraft: None,
             todo,
+            done: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            next_req: 1,
+            delete_records: None,
+            rounds: 0,
+            next_corr: 1,
+        }
+    }
+
+    /// An admin of a KRaft cluster: it creates `topics` with CreateTopics
+    /// sent to the controllers in turn (a non-active one refuses).
+    pub fn kraft(controllers: Vec<NodeId>, topics: Vec<TopicAssignment>) -> KafkaAdmin {
+        KafkaAdmin {
+            zk: None,
+            todo: topics
+                .iter()
+                .map(|(t, _)| (zkdata::topic_path(t), Vec::new()))
+                .collect(),
+            kraft: Some((controllers, topics)),
             done: BTreeSet::new(),
             pending: BTreeMap::new(),
             next_req: 1,
@@ -134,7 +158,10 @@ impl KafkaAdmin {
     }
 
     fn drive_zk(&mut self, input: Input, cx: &mut Ctx<'_>) {
-        for (id, r) in self.zk.step_embedded(input, TIMER_ZK_BASE, cx) {
+        let Some(zk) = self.zk.as_mut() else {
+            return;
+        };
+        for (id, r) in zk.step_embedded(input, TIMER_ZK_BASE, cx) {
             if let Some((path, _)) = self.pending.remove(&id) {
                 if matches!(r.result, Ok(_) | Err(ZkError::NodeExists)) {
                     self.done.insert(path);
@@ -154,6 +181,30 @@ impl KafkaAdmin {
             .filter(|(p, _)| !self.done.contains(p) && !self.pending.values().any(|(q, _)| q == p))
             .cloned()
             .collect();
+        if let Some((controllers, topics)) = self.kraft.clone() {
+            for (path, _) in owed {
+                let Some((topic, assignment)) =
+                    topics.iter().find(|(t, _)| zkdata::topic_path(t) == path)
+                else {
+                    continue;
+                };
+                let corr = self.corr();
+                self.rounds += 1;
+                self.pending.insert(corr, (path.clone(), now));
+                cx.send(
+                    controllers[self.rounds % controllers.len()],
+                    Msg::Kraft(KraftMsg::CreateTopics {
+                        corr,
+                        topic: topic.clone(),
+                        assignment: assignment.clone(),
+                    }),
+                );
+            }
+            if !self.finished() {
+                cx.set_timer_ms(TIMER_RETRY, RETRY_MS);
+            }
+            return;
+        }
         for (path, data) in owed {
             let id = self.next_req;
             self.next_req += 1;
@@ -195,6 +246,21 @@ impl Node for KafkaAdmin {
             Input::Message {
                 msg: Msg::Kafka(m), ..
             } => self.on_kafka(m, cx),
+            Input::Message {
+                msg: Msg::Kraft(KraftMsg::CreateTopicsResp { corr, result }),
+                ..
+            } => {
+                if let Some((path, _)) = self.pending.remove(&corr) {
+                    match result {
+                        Ok(()) | Err(KraftError::TopicExists) => {
+                            self.done.insert(path);
+                        }
+                        // The next attempt (on the retry timer) asks the
+                        // next controller.
+                        Err(_) => {}
+                    }
+                }
+            }
             Input::Timer { timer } if timer >= TIMER_ZK_BASE => self.drive_zk(
                 Input::Timer {
                     timer: timer - TIMER_ZK_BASE,

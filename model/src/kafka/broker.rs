@@ -115,7 +115,10 @@ pub struct KafkaBroker {
     pub(crate) id: NodeId,
     pub(crate) cfg: KafkaConfig,
     pub(crate) bugs: KafkaBugs,
-    zk: ZkClient,
+    /// The ZooKeeper session (ZooKeeper mode).
+    zk: Option<ZkClient>,
+    /// The metadata log and the controller RPCs (KRaft mode).
+    pub(crate) kraft: Option<crate::kraft::broker::KraftLink>,
     next_zk_req: ReqId,
     zk_pending: BTreeMap<ReqId, ZkPurpose>,
     pub(crate) started: bool,
@@ -162,18 +165,27 @@ pub struct KafkaBroker {
 impl KafkaBroker {
     /// A broker with id `id` (not one of the ZooKeeper servers' ids).
     pub fn new(id: NodeId, cfg: KafkaConfig, bugs: &BugSet) -> KafkaBroker {
-        assert!(!cfg.zk_servers.is_empty(), "zookeeper.connect is empty");
-        let zk = ZkClient::new(
-            cfg.zk_servers.clone(),
-            cfg.zk_session_timeout_ms,
-            id as usize,
+        let kraft = cfg.kraft.clone().map(|k| {
+            crate::kraft::broker::KraftLink::new(id, k, crate::kraft::KraftBugs::from_set(bugs))
+        });
+        assert!(
+            kraft.is_some() || !cfg.zk_servers.is_empty(),
+            "zookeeper.connect is empty"
         );
+        let zk = kraft.is_none().then(|| {
+            ZkClient::new(
+                cfg.zk_servers.clone(),
+                cfg.zk_session_timeout_ms,
+                id as usize,
+            )
+        });
         let cfg_group = cfg.group.clone();
         KafkaBroker {
             id,
             bugs: KafkaBugs::from_set(bugs),
             cfg,
             zk,
+            kraft,
             next_zk_req: 1,
             zk_pending: BTreeMap::new(),
             started: false,
@@ -232,6 +244,24 @@ impl KafkaBroker {
         })
     }
 
+    /// KRaft mode: the broker's replica of the metadata log (an observer).
+    pub fn metadata_quorum(&self) -> Option<&crate::raft::RaftCore> {
+        self.kraft.as_ref().map(|k| &k.core)
+    }
+
+    /// KRaft mode: the broker's metadata image.
+    pub fn metadata_image(&self) -> Option<&crate::kraft::MetadataImage> {
+        self.kraft.as_ref().map(|k| &k.image)
+    }
+
+    /// KRaft mode: whether the broker is registered and not fenced, as the
+    /// controller last told it.
+    pub fn kraft_unfenced(&self) -> bool {
+        self.kraft
+            .as_ref()
+            .is_some_and(|k| k.broker_epoch.is_some() && !k.fenced)
+    }
+
     /// The partitions hosted here.
     pub fn hosted(&self) -> Vec<Tp> {
         self.replicas.keys().cloned().collect()
@@ -278,7 +308,10 @@ impl KafkaBroker {
 
     /// Steps the embedded ZooKeeper client and handles its replies.
     pub(crate) fn drive_zk(&mut self, input: Input, cx: &mut Ctx<'_>) {
-        let replies = self.zk.step_embedded(input, TIMER_ZK_BASE, cx);
+        let Some(zk) = self.zk.as_mut() else {
+            return;
+        };
+        let replies = zk.step_embedded(input, TIMER_ZK_BASE, cx);
         for (id, r) in replies {
             if let Some(p) = self.zk_pending.remove(&id) {
                 self.on_zk_reply(p, r, cx);
@@ -340,6 +373,9 @@ impl KafkaBroker {
                 continue;
             };
             if let Some((topic, p)) = dir.rsplit_once('-') {
+                if topic == crate::raft::core::METADATA_TOPIC {
+                    continue;
+                }
                 if let Ok(p) = p.parse() {
                     tps.insert(Tp::new(topic, p));
                 }
@@ -360,7 +396,13 @@ impl KafkaBroker {
         self.last_hw_checkpoint = cx.now;
         self.last_recovery_checkpoint = cx.now;
         self.last_retention_check = cx.now;
-        self.start_registration(cx);
+        if self.kraft.is_some() {
+            let files = std::mem::take(&mut self.files);
+            self.kraft_start(&files, cx);
+            self.files = files;
+        } else {
+            self.start_registration(cx);
+        }
         cx.set_timer_ms(TIMER_TICK, self.cfg.tick_ms);
     }
 
@@ -419,12 +461,17 @@ impl KafkaBroker {
         if self.shutdown.as_ref().is_some_and(|s| s.stopping()) {
             return;
         }
-        // A changed session means ours expired: everything tied to it is gone.
-        if self.registered_session != 0 && self.zk.session() != self.registered_session {
+        let session = self.zk.as_ref().map(|z| z.session());
+        if self.kraft.is_some() {
+            self.kraft_tick(cx);
+        } else if self.registered_session != 0 && session != Some(self.registered_session) {
+            // A changed session means ours expired: everything tied to it
+            // is gone.
             self.registered_session = 0;
             self.resign();
         }
-        if self.registered_session == 0 {
+        if self.kraft.is_some() {
+        } else if self.registered_session == 0 {
             self.start_registration(cx);
         } else if self.controller.is_some() {
             self.channel_tick(cx);
@@ -736,7 +783,9 @@ impl KafkaBroker {
                 }),
             ),
             KafkaMsg::InitProducerId { corr } => {
-                let result = if self.registered_session == 0 || self.next_pid >= 0xFFFF {
+                let result = if self.kraft.is_some() {
+                    self.kraft_producer_id(cx)
+                } else if self.registered_session == 0 || self.next_pid >= 0xFFFF {
                     Err(KafkaError::BrokerNotAvailable)
                 } else {
                     // Unique: the zxid of our registration is unique in the
@@ -810,6 +859,9 @@ impl Node for KafkaBroker {
             return;
         }
         self.step_inner(input, cx);
+        if self.started && self.kraft.is_some() {
+            self.kraft_sync(cx);
+        }
         if self.started && self.shutdown.as_ref().is_none_or(|s| !s.stopping()) {
             self.drive_coordinator(cx);
         }
@@ -864,6 +916,21 @@ impl KafkaBroker {
                 from,
                 msg: Msg::Group(m),
             } => self.on_group(from, m, cx),
+            Input::Message {
+                from,
+                msg: Msg::Raft(m),
+            } => {
+                if let Some(k) = self.kraft.as_mut() {
+                    k.core.on_message(from, m, cx);
+                }
+            }
+            Input::Message {
+                msg: Msg::Kraft(m), ..
+            } => {
+                if self.kraft.is_some() {
+                    self.on_kraft(m, cx);
+                }
+            }
             Input::Message { .. } => {}
             Input::ConnUp { peer } | Input::ConnLost { peer }
                 if self.cfg.zk_servers.contains(&peer) =>
@@ -871,12 +938,20 @@ impl KafkaBroker {
                 self.drive_zk(input, cx)
             }
             Input::ConnLost { peer } => {
+                if let Some(k) = self.kraft.as_mut() {
+                    k.core.on_conn_lost(peer, cx);
+                }
                 self.channel_conn_lost(peer);
                 self.on_conn_lost(peer, cx)
             }
             Input::ConnUp { .. } => {}
             Input::Timer { timer } => match timer {
                 TIMER_TICK => self.on_tick(cx),
+                t if self.kraft_owns_timer(t) => {
+                    if let Some(k) = self.kraft.as_mut() {
+                        k.core.on_timer(t, cx);
+                    }
+                }
                 t if (TIMER_ZK_BASE..TIMER_FETCH_BASE).contains(&t) => self.drive_zk(
                     Input::Timer {
                         timer: t - TIMER_ZK_BASE,
@@ -896,6 +971,11 @@ impl KafkaBroker {
             },
             Input::Disk { op, result } => match result {
                 Err(e) => cx.halt(format!("broker {}: log dir failed: {e}", self.id)),
+                Ok(_) if self.kraft.as_ref().is_some_and(|k| k.core.owns_op(op)) => {
+                    if let Some(k) = self.kraft.as_mut() {
+                        k.core.on_disk_done(op, cx);
+                    }
+                }
                 Ok(_) => {
                     if let Some((tp, end)) = self.sync_ops.remove(&op) {
                         self.on_log_synced(tp, end, cx);
@@ -915,6 +995,14 @@ impl KafkaBroker {
             .map(|r| r.tp.to_string())
             .collect::<Vec<_>>()
             .join(",");
+        if let Some(k) = &self.kraft {
+            return format!(
+                "{}be={} leads=[{leads}] {}",
+                if k.fenced { "fenced " } else { "" },
+                k.broker_epoch.map_or("-".to_string(), |e| e.to_string()),
+                k.core.summary()
+            );
+        }
         format!(
             "{}ce={} leads=[{leads}]",
             if self.controller.is_some() {
@@ -1015,6 +1103,18 @@ impl KafkaBroker {
         let rf = self.coordinator.config().offsets_replication_factor;
         let mut live = self.meta_live.clone();
         live.sort();
+        if self.kraft.is_some() && live.len() >= rf {
+            let assignment: BTreeMap<u32, Vec<NodeId>> = (0..n)
+                .map(|p| {
+                    let replicas = (0..rf)
+                        .map(|i| live[(p as usize + i) % live.len()])
+                        .collect();
+                    (p, replicas)
+                })
+                .collect();
+            self.kraft_create_topic(OFFSETS_TOPIC, assignment, cx);
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
         if self.registered_session != 0 && !self.creating_offsets_topic && live.len() >= rf {
             self.creating_offsets_topic = true;
             let assignment: BTreeMap<u32, Vec<NodeId>> = (0..n)

@@ -68,7 +68,7 @@ pub mod epoch;
 mod follower;
 pub mod log;
 pub mod producer;
-mod replica;
+pub(crate) mod replica;
 pub mod shutdown;
 pub mod truncation;
 pub mod types;
@@ -299,6 +299,9 @@ pub struct KafkaConfig {
     pub truncation_on_fetch: bool,
     /// The group coordinator's settings (`offsets.*`, `group.*`).
     pub group: crate::group::CoordinatorConfig,
+    /// KRaft mode: the metadata comes from this controller quorum, not
+    /// from ZooKeeper (`zk_servers` is then empty).
+    pub kraft: Option<crate::kraft::KraftSettings>,
 }
 
 impl Default for KafkaConfig {
@@ -324,6 +327,7 @@ impl Default for KafkaConfig {
             leader_imbalance_per_broker_percentage: 10,
             log_retention_check_interval_ms: 10_000,
             group: crate::group::CoordinatorConfig::default(),
+            kraft: None,
         }
     }
 }

@@ -76,6 +76,24 @@ struct Waiting {
     deadline: SimTime,
 }
 
+/// What became of a KRaft AlterPartition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum IsrOutcome {
+    /// Committed: the new ISR and partition epoch.
+    Applied {
+        /// The ISR.
+        isr: Vec<NodeId>,
+        /// The partition epoch.
+        version: u32,
+    },
+    /// Refused (stale epochs, ineligible replica).
+    Rejected,
+    /// No answer, or no controller.
+    Unknown,
+    /// The planted `kraft_no_broker_fencing`: adopted without an answer.
+    AdoptLocally(Vec<NodeId>),
+}
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LeaderState {
     progress: BTreeMap<NodeId, Progress>,
@@ -689,6 +707,12 @@ impl KafkaBroker {
             version: info.zk_version,
         };
         let epoch = info.state.leader_epoch;
+        if self.kraft.is_some() {
+            // KRaft: AlterPartition to the active controller (KIP-497).
+            let version = info.zk_version as u32;
+            self.kraft_alter_partition(tp, epoch, version, isr, cx);
+            return;
+        }
         self.zk_call(
             op,
             ZkPurpose::IsrWrite {
@@ -743,6 +767,71 @@ impl KafkaBroker {
                 );
             }
         }
+    }
+
+    /// The outcome of a KRaft AlterPartition for `tp` proposed in leader
+    /// epoch `epoch`.
+    pub(crate) fn on_alter_partition_outcome(
+        &mut self,
+        tp: &Tp,
+        epoch: LeaderEpoch,
+        outcome: IsrOutcome,
+        cx: &mut Ctx<'_>,
+    ) {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        if r.epoch() != epoch {
+            return;
+        }
+        let (Role::Leader(ls), Some(info)) = (&mut r.role, &mut r.info) else {
+            return;
+        };
+        ls.isr_pending = false;
+        match outcome {
+            IsrOutcome::Applied { isr, version } => {
+                if version as i32 > info.zk_version {
+                    info.state.isr = isr;
+                    info.zk_version = version as i32;
+                }
+                ls.proposed_isr = None;
+            }
+            // Refused: the metadata log will say what holds.
+            IsrOutcome::Rejected => ls.proposed_isr = None,
+            // Not known to have landed: its members still count until the
+            // metadata says otherwise; the next tick proposes again.
+            IsrOutcome::Unknown => {}
+            // The planted bug: take the proposal as if it were committed.
+            IsrOutcome::AdoptLocally(isr) => {
+                info.state.isr = isr;
+                ls.proposed_isr = None;
+            }
+        }
+        self.maybe_advance_hw(tp, cx);
+    }
+
+    /// KRaft: a partition record of the same leader epoch as the replica's
+    /// (an ISR change, the leader's own or the controller's): adopt it.
+    pub(crate) fn apply_same_epoch_state(&mut self, p: PartitionInfo, cx: &mut Ctx<'_>) {
+        let tp = p.tp.clone();
+        let Some(r) = self.replicas.get_mut(&tp) else {
+            return;
+        };
+        let Some(info) = &mut r.info else {
+            return;
+        };
+        if p.state.leader_epoch != info.state.leader_epoch || p.zk_version <= info.zk_version {
+            return;
+        }
+        info.state.isr = p.state.isr.clone();
+        info.zk_version = p.zk_version;
+        if let Role::Leader(ls) = &mut r.role {
+            if ls.proposed_isr.as_ref() == Some(&p.state.isr) {
+                ls.proposed_isr = None;
+                ls.isr_pending = false;
+            }
+        }
+        self.maybe_advance_hw(&tp, cx);
     }
 
     pub(crate) fn on_isr_reread(&mut self, tp: Tp, reply: ZkReply, cx: &mut Ctx<'_>) {

@@ -105,6 +105,23 @@ impl KafkaBroker {
         self.next_corr += 1;
         let epoch = self.reg_zxid;
         let me = self.id;
+        if self.kraft.is_some() {
+            // KRaft: the heartbeat asks to shut down; the controller moves
+            // the leaderships and answers should_shutdown when done.
+            match self.kraft_heartbeat(true, cx) {
+                Some(corr) => {
+                    let st = self.shutdown.as_mut().expect("shutting down");
+                    st.inflight = Some(corr);
+                    st.next_at = cx.now.plus_ms(timeout);
+                }
+                None => {
+                    let st = self.shutdown.as_mut().expect("shutting down");
+                    st.inflight = None;
+                    st.next_at = cx.now.plus_ms(backoff);
+                }
+            }
+            return;
+        }
         if self.controller.is_some() {
             st.inflight = Some(corr);
             st.next_at = cx.now.plus_ms(timeout);
@@ -228,9 +245,15 @@ impl KafkaBroker {
                 r.log.checkpoint_recovery_point(&mut out);
                 r.log.checkpoint_hw(&mut out);
             }
+            // KRaft keeps the broker epoch in it (KIP-966's previous
+            // broker epoch: a clean shutdown of that incarnation).
+            let data = match self.kraft.as_ref().and_then(|k| k.broker_epoch) {
+                Some(e) => e.to_le_bytes().to_vec(),
+                None => vec![1],
+            };
             out.push(crate::disk::DiskRequest::Append {
                 file: CLEAN_SHUTDOWN_FILE.into(),
-                data: vec![1],
+                data,
             });
             out.push(crate::disk::DiskRequest::Fsync {
                 file: CLEAN_SHUTDOWN_FILE.into(),
@@ -241,7 +264,7 @@ impl KafkaBroker {
             st.pending_ops = Some(ops);
             return;
         }
-        if self.registered_session != 0 && !st.zk_closed {
+        if self.registered_session != 0 && !st.zk_closed && self.kraft.is_none() {
             if st.exit_by.is_none() {
                 let st = self.shutdown.as_mut().expect("shutting down");
                 st.exit_by = Some(cx.now.plus_ms(ZK_CLOSE_WAIT_MS));

@@ -9,7 +9,9 @@ use crate::node::NodeId;
 pub type LeaderEpoch = u32;
 
 /// A topic partition.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Tp {
     /// The topic name.
     pub topic: String,

@@ -410,7 +410,15 @@ impl RaftCore {
                 last_epoch,
                 last_offset,
                 pre_vote,
-            } => self.on_vote(from, candidate, epoch, last_epoch, last_offset, pre_vote, cx),
+            } => self.on_vote(
+                from,
+                candidate,
+                epoch,
+                last_epoch,
+                last_offset,
+                pre_vote,
+                cx,
+            ),
             RaftMsg::VoteResp {
                 epoch,
                 leader,

@@ -170,7 +170,10 @@ impl RaftCore {
         let majority = self.majority();
         let voters = self.cfg.voters.len();
         match &mut self.role {
-            RaftRole::Prospective { granted: g, rejected } if pre_vote => {
+            RaftRole::Prospective {
+                granted: g,
+                rejected,
+            } if pre_vote => {
                 if granted {
                     g.insert(from);
                 } else {
@@ -186,9 +189,10 @@ impl RaftCore {
                     }
                 }
             }
-            RaftRole::Candidate { granted: g, rejected }
-                if !pre_vote && epoch == self.quorum.epoch =>
-            {
+            RaftRole::Candidate {
+                granted: g,
+                rejected,
+            } if !pre_vote && epoch == self.quorum.epoch => {
                 if granted {
                     g.insert(from);
                 } else {
@@ -270,7 +274,10 @@ impl RaftCore {
     /// announces itself with BeginQuorumEpoch.
     fn become_leader(&mut self, cx: &mut Ctx<'_>) {
         let epoch = self.quorum.epoch;
-        tracing::info!("raft: leader of epoch {epoch} from offset {}", self.log.leo());
+        tracing::info!(
+            "raft: leader of epoch {epoch} from offset {}",
+            self.log.leo()
+        );
         self.quorum.leader = Some(self.id);
         self.persist(true, cx);
         let voters: BTreeMap<NodeId, VoterProgress> = self
@@ -314,7 +321,11 @@ impl RaftCore {
 
     /// How often the leader checks its quorum and its parked fetches.
     pub(crate) fn check_quorum_every_ms(&self) -> u64 {
-        (self.cfg.fetch_max_wait_ms.min(self.cfg.fetch_timeout_ms / 2)).max(1)
+        (self
+            .cfg
+            .fetch_max_wait_ms
+            .min(self.cfg.fetch_timeout_ms / 2))
+        .max(1)
     }
 
     /// A new leader's announcement.
@@ -350,11 +361,15 @@ impl RaftCore {
         if f.leader != Some(leader) {
             return;
         }
-        let place = successors.iter().position(|&s| s == self.id).unwrap_or(successors.len());
+        let place = successors
+            .iter()
+            .position(|&s| s == self.id)
+            .unwrap_or(successors.len());
         let delay = if place == 0 {
             1
         } else {
-            (self.cfg.election_backoff_max_ms * place as u64 / successors.len().max(1) as u64).max(1)
+            (self.cfg.election_backoff_max_ms * place as u64 / successors.len().max(1) as u64)
+                .max(1)
         };
         f.last_contact = None;
         f.deadline = cx.now.plus_ms(delay);
@@ -406,10 +421,7 @@ impl RaftCore {
         let live = 1 + l
             .voters
             .values()
-            .filter(|p| {
-                p.last_fetch
-                    .is_some_and(|t| cx.now.ms_since(t) < timeout)
-            })
+            .filter(|p| p.last_fetch.is_some_and(|t| cx.now.ms_since(t) < timeout))
             .count();
         if live < majority && cx.now.ms_since(l.since) >= timeout {
             tracing::info!(

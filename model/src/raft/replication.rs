@@ -313,7 +313,9 @@ impl RaftCore {
                 None => self.log.log_start(),
             }
         };
-        tracing::info!("raft: truncating from {leo} to {to} (diverging epoch {epoch} ends at {end})");
+        tracing::info!(
+            "raft: truncating from {leo} to {to} (diverging epoch {epoch} ends at {end})"
+        );
         let mut out = Vec::new();
         self.log.truncate_to(to, &mut out);
         self.issue(out, cx);

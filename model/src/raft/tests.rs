@@ -179,10 +179,19 @@ fn a_leader_cut_off_from_its_voters_resigns_and_the_majority_elects_another() {
 }
 
 /// One step of a lone core, returning its effects.
-fn step(core: &mut RaftCore, now_ms: u64, f: impl FnOnce(&mut RaftCore, &mut Ctx<'_>)) -> Vec<Effect> {
+fn step(
+    core: &mut RaftCore,
+    now_ms: u64,
+    f: impl FnOnce(&mut RaftCore, &mut Ctx<'_>),
+) -> Vec<Effect> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut effects = Vec::new();
-    let mut cx = Ctx::new(SimTime::ZERO.plus_ms(now_ms), core.id, &mut rng, &mut effects);
+    let mut cx = Ctx::new(
+        SimTime::ZERO.plus_ms(now_ms),
+        core.id,
+        &mut rng,
+        &mut effects,
+    );
     f(core, &mut cx);
     effects
 }
@@ -252,7 +261,11 @@ fn a_vote_is_answered_only_after_the_quorum_state_is_fsynced() {
     let mut core = started(201, RaftBugs::default());
     let fx = step(&mut core, 10, |c, cx| c.on_message(202, vote(1, 0, 0), cx));
     assert!(vote_answers(&fx).is_empty(), "answered before the fsync");
-    assert_eq!(fsync_ops(&fx).len(), 2, "the epoch and the vote are fsynced");
+    assert_eq!(
+        fsync_ops(&fx).len(),
+        2,
+        "the epoch and the vote are fsynced"
+    );
     let fx = complete_fsyncs(&mut core, &fx);
     assert_eq!(vote_answers(&fx), vec![true]);
     assert_eq!(core.quorum.voted_for, Some(202));
@@ -297,8 +310,20 @@ fn a_fetch_whose_last_epoch_the_leader_does_not_continue_gets_the_diverging_epoc
         c.role = RaftRole::Leader(crate::raft::core::LeaderState {
             epoch_start: 2,
             voters: BTreeMap::from([
-                (202, crate::raft::core::VoterProgress { end: 0, last_fetch: None }),
-                (203, crate::raft::core::VoterProgress { end: 0, last_fetch: None }),
+                (
+                    202,
+                    crate::raft::core::VoterProgress {
+                        end: 0,
+                        last_fetch: None,
+                    },
+                ),
+                (
+                    203,
+                    crate::raft::core::VoterProgress {
+                        end: 0,
+                        last_fetch: None,
+                    },
+                ),
             ]),
             parked: Vec::new(),
             since: cx.now,

@@ -7,6 +7,7 @@
 pub mod demo;
 pub mod group;
 pub mod kafka;
+pub mod kraft;
 pub mod zk;
 
 use kzsim_model::{BugSet, Node, NodeId};

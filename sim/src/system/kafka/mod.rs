@@ -49,6 +49,7 @@ use kzsim_model::kafka::{
     Acks, ConsumerConfig, KafkaAdmin, KafkaBroker, KafkaBugs, KafkaConfig, KafkaConsumer,
     KafkaProducer, ProducerConfig,
 };
+use kzsim_model::kraft::{KraftBugs, KraftController, KraftSettings};
 use kzsim_model::zk::{ZkConfig, ZkServer};
 use kzsim_model::{BugSet, Node, NodeId};
 
@@ -57,6 +58,7 @@ use crate::history::History;
 use crate::outcome::Violation;
 use crate::scenario::Scenario;
 use crate::system::group::{self, GroupSettings, GROUP_KEYS};
+use crate::system::kraft;
 use crate::system::{config_bool as boolean, config_int as int, Layout, Monitor, System, MS};
 use crate::workload::group::GroupWorkload;
 use crate::workload::kafka::KafkaWorkload;
@@ -88,14 +90,24 @@ pub const ANOMALIES: &[&str] = &[
     "zombie-commit",
     "duplicate-beyond-window",
     "group-not-recovered",
+    "raft-hw-regression",
+    "raft-epoch-regression",
+    "raft-two-leaders",
+    "raft-hw-without-majority",
+    "raft-committed-lost",
+    "raft-divergence",
+    "metadata-divergence",
 ];
 
-const KNOWN_KEYS: &str = "zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, controlled_shutdown, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, segment_bytes, retention_bytes, log_retention_check_interval_ms, delete_records_interval_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
+const KNOWN_KEYS: &str = "mode, controllers, eligible_leader_replicas, broker_session_timeout_ms, broker_heartbeat_interval_ms, quorum_election_timeout_ms, quorum_fetch_timeout_ms, zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, controlled_shutdown, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, segment_bytes, retention_bytes, log_retention_check_interval_ms, delete_records_interval_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
 
 /// The Kafka system of one scenario.
 pub struct KafkaSystem {
     layout: Layout,
+    /// The ZooKeeper servers, or in KRaft mode the controllers.
     zk: Vec<NodeId>,
+    /// KRaft mode.
+    kraft: bool,
     brokers: Vec<NodeId>,
     producers: Vec<NodeId>,
     admin: NodeId,
@@ -120,12 +132,49 @@ impl KafkaSystem {
     /// Builds the system from a scenario.
     pub fn new(scenario: &Scenario, bugs: &BugSet) -> Result<KafkaSystem, String> {
         let c = &scenario.spec.cluster;
-        let z = match c.config.get("zk_servers") {
-            None => 3,
-            Some(v) => int(v, "zk_servers", 2..=9).map_err(|e| {
+        let kraft = match c.config.get("mode") {
+            None => false,
+            Some(v) => match v.as_str() {
+                Some("zookeeper") => false,
+                Some("kraft") => true,
+                _ => {
+                    return Err(format!(
+                        "cluster.config.mode must be \"zookeeper\" or \"kraft\", not {v}"
+                    ))
+                }
+            },
+        };
+        let mode_keys: &[&str] = if kraft {
+            &["zk_servers", "zk_session_timeout_ms"]
+        } else {
+            &[
+                "controllers",
+                "eligible_leader_replicas",
+                "broker_session_timeout_ms",
+                "broker_heartbeat_interval_ms",
+                "quorum_election_timeout_ms",
+                "quorum_fetch_timeout_ms",
+            ]
+        };
+        if let Some(k) = mode_keys.iter().find(|k| c.config.contains_key(**k)) {
+            return Err(format!(
+                "cluster.config.{k} is a {} setting: it needs mode = \"{}\"",
+                if kraft { "ZooKeeper-mode" } else { "KRaft" },
+                if kraft { "zookeeper" } else { "kraft" }
+            ));
+        }
+        let z = match (
+            kraft,
+            c.config.get("zk_servers"),
+            c.config.get("controllers"),
+        ) {
+            (false, None, _) | (true, _, None) => 3,
+            (false, Some(v), _) => int(v, "zk_servers", 2..=9).map_err(|e| {
                 format!("{e} (a lone ZooKeeper server never elects itself in this model)")
             })? as u32,
+            (true, _, Some(v)) => int(v, "controllers", 1..=9)? as u32,
         };
+        let mut ks = KraftSettings::new((0..z).collect());
         let b = c.servers;
         if !(1..=9).contains(&b) {
             return Err(format!(
@@ -184,7 +233,14 @@ impl KafkaSystem {
                 continue;
             }
             match key.as_str() {
-                "zk_servers" => {}
+                "zk_servers" | "controllers" | "mode" => {}
+                "eligible_leader_replicas" => ks.eligible_leader_replicas = boolean(v, key)?,
+                "broker_session_timeout_ms" => ks.broker_session_timeout_ms = int(v, key, MS)?,
+                "broker_heartbeat_interval_ms" => {
+                    ks.broker_heartbeat_interval_ms = int(v, key, MS)?
+                }
+                "quorum_election_timeout_ms" => ks.raft.election_timeout_ms = int(v, key, MS)?,
+                "quorum_fetch_timeout_ms" => ks.raft.fetch_timeout_ms = int(v, key, MS)?,
                 "partitions" => partitions = int(v, key, 1..=64)? as u32,
                 "replication_factor" => {
                     rf = Some(
@@ -279,6 +335,11 @@ impl KafkaSystem {
                 if rf_set { "" } else { ", the default for cluster.servers brokers" }
             ));
         }
+        if kraft && kind == "group" && group.protocol == group::GroupProtocol::Zookeeper {
+            return Err(
+                "cluster.config.group_protocol = \"zookeeper\" needs ZooKeeper: it cannot run with mode = \"kraft\"".into(),
+            );
+        }
         let group = if kind == "group" {
             group.member.partitions = partitions;
             group.validate(b, scenario.spec.faults.quiet_ms)?;
@@ -291,13 +352,18 @@ impl KafkaSystem {
         let brokers: Vec<NodeId> = (z..z + b).collect();
         let clients: Vec<NodeId> = (z + b..z + b + c.clients).collect();
         let admin = z + b + c.clients;
-        bc.zk_servers = zk.clone();
+        if kraft {
+            bc.kraft = Some(ks);
+        } else {
+            bc.zk_servers = zk.clone();
+        }
         let mut homes: Vec<NodeId> = (0..c.clients).map(|i| brokers[(i % b) as usize]).collect();
         homes.push(zk[0]);
         let servers: Vec<NodeId> = (0..z + b).collect();
         let groups = vec![
             ("brokers".to_string(), brokers.clone()),
             ("zk".to_string(), zk.clone()),
+            ("controllers".to_string(), zk.clone()),
             ("servers".to_string(), servers.clone()),
             (
                 "consumers".to_string(),
@@ -330,6 +396,7 @@ impl KafkaSystem {
                 groups,
             },
             zk,
+            kraft,
             producers: clients[..producers as usize].to_vec(),
             brokers,
             admin,
@@ -395,7 +462,13 @@ impl System for KafkaSystem {
     }
 
     fn build(&self, id: NodeId) -> Box<dyn Node> {
-        if self.zk.contains(&id) {
+        if self.kraft && self.zk.contains(&id) {
+            Box::new(KraftController::new(
+                id,
+                self.broker_config.clone(),
+                KraftBugs::from_set(&self.bugs),
+            ))
+        } else if self.zk.contains(&id) {
             Box::new(ZkServer::new(
                 id,
                 self.zk.clone(),
@@ -405,11 +478,12 @@ impl System for KafkaSystem {
         } else if self.brokers.contains(&id) {
             Box::new(KafkaBroker::new(id, self.broker_config.clone(), &self.bugs))
         } else if id == self.admin {
-            let admin = KafkaAdmin::new(
-                self.zk.clone(),
-                0,
-                vec![(TOPIC.to_string(), self.assignment())],
-            );
+            let topics = vec![(TOPIC.to_string(), self.assignment())];
+            let admin = if self.kraft {
+                KafkaAdmin::kraft(self.zk.clone(), topics)
+            } else {
+                KafkaAdmin::new(self.zk.clone(), 0, topics)
+            };
             Box::new(match self.delete_records_interval_ms {
                 Some(every) => admin.with_delete_records(self.brokers.clone(), every),
                 None => admin,
@@ -491,11 +565,21 @@ impl System for KafkaSystem {
         } else {
             checks::queue(&ops, &retention)
         };
+        let brokers = self.brokers_of(nodes);
         out.extend(checks::final_replicas(&checks::views(
             TOPIC,
             self.partitions,
-            &self.brokers_of(nodes),
+            &brokers,
         )));
+        if self.kraft {
+            let controllers: Vec<(NodeId, Option<&dyn Node>)> = self
+                .zk
+                .iter()
+                .map(|&c| (c, nodes.get(c as usize).copied().flatten()))
+                .collect();
+            out.extend(kraft::checks::voters_agree(&controllers));
+            out.extend(kraft::checks::images_agree(&controllers, &brokers));
+        }
         out
     }
 
@@ -516,9 +600,14 @@ impl System for KafkaSystem {
 
     fn monitor(&self) -> Option<Box<dyn Monitor>> {
         self.log_starts.lock().expect("log starts").clear();
-        Some(Box::new(monitor::ReplicaMonitor::with_log_starts(
+        let replicas = Box::new(monitor::ReplicaMonitor::with_log_starts(
             self.brokers.clone(),
             self.log_starts.clone(),
-        )))
+        ));
+        if self.kraft {
+            let quorum = Box::new(kraft::monitor::RaftMonitor::new(self.zk.clone()));
+            return Some(Box::new(kraft::monitor::Both(replicas, quorum)));
+        }
+        Some(replicas)
     }
 }

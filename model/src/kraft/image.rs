@@ -1,0 +1,162 @@
+//! The metadata image: the cluster as the metadata log's records so far
+//! describe it. The controllers and every broker build one by applying
+//! the committed records in order; the active controller also applies its
+//! own records as it writes them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::kafka::{PartitionInfo, PartitionState, Tp};
+use crate::kraft::records::{MetadataRecord, PartitionRecord};
+use crate::node::NodeId;
+use crate::raft::{data_of, RaftCore};
+
+/// A broker's registration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BrokerRegistration {
+    /// Its broker epoch (the offset of its RegisterBroker record).
+    pub epoch: u64,
+    /// The process's incarnation id.
+    pub incarnation: u64,
+    /// Whether it is fenced.
+    pub fenced: bool,
+    /// Whether it is in a controlled shutdown.
+    pub shutting_down: bool,
+}
+
+/// The cluster's metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    /// Registered brokers.
+    pub brokers: BTreeMap<NodeId, BrokerRegistration>,
+    /// Topics.
+    pub topics: BTreeSet<String>,
+    /// Partitions.
+    pub partitions: BTreeMap<Tp, PartitionRecord>,
+    /// The next free producer id.
+    pub next_producer_id: u64,
+    /// The next offset to apply.
+    pub applied: u64,
+    /// The offset of the last record that changed anything (not a NoOp).
+    pub last_change: Option<u64>,
+}
+
+impl MetadataImage {
+    /// Applies the record at `offset`.
+    pub fn apply(&mut self, offset: u64, r: &MetadataRecord) {
+        self.applied = offset + 1;
+        if *r != MetadataRecord::NoOp {
+            self.last_change = Some(offset);
+        }
+        match r {
+            MetadataRecord::RegisterBroker {
+                broker,
+                incarnation,
+            } => {
+                self.brokers.insert(
+                    *broker,
+                    BrokerRegistration {
+                        epoch: offset,
+                        incarnation: *incarnation,
+                        fenced: true,
+                        shutting_down: false,
+                    },
+                );
+            }
+            MetadataRecord::FenceBroker { broker, epoch }
+            | MetadataRecord::UnfenceBroker { broker, epoch }
+            | MetadataRecord::BrokerShuttingDown { broker, epoch } => {
+                if let Some(b) = self.brokers.get_mut(broker).filter(|b| b.epoch == *epoch) {
+                    match r {
+                        MetadataRecord::FenceBroker { .. } => {
+                            b.fenced = true;
+                            b.shutting_down = false;
+                        }
+                        MetadataRecord::UnfenceBroker { .. } => b.fenced = false,
+                        _ => b.shutting_down = true,
+                    }
+                }
+            }
+            MetadataRecord::Topic { name } => {
+                self.topics.insert(name.clone());
+            }
+            MetadataRecord::Partition { tp, state }
+            | MetadataRecord::PartitionChange { tp, state } => {
+                self.partitions.insert(tp.clone(), state.clone());
+            }
+            MetadataRecord::ProducerIds { next, .. } => {
+                self.next_producer_id = self.next_producer_id.max(*next);
+            }
+            MetadataRecord::NoOp => {}
+        }
+    }
+
+    /// Applies what `core` has committed past what is applied; returns
+    /// whether anything changed. A log cut below what is applied (which
+    /// only a broken quorum does) is left to the monitors.
+    pub fn catch_up(&mut self, core: &RaftCore) -> bool {
+        let hw = core.high_watermark();
+        if self.applied >= hw {
+            return false;
+        }
+        let mut changed = false;
+        for b in core.read(self.applied, hw, usize::MAX) {
+            for (i, v) in b.values.iter().enumerate() {
+                let offset = b.base_offset + i as u64;
+                if offset < self.applied || offset >= hw {
+                    continue;
+                }
+                match data_of(v).and_then(MetadataRecord::decode) {
+                    Some(r) => {
+                        changed |= r != MetadataRecord::NoOp;
+                        self.apply(offset, &r);
+                    }
+                    None => self.applied = offset + 1,
+                }
+            }
+        }
+        changed
+    }
+
+    /// Whether `b` is registered, unfenced and not shutting down.
+    pub fn is_active(&self, b: NodeId) -> bool {
+        self.brokers
+            .get(&b)
+            .is_some_and(|r| !r.fenced && !r.shutting_down)
+    }
+
+    /// The unfenced brokers (shutting-down ones included: they still serve).
+    pub fn unfenced(&self) -> Vec<NodeId> {
+        self.brokers
+            .iter()
+            .filter(|(_, r)| !r.fenced)
+            .map(|(&b, _)| b)
+            .collect()
+    }
+
+    /// A partition as the broker-side code knows it (the partition epoch
+    /// standing where ZooKeeper mode has the znode version).
+    pub fn partition_info(&self, tp: &Tp) -> Option<PartitionInfo> {
+        self.partitions.get(tp).map(|p| PartitionInfo {
+            tp: tp.clone(),
+            state: PartitionState {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                isr: p.isr.clone(),
+                controller_epoch: 0,
+            },
+            replicas: p.replicas.clone(),
+            zk_version: p.partition_epoch as i32,
+        })
+    }
+
+    /// The image without the offsets: what brokers and the controller must
+    /// agree on once the log is quiet.
+    pub fn content(
+        &self,
+    ) -> (
+        &BTreeMap<NodeId, BrokerRegistration>,
+        &BTreeMap<Tp, PartitionRecord>,
+    ) {
+        (&self.brokers, &self.partitions)
+    }
+}

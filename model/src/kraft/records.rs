@@ -1,0 +1,240 @@
+//! The metadata records the active controller writes to the Raft log, and
+//! the controller RPCs of KRaft mode (broker registration and heartbeats,
+//! AlterPartition, CreateTopics, AllocateProducerIds).
+//!
+//! Records are carried as JSON in the log's values (tagged by
+//! [`crate::raft::data_value`]); they are few and small.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kafka::Tp;
+use crate::node::NodeId;
+
+/// One partition's state as the metadata log holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    /// The assigned replicas, the preferred first.
+    pub replicas: Vec<NodeId>,
+    /// The in-sync replicas.
+    pub isr: Vec<NodeId>,
+    /// KIP-966's eligible leader replicas: replicas that left the ISR
+    /// while it was below min.insync.replicas and may still lead cleanly.
+    pub elr: Vec<NodeId>,
+    /// The leader (`None`: offline).
+    pub leader: Option<NodeId>,
+    /// Bumped on every leader change.
+    pub leader_epoch: u32,
+    /// Bumped on every change (AlterPartition checks it).
+    pub partition_epoch: u32,
+}
+
+/// A metadata record.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    /// A broker (incarnation) registered; its broker epoch is this
+    /// record's offset. A registration starts fenced.
+    RegisterBroker {
+        /// The broker.
+        broker: NodeId,
+        /// The process's random incarnation id.
+        incarnation: u64,
+    },
+    /// The broker is fenced: not alive for elections, ISR or clients.
+    FenceBroker {
+        /// The broker.
+        broker: NodeId,
+        /// Its broker epoch.
+        epoch: u64,
+    },
+    /// The broker caught up with the metadata log and is alive.
+    UnfenceBroker {
+        /// The broker.
+        broker: NodeId,
+        /// Its broker epoch.
+        epoch: u64,
+    },
+    /// The broker is in a controlled shutdown.
+    BrokerShuttingDown {
+        /// The broker.
+        broker: NodeId,
+        /// Its broker epoch.
+        epoch: u64,
+    },
+    /// A topic exists.
+    Topic {
+        /// Its name.
+        name: String,
+    },
+    /// A partition exists, with its first state.
+    Partition {
+        /// The partition.
+        tp: Tp,
+        /// Its state.
+        state: PartitionRecord,
+    },
+    /// A partition's state changed (the whole new state).
+    PartitionChange {
+        /// The partition.
+        tp: Tp,
+        /// Its new state.
+        state: PartitionRecord,
+    },
+    /// A block of producer ids was handed to a broker: ids below `next`
+    /// are taken.
+    ProducerIds {
+        /// The broker.
+        broker: NodeId,
+        /// The first id after the block.
+        next: u64,
+    },
+    /// Nothing (KIP-835: the controller writes one when idle, so the
+    /// quorum's liveness shows in the log).
+    NoOp,
+}
+
+impl MetadataRecord {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("metadata records serialise")
+    }
+
+    /// A record from its bytes (`None`: not a record).
+    pub fn decode(bytes: &[u8]) -> Option<MetadataRecord> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// Why the controller refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KraftError {
+    /// Not the active controller (or not yet caught up).
+    NotController,
+    /// The broker epoch is not the current registration's.
+    StaleBrokerEpoch,
+    /// AlterPartition from a replica that does not lead that epoch.
+    FencedLeaderEpoch,
+    /// AlterPartition against an older partition epoch.
+    InvalidUpdateVersion,
+    /// AlterPartition adding a fenced or shutting-down replica (KIP-841).
+    IneligibleReplica,
+    /// The topic exists already.
+    TopicExists,
+    /// Not enough unfenced brokers for the replicas.
+    InvalidReplicationFactor,
+    /// A new incarnation while the broker's previous one still has a live
+    /// session.
+    DuplicateBrokerRegistration,
+}
+
+/// What a heartbeat's answer says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HeartbeatState {
+    /// Whether the broker is fenced.
+    pub fenced: bool,
+    /// Whether its controlled shutdown may proceed.
+    pub should_shutdown: bool,
+}
+
+/// The controller RPCs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KraftMsg {
+    /// A broker process registers.
+    BrokerRegistration {
+        /// Matches the response.
+        corr: u64,
+        /// The broker.
+        broker: NodeId,
+        /// The process's incarnation id.
+        incarnation: u64,
+        /// KIP-966: the broker epoch of the previous incarnation if it shut
+        /// down cleanly (`None`: an unclean shutdown, or a first start).
+        clean_shutdown_epoch: Option<u64>,
+    },
+    /// Its answer: the broker epoch.
+    BrokerRegistrationResp {
+        /// Matches the request.
+        corr: u64,
+        /// The broker epoch, or why not.
+        result: Result<u64, KraftError>,
+    },
+    /// A broker's heartbeat.
+    BrokerHeartbeat {
+        /// Matches the response.
+        corr: u64,
+        /// The broker.
+        broker: NodeId,
+        /// Its broker epoch.
+        broker_epoch: u64,
+        /// How far it has applied the metadata log.
+        metadata_offset: u64,
+        /// It wants to shut down (controlled shutdown).
+        want_shutdown: bool,
+    },
+    /// Its answer.
+    BrokerHeartbeatResp {
+        /// Matches the request.
+        corr: u64,
+        /// The state, or why not.
+        result: Result<HeartbeatState, KraftError>,
+    },
+    /// A partition leader's ISR change (KIP-497).
+    AlterPartition {
+        /// Matches the response.
+        corr: u64,
+        /// The leader.
+        broker: NodeId,
+        /// Its broker epoch.
+        broker_epoch: u64,
+        /// The partition.
+        tp: Tp,
+        /// The leader epoch it leads.
+        leader_epoch: u32,
+        /// The partition epoch its state has.
+        partition_epoch: u32,
+        /// The proposed ISR.
+        isr: Vec<NodeId>,
+    },
+    /// Its answer: the partition's new state.
+    AlterPartitionResp {
+        /// Matches the request.
+        corr: u64,
+        /// The partition.
+        tp: Tp,
+        /// The new state, or why not.
+        result: Result<PartitionRecord, KraftError>,
+    },
+    /// An admin creates a topic with an explicit assignment.
+    CreateTopics {
+        /// Matches the response.
+        corr: u64,
+        /// The topic.
+        topic: String,
+        /// Partition -> replicas.
+        assignment: BTreeMap<u32, Vec<NodeId>>,
+    },
+    /// Its answer.
+    CreateTopicsResp {
+        /// Matches the request.
+        corr: u64,
+        /// Done, or why not.
+        result: Result<(), KraftError>,
+    },
+    /// A broker asks for a block of producer ids.
+    AllocateProducerIds {
+        /// Matches the response.
+        corr: u64,
+        /// The broker.
+        broker: NodeId,
+        /// Its broker epoch.
+        broker_epoch: u64,
+    },
+    /// Its answer: the first id and the block's length.
+    AllocateProducerIdsResp {
+        /// Matches the request.
+        corr: u64,
+        /// The block, or why not.
+        result: Result<(u64, u64), KraftError>,
+    },
+}
