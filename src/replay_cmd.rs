@@ -24,6 +24,10 @@ pub struct ReplayArgs {
     /// Write the recorded history (JSON lines) to this file.
     #[arg(long)]
     pub history: Option<PathBuf>,
+    /// Run a Kafka scenario that does not pin a mode in this one (the
+    /// `@kraft` rows of a sweep replay with `--mode kraft`).
+    #[arg(long, value_enum)]
+    pub mode: Option<crate::scenarios::ModeChoice>,
     /// Log level: info (faults, starts, halts) or debug (every input and effect).
     #[arg(long, default_value = "debug")]
     pub level: tracing::Level,
@@ -35,6 +39,35 @@ pub struct ReplayArgs {
 pub fn run(args: ReplayArgs) -> Result<u8> {
     validate_bugs(&args.bugs)?;
     let scenario = Scenario::load(&args.scenario)?;
+    let scenario = match args.mode {
+        None => scenario,
+        Some(crate::scenarios::ModeChoice::Both) => {
+            anyhow::bail!("--mode both: a replay runs one mode (zookeeper or kraft)")
+        }
+        Some(m) => {
+            let wanted = if m == crate::scenarios::ModeChoice::Kraft {
+                "kraft"
+            } else {
+                "zookeeper"
+            };
+            match crate::scenarios::mode_of(&scenario) {
+                None => anyhow::bail!(
+                    "--mode: {} is not a Kafka scenario",
+                    args.scenario.display()
+                ),
+                Some(_) if scenario.spec.cluster.config.contains_key("mode") => {
+                    if crate::scenarios::mode_of(&scenario) != Some(wanted) {
+                        anyhow::bail!(
+                            "--mode {wanted}: {} pins cluster.config.mode",
+                            args.scenario.display()
+                        );
+                    }
+                    scenario
+                }
+                Some(_) => scenario.in_mode(wanted)?,
+            }
+        }
+    };
     validate_bugs_for(&args.bugs, &scenario)?;
     if let Some(path) = &args.history {
         // Fail before the run, not after it.

@@ -10,7 +10,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use kzsim_sim::runner::{sweep, InOrder, JobSpace, RunOptions, RunOutcome, Verdict};
 
-use crate::scenarios::{load_all, replay_command, validate_bugs, validate_bugs_for, DEFAULT_DIR};
+use crate::scenarios::{
+    load_all, mode_for_bugs, replay_command, validate_bugs, validate_bugs_for, ModeChoice,
+    DEFAULT_DIR,
+};
 
 /// The demo protocol's scenarios, run by the default sweep while
 /// `scenarios/` is empty.
@@ -60,6 +63,10 @@ pub struct RunArgs {
     /// Write an HTML report of the sweep into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// The Kafka modes to run scenarios in that do not pin one (default:
+    /// both; with `--bug`, the mode the bug lives in).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeChoice>,
 }
 
 /// Parses `A..B` (half-open).
@@ -117,6 +124,7 @@ pub fn default_sweep() -> Result<u8> {
         json: false,
         check_determinism: false,
         report: Some(PathBuf::from(DEFAULT_REPORT_DIR)),
+        mode: None,
     })
 }
 
@@ -139,7 +147,11 @@ fn check_report_dir(dir: &Path) -> Result<()> {
 /// Runs the command; returns the exit code.
 pub fn run(args: RunArgs) -> Result<u8> {
     validate_bugs(&args.bugs)?;
-    let scenarios = load_all(&args.scenarios)?;
+    let mode = args
+        .mode
+        .or_else(|| mode_for_bugs(&args.bugs))
+        .unwrap_or(ModeChoice::Both);
+    let scenarios = load_all(&args.scenarios, mode)?;
     for s in &scenarios {
         validate_bugs_for(&args.bugs, s)?;
     }
@@ -246,7 +258,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
     if let Some(dir) = &args.report {
         let bugs = args.bugs.clone();
         let path = kzsim_reports::write_sweep_report(dir, &results, &|o| {
-            replay_command(std::path::Path::new(&o.file), o.seed, &bugs)
+            replay_command(std::path::Path::new(&o.file), &o.scenario, o.seed, &bugs)
         })?;
         eprintln!("report: {}", path.display());
     }
@@ -290,7 +302,7 @@ impl Tally {
 fn summary_json(results: &[RunOutcome], bugs: &[String], code: u8) -> String {
     let mut by_scenario: BTreeMap<&str, Vec<&RunOutcome>> = BTreeMap::new();
     for o in results {
-        by_scenario.entry(&o.file).or_default().push(o);
+        by_scenario.entry(&o.scenario).or_default().push(o);
     }
     let per: Vec<serde_json::Value> = by_scenario
         .iter()
@@ -333,7 +345,7 @@ fn summary_json(results: &[RunOutcome], bugs: &[String], code: u8) -> String {
 fn print_summary(results: &[RunOutcome], bugs: &[String]) {
     let mut by_scenario: BTreeMap<&str, Vec<&RunOutcome>> = BTreeMap::new();
     for o in results {
-        by_scenario.entry(&o.file).or_default().push(o);
+        by_scenario.entry(&o.scenario).or_default().push(o);
     }
     let bug_mode = !bugs.is_empty();
     println!(
@@ -405,7 +417,12 @@ fn print_summary(results: &[RunOutcome], bugs: &[String]) {
                     first.seed,
                     finds.len(),
                     outs.len(),
-                    replay_command(std::path::Path::new(&first.file), first.seed, bugs)
+                    replay_command(
+                        std::path::Path::new(&first.file),
+                        &first.scenario,
+                        first.seed,
+                        bugs
+                    )
                 ),
                 None => println!(
                     "bug {} not found by {file} as {wanted} in {} seeds",
@@ -436,7 +453,7 @@ fn print_summary(results: &[RunOutcome], bugs: &[String]) {
         println!("FAIL {} seed {}: {}", o.scenario, o.seed, what);
         println!(
             "  replay: {}",
-            replay_command(std::path::Path::new(&o.file), o.seed, bugs)
+            replay_command(std::path::Path::new(&o.file), &o.scenario, o.seed, bugs)
         );
     }
     if failures.len() > 20 {

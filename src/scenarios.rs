@@ -9,9 +9,74 @@ use kzsim_sim::scenario::{scenario_files, Scenario};
 /// The default scenario directory, relative to the working directory.
 pub const DEFAULT_DIR: &str = "scenarios";
 
+/// Which Kafka modes to run (`--mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeChoice {
+    /// ZooKeeper mode only.
+    Zookeeper,
+    /// KRaft mode only.
+    Kraft,
+    /// Both (Kafka scenarios that do not pin a mode run twice).
+    Both,
+}
+
+/// The Kafka mode a scenario runs in (`None`: not a Kafka scenario).
+pub fn mode_of(s: &Scenario) -> Option<&str> {
+    if s.spec.cluster.system != kzsim_sim::scenario::SystemKind::Kafka {
+        return None;
+    }
+    Some(
+        s.spec
+            .cluster
+            .config
+            .get("mode")
+            .and_then(|v| v.as_str())
+            .unwrap_or("zookeeper"),
+    )
+}
+
+/// The mode planted bugs need: KRaft for Raft and KRaft bugs, ZooKeeper
+/// mode for the others (the ZooKeeper-era bugs and the bug zoo's own
+/// scenarios); `None` without bugs.
+pub fn mode_for_bugs(bugs: &[String]) -> Option<ModeChoice> {
+    if bugs.is_empty() {
+        return None;
+    }
+    let kraft = bugs.iter().any(|b| {
+        kzsim_model::bugs::find_bug(b).is_some_and(|i| matches!(i.component, "raft" | "kraft"))
+    });
+    Some(if kraft {
+        ModeChoice::Kraft
+    } else {
+        ModeChoice::Zookeeper
+    })
+}
+
+/// Loads every scenario (see [`load_files`]) and expands Kafka scenarios
+/// into the modes chosen.
+pub fn load_all(paths: &[PathBuf], mode: ModeChoice) -> Result<Vec<Scenario>> {
+    let mut out = Vec::new();
+    for s in load_files(paths)? {
+        for v in s.variants()? {
+            let keep = match (mode_of(&v), mode) {
+                (None, _) | (_, ModeChoice::Both) => true,
+                (Some(m), ModeChoice::Zookeeper) => m == "zookeeper",
+                (Some(m), ModeChoice::Kraft) => m == "kraft",
+            };
+            if keep {
+                out.push(v);
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("no scenario runs in mode {mode:?}");
+    }
+    Ok(out)
+}
+
 /// Expands directories into their `*.toml` files and loads every scenario.
 /// Any error names the file (and line and column for bad contents).
-pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>> {
+pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Scenario>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -91,11 +156,14 @@ pub fn replay_path(file: &Path) -> PathBuf {
 
 /// The command that replays one seed, to run from the repository root
 /// (see [`repo_root`]); its scenario path is root-relative or absolute.
-pub fn replay_command(file: &Path, seed: u64, bugs: &[String]) -> String {
+pub fn replay_command(file: &Path, scenario: &str, seed: u64, bugs: &[String]) -> String {
     let mut cmd = format!(
         "cargo run --release -- replay {} --seed {seed}",
         replay_path(file).display()
     );
+    if scenario.ends_with("@kraft") {
+        cmd.push_str(" --mode kraft");
+    }
     for b in bugs {
         cmd.push_str(&format!(" --bug {b}"));
     }

@@ -33,6 +33,9 @@ pub struct Scenario {
     pub file: PathBuf,
     /// The body.
     pub spec: ScenarioSpec,
+    /// The Kafka mode the run matrix set (see [`Scenario::variants`]);
+    /// `None` when the file's own settings stand.
+    pub mode: Option<String>,
 }
 
 /// The TOML body of a scenario.
@@ -259,6 +262,7 @@ impl Scenario {
             name,
             file: path.to_path_buf(),
             spec,
+            mode: None,
         };
         // The system's own settings (`cluster.config`, the workload kind,
         // sizes) are checked by building it once; the faults' targets
@@ -280,6 +284,55 @@ impl Scenario {
             }
         }
         Ok(scenario)
+    }
+
+    /// The scenario in the Kafka modes it runs in: a Kafka scenario that
+    /// does not pin `cluster.config.mode` runs in ZooKeeper mode under its
+    /// own name and in KRaft mode as `NAME@kraft` (its ZooKeeper settings
+    /// mapped: `zk_servers` to `controllers`, `zk_session_timeout_ms` to
+    /// `broker_session_timeout_ms`), unless it needs ZooKeeper itself
+    /// (the ZooKeeper-era group consumer). Other scenarios run as they are.
+    pub fn variants(self) -> Result<Vec<Scenario>, ScenarioError> {
+        let c = &self.spec.cluster;
+        let zk_only = c
+            .config
+            .get("group_protocol")
+            .and_then(|v| v.as_str())
+            .is_some_and(|p| p == "zookeeper");
+        if c.system != SystemKind::Kafka || c.config.contains_key("mode") || zk_only {
+            return Ok(vec![self]);
+        }
+        let kraft = self.in_mode("kraft")?;
+        Ok(vec![self, kraft])
+    }
+
+    /// This Kafka scenario with `cluster.config.mode` set to `mode` (see
+    /// [`Scenario::variants`]); named `NAME@kraft` for KRaft.
+    pub fn in_mode(&self, mode: &str) -> Result<Scenario, ScenarioError> {
+        let mut s = self.clone();
+        let config = &mut s.spec.cluster.config;
+        if mode == "kraft" {
+            for (from, to) in [
+                ("zk_servers", "controllers"),
+                ("zk_session_timeout_ms", "broker_session_timeout_ms"),
+            ] {
+                if let Some(v) = config.remove(from) {
+                    config.insert(to.to_string(), v);
+                }
+            }
+            s.name = format!("{}@kraft", self.name);
+        }
+        config.insert("mode".into(), toml::Value::String(mode.into()));
+        s.mode = Some(mode.to_string());
+        crate::system::build(&s, &kzsim_model::BugSet::none()).map_err(|message| {
+            ScenarioError::Invalid {
+                file: s.file.clone(),
+                line: 1,
+                column: 1,
+                message: format!("in mode {mode}: {message}"),
+            }
+        })?;
+        Ok(s)
     }
 
     /// The planted bugs this scenario switches on.

@@ -196,7 +196,7 @@ pub fn runs_component(kind: SystemKind, component: &str) -> bool {
     match kind {
         SystemKind::Demo => component == "demo",
         SystemKind::Zk => component == "zk",
-        SystemKind::Kafka => matches!(component, "kafka" | "zk" | "group"),
+        SystemKind::Kafka => matches!(component, "kafka" | "zk" | "group" | "raft" | "kraft"),
     }
 }
 
