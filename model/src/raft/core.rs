@@ -362,8 +362,20 @@ impl RaftCore {
         self.log.set_hw(0);
         self.issue(out, cx);
         if self.voter {
-            match QuorumState::read(files) {
-                Ok(q) => self.quorum = q,
+            match QuorumState::recover(files) {
+                Ok((q, cut)) => {
+                    self.quorum = q;
+                    if let Some(len) = cut {
+                        // A torn last write: cut it off before writing on.
+                        self.issue(
+                            vec![DiskRequest::Truncate {
+                                file: QUORUM_STATE_FILE.into(),
+                                len,
+                            }],
+                            cx,
+                        );
+                    }
+                }
                 Err(e) => {
                     self.failed = Some(e);
                     return;

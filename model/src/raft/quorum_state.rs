@@ -41,10 +41,24 @@ impl QuorumState {
     /// The state in the boot files: the last valid record, or the empty
     /// state when there is none. A corrupt file is an error.
     pub fn read(files: &BTreeMap<String, Vec<u8>>) -> Result<QuorumState, String> {
+        QuorumState::recover(files).map(|(q, _)| q)
+    }
+
+    /// As [`QuorumState::read`], with the length to cut the file to when
+    /// a torn write left a partial record at its end (the next write must
+    /// not land after it).
+    pub fn recover(
+        files: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<(QuorumState, Option<u64>), String> {
         let Some(bytes) = files.get(QUORUM_STATE_FILE) else {
-            return Ok(QuorumState::default());
+            return Ok((QuorumState::default(), None));
         };
         let d = decode_records(bytes);
+        let cut = d.dropped_tail.then_some(d.valid_len);
+        QuorumState::decode_last(&d).map(|q| (q, cut))
+    }
+
+    fn decode_last(d: &crate::codec::DecodedRecords) -> Result<QuorumState, String> {
         if d.corrupt {
             return Err(format!(
                 "{QUORUM_STATE_FILE}: checksum mismatch at byte {}",

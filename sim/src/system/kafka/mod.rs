@@ -297,9 +297,9 @@ impl KafkaSystem {
                 "fault_pool" => {
                     pool = v
                         .as_str()
-                        .filter(|p| ["brokers", "zk", "servers"].contains(p))
+                        .filter(|p| ["brokers", "zk", "controllers", "servers"].contains(p))
                         .ok_or_else(|| format!(
-                            "cluster.config.fault_pool must be \"brokers\", \"zk\" or \"servers\", not {v}"
+                            "cluster.config.fault_pool must be \"brokers\", \"zk\", \"controllers\" or \"servers\", not {v}"
                         ))?
                         .to_string()
                 }

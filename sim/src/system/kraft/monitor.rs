@@ -35,6 +35,8 @@ struct Seen {
     durable_end: u64,
     /// Its log below this was compared with the committed log.
     checked_to: u64,
+    /// Its log below this is known to hold the committed records.
+    agree_to: u64,
 }
 
 /// Watches the metadata quorum.
@@ -99,6 +101,29 @@ impl RaftMonitor {
         }
     }
 
+    /// How far from `from` the replica's log holds the committed records
+    /// (compared up to `log_end` and the committed log's end).
+    fn agreeing_prefix(&self, core: &RaftCore, from: u64, log_end: u64) -> u64 {
+        let to = log_end.min(self.committed.len() as u64);
+        if to <= from {
+            return from;
+        }
+        let mut at = from;
+        for b in core.read(from, to, usize::MAX) {
+            for (i, v) in b.values.iter().enumerate() {
+                let off = b.base_offset + i as u64;
+                if off < at {
+                    continue;
+                }
+                if off >= to || self.committed[off as usize] != fingerprint(b.epoch, v) {
+                    return at;
+                }
+                at = off + 1;
+            }
+        }
+        at
+    }
+
     fn observe(&mut self, now_us: u64, id: NodeId, incarnation: u32, core: &RaftCore) {
         let t = now_us / 1000;
         let v = core.view();
@@ -128,16 +153,18 @@ impl RaftMonitor {
             );
         }
         let voter = self.voters.contains(&id);
-        if voter && v.log_end < s.log_end && v.log_end < self.committed.len() as u64 {
+        if voter && v.log_end < s.agree_to {
             self.report(
                 "raft-committed-lost",
                 format!(
-                    "t={t}ms voter {id}: truncated its log from {} to {}, below the committed offset {}",
-                    s.log_end,
-                    v.log_end,
-                    self.committed.len()
+                    "t={t}ms voter {id}: truncated its log from {} to {}, below {}, up to where it held committed records",
+                    s.log_end, v.log_end, s.agree_to
                 ),
             );
+        }
+        s.agree_to = s.agree_to.min(v.log_end);
+        if voter {
+            s.agree_to = self.agreeing_prefix(core, s.agree_to, v.log_end);
         }
         if v.leader {
             let first = *self.leaders.entry(v.epoch).or_insert(id);
