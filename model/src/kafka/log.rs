@@ -238,6 +238,26 @@ impl PartitionLog {
             producers: BTreeMap::new(),
             bugs,
         };
+        // Kafka writes its checkpoints to a temporary file and renames it,
+        // so a crash never leaves half of one; kzsim appends snapshots, so
+        // a torn last snapshot is cut off before the next one is written
+        // after it (else the next start would read garbage there).
+        for file in [
+            log.epoch_file(),
+            log.recovery_point_file(),
+            log.log_start_file(),
+            log.hw_file(),
+        ] {
+            if let Some(bytes) = files.get(&file) {
+                let d = decode_records(bytes);
+                if d.dropped_tail && !d.corrupt {
+                    out.push(DiskRequest::Truncate {
+                        file,
+                        len: d.valid_len,
+                    });
+                }
+            }
+        }
         // Kafka builds the epoch cache from its checkpoint first.
         let epoch_file = log.epoch_file();
         if let Some(bytes) = files.get(&epoch_file) {

@@ -525,9 +525,6 @@ impl KraftController {
             .map(|(&b, r)| (b, r.epoch))
             .collect();
         for (broker, epoch) in silent {
-            if self.bugs.no_broker_fencing {
-                break;
-            }
             tracing::info!("kraft: controller: fencing broker {broker} (no heartbeat)");
             self.write(vec![MetadataRecord::FenceBroker { broker, epoch }], cx);
         }
@@ -578,7 +575,19 @@ impl KraftController {
     /// After every step: apply what committed, take or leave the active
     /// role, answer what is committed.
     fn after_step(&mut self, cx: &mut Ctx<'_>) {
-        let changed = self.committed.catch_up(&self.core);
+        // Records of earlier epochs that commit while active (only when
+        // it took office before replaying them: the planted bug) reach the
+        // working image too, after the decisions made without them.
+        let mut late = Vec::new();
+        let start = self.core.epoch_start().filter(|_| self.active);
+        let changed = self.committed.catch_up_with(&self.core, |o, r| {
+            if start.is_some_and(|s| o < s) {
+                late.push((o, r.clone()));
+            }
+        });
+        for (o, r) in late {
+            self.working.apply(o, &r);
+        }
         let leader = self.core.is_leader();
         if self.active && !leader {
             tracing::info!("kraft: controller {}: no longer active", self.id);

@@ -94,6 +94,16 @@ impl MetadataImage {
     /// whether anything changed. A log cut below what is applied (which
     /// only a broken quorum does) is left to the monitors.
     pub fn catch_up(&mut self, core: &RaftCore) -> bool {
+        self.catch_up_with(core, |_, _| {})
+    }
+
+    /// As [`MetadataImage::catch_up`], handing every record applied (with
+    /// its offset) to `also`.
+    pub fn catch_up_with(
+        &mut self,
+        core: &RaftCore,
+        mut also: impl FnMut(u64, &MetadataRecord),
+    ) -> bool {
         let hw = core.high_watermark();
         if self.applied >= hw {
             return false;
@@ -109,6 +119,7 @@ impl MetadataImage {
                     Some(r) => {
                         changed |= r != MetadataRecord::NoOp;
                         self.apply(offset, &r);
+                        also(offset, &r);
                     }
                     None => self.applied = offset + 1,
                 }

@@ -482,6 +482,7 @@ impl RaftCore {
         }
         match timer - self.cfg.timer_base {
             T_ELECTION => self.on_election_timer(cx),
+            T_FETCH if matches!(self.role, RaftRole::Candidate { .. }) => self.resend_votes(cx),
             T_FETCH => self.send_fetch(cx),
             T_LEADER => self.on_leader_timer(cx),
             _ => {}

@@ -254,20 +254,39 @@ impl RaftCore {
             self.become_leader(cx);
             return;
         }
-        let (last_epoch, last_offset) = self.last_position();
-        for v in self.cfg.voters.clone() {
-            if v != self.id {
-                let m = RaftMsg::Vote {
-                    epoch: self.quorum.epoch,
-                    candidate: self.id,
-                    last_epoch,
-                    last_offset,
-                    pre_vote: false,
-                };
-                self.send_after_persist(v, m, cx);
-            }
-        }
+        self.resend_votes(cx);
         self.arm_election(cx);
+    }
+
+    /// A candidate (re)sends its vote request to every voter that has not
+    /// answered, and again after `retry_backoff_ms` (Kafka's candidate
+    /// retries unanswered VoteRequests until its election times out).
+    pub(crate) fn resend_votes(&mut self, cx: &mut Ctx<'_>) {
+        let RaftRole::Candidate { granted, rejected } = &self.role else {
+            return;
+        };
+        let waiting: Vec<NodeId> = self
+            .cfg
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != self.id && !granted.contains(v) && !rejected.contains(v))
+            .collect();
+        let (last_epoch, last_offset) = self.last_position();
+        for v in waiting {
+            let m = RaftMsg::Vote {
+                epoch: self.quorum.epoch,
+                candidate: self.id,
+                last_epoch,
+                last_offset,
+                pre_vote: false,
+            };
+            self.send_after_persist(v, m, cx);
+        }
+        cx.set_timer_ms(
+            self.cfg.timer_base + crate::raft::core::T_FETCH,
+            self.cfg.retry_backoff_ms,
+        );
     }
 
     /// Takes the epoch: persists it, writes the LeaderChange record and
