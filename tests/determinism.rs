@@ -22,14 +22,19 @@ fn hashes(out: &std::process::Output) -> Vec<(u64, String)> {
 
 #[test]
 fn same_seed_same_hash_in_two_processes() {
-    // The engine's demo protocol and both real systems, with faults.
-    for (file, seeds) in [
-        ("tests/scenarios/demo-faults.toml", 4),
-        ("scenarios/zk-leader-crash.toml", 2),
-        ("scenarios/kafka-leader-crash.toml", 2),
+    // The engine's demo protocol and both real systems, with faults, Kafka
+    // in both modes.
+    for (file, seeds, mode) in [
+        ("tests/scenarios/demo-faults.toml", 4, "both"),
+        ("scenarios/zk-leader-crash.toml", 2, "both"),
+        ("scenarios/kafka-leader-crash.toml", 2, "zookeeper"),
+        ("scenarios/kafka-leader-crash.toml", 2, "kraft"),
+        ("scenarios/kraft-controller-crash.toml", 2, "kraft"),
     ] {
         let range = format!("0..{seeds}");
-        let args = ["run", file, "--seeds", &range, "--json", "--jobs", "2"];
+        let args = [
+            "run", file, "--seeds", &range, "--json", "--jobs", "2", "--mode", mode,
+        ];
         let a = kzsim(&args);
         let b = kzsim(&args);
         assert_eq!(
