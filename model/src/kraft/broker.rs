@@ -426,7 +426,7 @@ impl KafkaBroker {
         if first {
             link.recovered = true;
         }
-        if !(changed && caught_up) && !first {
+        if !(first || changed && caught_up) {
             return;
         }
         let image = link.image.clone();

@@ -37,7 +37,6 @@ pub struct KraftController {
     id: NodeId,
     cfg: KafkaConfig,
     k: KraftSettings,
-    bugs: KraftBugs,
     core: RaftCore,
     /// The committed records applied.
     committed: MetadataImage,
@@ -69,7 +68,6 @@ impl KraftController {
             core: RaftCore::new(id, raft, bugs.raft),
             cfg,
             k,
-            bugs,
             committed: MetadataImage::default(),
             working: MetadataImage::default(),
             active: false,
@@ -575,19 +573,7 @@ impl KraftController {
     /// After every step: apply what committed, take or leave the active
     /// role, answer what is committed.
     fn after_step(&mut self, cx: &mut Ctx<'_>) {
-        // Records of earlier epochs that commit while active (only when
-        // it took office before replaying them: the planted bug) reach the
-        // working image too, after the decisions made without them.
-        let mut late = Vec::new();
-        let start = self.core.epoch_start().filter(|_| self.active);
-        let changed = self.committed.catch_up_with(&self.core, |o, r| {
-            if start.is_some_and(|s| o < s) {
-                late.push((o, r.clone()));
-            }
-        });
-        for (o, r) in late {
-            self.working.apply(o, &r);
-        }
+        let changed = self.committed.catch_up(&self.core);
         let leader = self.core.is_leader();
         if self.active && !leader {
             tracing::info!("kraft: controller {}: no longer active", self.id);
@@ -602,7 +588,7 @@ impl KraftController {
                 .core
                 .epoch_start()
                 .is_some_and(|s| self.committed.applied > s);
-            if replayed || self.bugs.stale_metadata_leader {
+            if replayed {
                 tracing::info!(
                     "kraft: controller {}: active in epoch {} at offset {}",
                     self.id,

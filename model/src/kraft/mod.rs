@@ -38,13 +38,6 @@ pub const BUGS: &[BugInfo] = &[
         scenario: "kraft-broker-fenced",
         anomaly: "lost-write",
     },
-    BugInfo {
-        name: "kraft_stale_metadata_leader",
-        component: "kraft",
-        breaks: "a newly elected controller acts before it has replayed the metadata log up to its own epoch: it decides from a stale image and hands out a leader epoch that was already used",
-        scenario: "kraft-controller-crash",
-        anomaly: "duplicate-leader",
-    },
 ];
 
 /// Which KRaft planted bugs are on (the Raft ones included).
@@ -54,8 +47,6 @@ pub struct KraftBugs {
     pub raft: RaftBugs,
     /// `kraft_no_broker_fencing`.
     pub no_broker_fencing: bool,
-    /// `kraft_stale_metadata_leader`.
-    pub stale_metadata_leader: bool,
 }
 
 impl KraftBugs {
@@ -64,7 +55,6 @@ impl KraftBugs {
         KraftBugs {
             raft: RaftBugs::from_set(b),
             no_broker_fencing: b.on("kraft_no_broker_fencing"),
-            stale_metadata_leader: b.on("kraft_stale_metadata_leader"),
         }
     }
 }

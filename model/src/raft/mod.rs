@@ -58,15 +58,15 @@ pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "raft_hw_counts_unflushed",
         component: "raft",
-        breaks: "the leader counts its own unflushed log end toward the high watermark; a record is committed with only one durable copy, and a power loss of the leader and one follower loses it",
-        scenario: "kraft-quorum-state-loss",
+        breaks: "the leader counts its own unflushed log end toward the high watermark; a record is committed with fewer than a majority of durable copies, and a power loss of the leader and one follower loses it",
+        scenario: "kraft-slow-disks",
         anomaly: "raft-hw-without-majority",
     },
     BugInfo {
         name: "raft_no_diverging_epoch",
         component: "raft",
         breaks: "the leader answers a fetch without checking the fetcher's last fetched epoch, so a follower appends past a divergence instead of truncating; voters disagree on committed records",
-        scenario: "kraft-controller-crash",
+        scenario: "kraft-controller-partition",
         anomaly: "raft-divergence",
     },
 ];

@@ -213,11 +213,9 @@ impl RaftCore {
         let synced = self.log.synced();
         match &mut self.role {
             RaftRole::Leader(_) => self.maybe_advance_hw(cx),
-            RaftRole::Follower(f) => {
-                if f.awaiting_flush.is_some_and(|end| synced >= end) {
-                    f.awaiting_flush = None;
-                    self.send_fetch(cx);
-                }
+            RaftRole::Follower(f) if f.awaiting_flush.is_some_and(|end| synced >= end) => {
+                f.awaiting_flush = None;
+                self.send_fetch(cx);
             }
             _ => {}
         }

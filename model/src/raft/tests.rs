@@ -209,10 +209,6 @@ fn vote_answers(effects: &[Effect]) -> Vec<bool> {
         .collect()
 }
 
-fn fsync_op(effects: &[Effect]) -> Option<u64> {
-    fsync_ops(effects).first().copied()
-}
-
 fn fsync_ops(effects: &[Effect]) -> Vec<u64> {
     effects
         .iter()
