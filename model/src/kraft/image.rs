@@ -11,7 +11,7 @@ use crate::node::NodeId;
 use crate::raft::{data_of, RaftCore};
 
 /// A broker's registration.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct BrokerRegistration {
     /// Its broker epoch (the offset of its RegisterBroker record).
     pub epoch: u64,
@@ -40,7 +40,48 @@ pub struct MetadataImage {
     pub last_change: Option<u64>,
 }
 
+/// The image as a snapshot holds it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ImageSnapshot {
+    brokers: Vec<(NodeId, BrokerRegistration)>,
+    topics: Vec<String>,
+    partitions: Vec<(Tp, PartitionRecord)>,
+    next_producer_id: u64,
+    applied: u64,
+    last_change: Option<u64>,
+}
+
 impl MetadataImage {
+    /// The image's bytes, for a snapshot of the metadata log.
+    pub fn encode(&self) -> Vec<u8> {
+        let s = ImageSnapshot {
+            brokers: self.brokers.iter().map(|(b, r)| (*b, r.clone())).collect(),
+            topics: self.topics.iter().cloned().collect(),
+            partitions: self
+                .partitions
+                .iter()
+                .map(|(t, p)| (t.clone(), p.clone()))
+                .collect(),
+            next_producer_id: self.next_producer_id,
+            applied: self.applied,
+            last_change: self.last_change,
+        };
+        serde_json::to_vec(&s).expect("images serialise")
+    }
+
+    /// An image from a snapshot's bytes (`None`: not an image).
+    pub fn decode(bytes: &[u8]) -> Option<MetadataImage> {
+        let s: ImageSnapshot = serde_json::from_slice(bytes).ok()?;
+        Some(MetadataImage {
+            brokers: s.brokers.into_iter().collect(),
+            topics: s.topics.into_iter().collect(),
+            partitions: s.partitions.into_iter().collect(),
+            next_producer_id: s.next_producer_id,
+            applied: s.applied,
+            last_change: s.last_change,
+        })
+    }
+
     /// Applies the record at `offset`.
     pub fn apply(&mut self, offset: u64, r: &MetadataRecord) {
         self.applied = offset + 1;

@@ -54,6 +54,10 @@ pub struct RaftConfig {
     pub max_fetch_batches: usize,
     /// Segment size of the metadata log.
     pub segment_bytes: u64,
+    /// The host snapshots its image every this many records (0: never;
+    /// Kafka's `metadata.log.max.record.bytes.between.snapshots`, counted
+    /// in records).
+    pub snapshot_every_records: u64,
     /// The first of the host's timer ids the core uses.
     pub timer_base: TimerId,
     /// The first of the host's disk operation ids the core uses.
@@ -73,7 +77,8 @@ impl Default for RaftConfig {
             fetch_max_wait_ms: 75,
             retry_backoff_ms: 20,
             max_fetch_batches: 64,
-            segment_bytes: 64 * 1024,
+            segment_bytes: 4 * 1024,
+            snapshot_every_records: 64,
             timer_base: 0,
             op_base: 1 << 40,
         }
@@ -194,6 +199,13 @@ pub struct RaftCore {
     pub(crate) election_deadline: Option<SimTime>,
     /// An unrecoverable start (corrupt files): the host halts.
     pub(crate) failed: Option<String>,
+    /// The newest durable snapshot.
+    pub(crate) snapshot: Option<crate::raft::Snapshot>,
+    /// A snapshot being written: its fsync's op, the snapshot, and whether
+    /// it was fetched from the leader.
+    pub(crate) snapshot_writing: Option<(DiskOpId, crate::raft::Snapshot, bool)>,
+    /// A snapshot the host has not taken yet (loaded at start or fetched).
+    pub(crate) installed: Option<crate::raft::Snapshot>,
     started: bool,
 }
 
@@ -229,6 +241,9 @@ impl RaftCore {
             next_corr: 1,
             election_deadline: None,
             failed: None,
+            snapshot: None,
+            snapshot_writing: None,
+            installed: None,
             started: false,
         }
     }
@@ -360,6 +375,17 @@ impl RaftCore {
         let leo = self.log.leo();
         self.log.note_synced(leo);
         self.log.set_hw(0);
+        self.snapshot = crate::raft::Snapshot::newest(files);
+        self.snapshot_writing = None;
+        if let Some(s) = self.snapshot.clone() {
+            // The snapshot holds committed records: the log starts after it
+            // at the latest.
+            if s.end > self.log.leo() {
+                self.log.truncate_fully_and_start_at(s.end, &mut out);
+            }
+            self.log.set_hw(s.end);
+            self.installed = Some(s);
+        }
         self.issue(out, cx);
         if self.voter {
             match QuorumState::recover(files) {
@@ -458,6 +484,15 @@ impl RaftCore {
                 leader,
                 result,
             } => self.on_fetch_resp(from, corr, epoch, leader, result, cx),
+            RaftMsg::FetchSnapshot { corr, epoch, .. } => {
+                self.on_fetch_snapshot(from, corr, epoch, cx)
+            }
+            RaftMsg::FetchSnapshotResp {
+                corr,
+                epoch,
+                leader,
+                result,
+            } => self.on_fetch_snapshot_resp(from, corr, epoch, leader, result, cx),
         }
     }
 
@@ -492,6 +527,9 @@ impl RaftCore {
     /// One of the core's disk operations completed (errors are the host's
     /// to handle: Kafka halts on a metadata log failure).
     pub fn on_disk_done(&mut self, op: DiskOpId, cx: &mut Ctx<'_>) {
+        if self.snapshot_writing.as_ref().is_some_and(|w| w.0 == op) {
+            self.on_snapshot_synced(cx);
+        }
         if let Some(end) = self.log_syncs.remove(&op) {
             self.log.note_synced(end);
             self.on_log_synced(cx);
@@ -509,6 +547,11 @@ impl RaftCore {
     }
 
     // ----- disk and persistence -----
+
+    /// The id the next disk operation will get.
+    pub(crate) fn next_op_id(&self) -> DiskOpId {
+        self.next_op
+    }
 
     /// Issues disk requests, noting which fsyncs cover which log end.
     pub(crate) fn issue(&mut self, reqs: Vec<DiskRequest>, cx: &mut Ctx<'_>) {

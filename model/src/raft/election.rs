@@ -11,8 +11,13 @@ use crate::raft::types::{Epoch, RaftMsg};
 impl RaftCore {
     /// The epoch of the last record and the log end: what a vote compares.
     pub(crate) fn last_position(&self) -> (Epoch, u64) {
+        let snapshot_epoch = self.snapshot.as_ref().map_or(0, |s| s.epoch);
         (
-            self.log.batches().last().map(|b| b.epoch).unwrap_or(0),
+            self.log
+                .batches()
+                .last()
+                .map(|b| b.epoch)
+                .unwrap_or(snapshot_epoch),
             self.log.leo(),
         )
     }

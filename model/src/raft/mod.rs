@@ -18,16 +18,21 @@
 //! high watermark, a follower fetches again (reporting its new end) only
 //! after its fsync completed.
 //!
+//! - `snapshot`: the host's image saved every `snapshot_every_records`
+//!   records, the log start moved past it, FetchSnapshot for a replica
+//!   behind the leader's log start.
+//!
 //! # Simplifications (deliberate, for now)
 //!
-//! - No snapshots: the log is never cleaned, so FetchSnapshot is never
-//!   needed (a replica is never behind the leader's log start).
+//! - A snapshot travels in one FetchSnapshot response (the images are
+//!   small), not in chunks.
 //! - Static voters (no KIP-853 reconfiguration).
 
 pub mod core;
 mod election;
 pub mod quorum_state;
 mod replication;
+pub mod snapshot;
 pub mod types;
 
 #[cfg(test)]
@@ -35,6 +40,7 @@ mod tests;
 
 pub use self::core::{RaftConfig, RaftCore, RaftRole, RaftView};
 pub use quorum_state::{QuorumState, QUORUM_STATE_FILE};
+pub use snapshot::Snapshot;
 pub use types::{data_of, data_value, Epoch, RaftError, RaftFetchData, RaftMsg};
 
 use crate::bugs::{BugInfo, BugSet};

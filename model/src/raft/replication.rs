@@ -91,6 +91,18 @@ impl RaftCore {
             return;
         }
         let leo = self.log.leo();
+        if offset < self.log.log_start() {
+            if let Some(s) = &self.snapshot {
+                let data = RaftFetchData {
+                    batches: Vec::new(),
+                    high_watermark: self.log.hw(),
+                    diverging: None,
+                    snapshot: Some((s.end, s.epoch)),
+                };
+                cx.send(from, Msg::Raft(self.fetch_resp(corr, Ok(data))));
+                return;
+            }
+        }
         let diverging = if self.bugs.no_diverging_epoch || (offset == 0 && last_fetched_epoch == 0)
         {
             None
@@ -149,6 +161,7 @@ impl RaftCore {
             batches,
             high_watermark: self.log.hw(),
             diverging,
+            snapshot: None,
         };
         cx.send(to, Msg::Raft(self.fetch_resp(corr, Ok(data))));
     }
@@ -267,6 +280,10 @@ impl RaftCore {
         };
         f.last_contact = Some(cx.now);
         f.deadline = cx.now.plus_ms(self.cfg.fetch_timeout_ms);
+        if data.snapshot.is_some() {
+            self.fetch_snapshot(from, cx);
+            return;
+        }
         if let Some((e, end)) = data.diverging {
             self.truncate_to_end_offset(e, end, cx);
             self.send_fetch(cx);

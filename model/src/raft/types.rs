@@ -57,6 +57,9 @@ pub struct RaftFetchData {
     /// end where it thinks on the leader; the largest epoch the leader has
     /// at or below it, and where that epoch ends. The fetcher truncates.
     pub diverging: Option<(Epoch, u64)>,
+    /// The fetch offset is below the leader's log start: the end and epoch
+    /// of the leader's snapshot, to fetch with FetchSnapshot.
+    pub snapshot: Option<(u64, Epoch)>,
 }
 
 /// The quorum protocol (KIP-595, with KIP-996's pre-vote).
@@ -127,5 +130,25 @@ pub enum RaftMsg {
         leader: Option<NodeId>,
         /// Records, or why not.
         result: Result<RaftFetchData, RaftError>,
+    },
+    /// A fetch of the leader's newest snapshot (KIP-630).
+    FetchSnapshot {
+        /// Matches the response.
+        corr: u64,
+        /// The epoch the fetcher believes current.
+        epoch: Epoch,
+        /// The fetcher.
+        replica: NodeId,
+    },
+    /// The answer: the snapshot (whole: the images are small).
+    FetchSnapshotResp {
+        /// Matches the request.
+        corr: u64,
+        /// The responder's epoch.
+        epoch: Epoch,
+        /// The leader the responder knows in its epoch.
+        leader: Option<NodeId>,
+        /// The snapshot, or why not.
+        result: Result<crate::raft::snapshot::Snapshot, RaftError>,
     },
 }

@@ -11,21 +11,22 @@ use kzsim_model::{Node, NodeId};
 use crate::outcome::Violation;
 use crate::system::kraft::{fingerprint, quorum_member};
 
-/// The fingerprints of a replica's records below `to`.
-fn prints(core: &kzsim_model::raft::RaftCore, to: u64) -> Vec<u64> {
-    core.read(0, to, usize::MAX)
+/// The fingerprints of a replica's records in `from..to`.
+fn prints(core: &kzsim_model::raft::RaftCore, from: u64, to: u64) -> Vec<u64> {
+    core.read(from, to, usize::MAX)
         .iter()
         .flat_map(|b| {
             b.values
                 .iter()
                 .enumerate()
-                .filter(move |(i, _)| b.base_offset + (*i as u64) < to)
+                .filter(move |(i, _)| (from..to).contains(&(b.base_offset + *i as u64)))
                 .map(move |(_, v)| fingerprint(b.epoch, v))
         })
         .collect()
 }
 
-/// The voters' committed logs agree.
+/// The voters' committed logs agree (where every one of them still holds
+/// them: from the largest log start, below the smallest high watermark).
 pub fn voters_agree(voters: &[(NodeId, Option<&dyn Node>)]) -> Vec<Violation> {
     let live: Vec<_> = voters
         .iter()
@@ -34,15 +35,27 @@ pub fn voters_agree(voters: &[(NodeId, Option<&dyn Node>)]) -> Vec<Violation> {
     let Some(to) = live.iter().map(|(_, c)| c.high_watermark()).min() else {
         return Vec::new();
     };
+    let from = live
+        .iter()
+        .map(|(_, c)| c.log().log_start())
+        .max()
+        .unwrap_or(0);
+    if from >= to {
+        return Vec::new();
+    }
     let mut out = Vec::new();
-    let logs: Vec<(NodeId, Vec<u64>)> = live.iter().map(|(id, c)| (*id, prints(c, to))).collect();
+    let logs: Vec<(NodeId, Vec<u64>)> = live
+        .iter()
+        .map(|(id, c)| (*id, prints(c, from, to)))
+        .collect();
     for w in logs.windows(2) {
         let ((a, la), (b, lb)) = (&w[0], &w[1]);
-        if let Some(off) = la.iter().zip(lb).position(|(x, y)| x != y) {
+        if let Some(i) = la.iter().zip(lb).position(|(x, y)| x != y) {
             out.push(Violation::new(
                 "raft-divergence",
                 format!(
-                    "voters {a} and {b} differ at offset {off}, below the committed offset {to}"
+                    "voters {a} and {b} differ at offset {}, below the committed offset {to}",
+                    from + i as u64
                 ),
                 vec![],
             ));
