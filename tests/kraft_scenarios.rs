@@ -85,13 +85,13 @@ kraft_bug!(
     finds_raft_vote_ignores_log,
     "raft_vote_ignores_log",
     "raft-committed-lost",
-    4
+    24
 );
 kraft_bug!(
     finds_raft_votedfor_not_persisted,
     "raft_votedfor_not_persisted",
     "raft-two-leaders",
-    68
+    44
 );
 kraft_bug!(
     finds_raft_hw_counts_unflushed,
@@ -109,7 +109,7 @@ kraft_bug!(
     finds_kraft_no_broker_fencing,
     "kraft_no_broker_fencing",
     "lost-write",
-    6
+    0
 );
 
 /// `run` names the KRaft rows `NAME@kraft` and prints replay commands with
