@@ -48,35 +48,11 @@ fn kafka_and_group_scenarios_pass_in_kraft_mode() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Finds `bug` as `kind` on its scenario, first at `first_seed` (the
-/// figure README's table gives), then runs the faithful default on every
-/// seed up to the find: none of them shows `kind`.
-fn found_and_faithful_clean(bug: &str, kind: &str, first_seed: u64) {
-    let (seed, kinds) = common::find_bug_kind(bug, kind);
-    eprintln!("{bug} found at seed {seed}: {kinds:?}");
-    assert!(kinds.iter().any(|k| k == kind));
-    assert_eq!(
-        seed, first_seed,
-        "README gives {first_seed} as {bug}'s first seed"
-    );
-    let info = kzsim_model::bugs::find_bug(bug).unwrap();
-    let file = common::path(&format!("scenarios/{}.toml", info.scenario));
-    let scenario = Scenario::load(&file).unwrap();
-    for s in 0..=seed {
-        let o = run_seed(&scenario, s, &RunOptions::default());
-        assert!(
-            !o.violations.iter().any(|v| v.kind == kind),
-            "the faithful default shows {kind} at seed {s}: {:?}",
-            o.violations
-        );
-    }
-}
-
 macro_rules! kraft_bug {
     ($name:ident, $bug:literal, $kind:literal, $first:literal) => {
         #[test]
         fn $name() {
-            found_and_faithful_clean($bug, $kind, $first);
+            common::found_and_faithful_clean($bug, $kind, $first);
         }
     };
 }

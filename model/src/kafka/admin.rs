@@ -68,9 +68,17 @@ impl KafkaAdmin {
                 zkdata::encode_assignment(assignment),
             ));
         }
+        KafkaAdmin::with_todo(Some(ZkClient::new(zk_servers, 2_000, first)), None, todo)
+    }
+
+    fn with_todo(
+        zk: Option<ZkClient>,
+        kraft: Option<(Vec<NodeId>, Vec<TopicAssignment>)>,
+        todo: Vec<(String, Vec<u8>)>,
+    ) -> KafkaAdmin {
         KafkaAdmin {
-            zk: Some(ZkClient::new(zk_servers, 2_000, first)),
-            kraft: None,
+            zk,
+            kraft,
             todo,
             done: BTreeSet::new(),
             pending: BTreeMap::new(),
@@ -84,20 +92,11 @@ impl KafkaAdmin {
     /// An admin of a KRaft cluster: it creates `topics` with CreateTopics
     /// sent to the controllers in turn (a non-active one refuses).
     pub fn kraft(controllers: Vec<NodeId>, topics: Vec<TopicAssignment>) -> KafkaAdmin {
-        KafkaAdmin {
-            zk: None,
-            todo: topics
-                .iter()
-                .map(|(t, _)| (zkdata::topic_path(t), Vec::new()))
-                .collect(),
-            kraft: Some((controllers, topics)),
-            done: BTreeSet::new(),
-            pending: BTreeMap::new(),
-            next_req: 1,
-            delete_records: None,
-            rounds: 0,
-            next_corr: 1,
-        }
+        let todo = topics
+            .iter()
+            .map(|(t, _)| (zkdata::topic_path(t), Vec::new()))
+            .collect();
+        KafkaAdmin::with_todo(None, Some((controllers, topics)), todo)
     }
 
     /// Also runs the DeleteRecords job against `brokers` every `every_ms`.

@@ -1103,28 +1103,21 @@ impl KafkaBroker {
         let rf = self.coordinator.config().offsets_replication_factor;
         let mut live = self.meta_live.clone();
         live.sort();
-        if self.kraft.is_some() && live.len() >= rf {
-            let assignment: BTreeMap<u32, Vec<NodeId>> = (0..n)
-                .map(|p| {
-                    let replicas = (0..rf)
-                        .map(|i| live[(p as usize + i) % live.len()])
-                        .collect();
-                    (p, replicas)
-                })
-                .collect();
-            self.kraft_create_topic(OFFSETS_TOPIC, assignment, cx);
+        if live.len() < rf {
             return Err(GroupError::CoordinatorNotAvailable);
         }
-        if self.registered_session != 0 && !self.creating_offsets_topic && live.len() >= rf {
+        let assignment: BTreeMap<u32, Vec<NodeId>> = (0..n)
+            .map(|p| {
+                let replicas = (0..rf)
+                    .map(|i| live[(p as usize + i) % live.len()])
+                    .collect();
+                (p, replicas)
+            })
+            .collect();
+        if self.kraft.is_some() {
+            self.kraft_create_topic(OFFSETS_TOPIC, assignment, cx);
+        } else if self.registered_session != 0 && !self.creating_offsets_topic {
             self.creating_offsets_topic = true;
-            let assignment: BTreeMap<u32, Vec<NodeId>> = (0..n)
-                .map(|p| {
-                    let replicas = (0..rf)
-                        .map(|i| live[(p as usize + i) % live.len()])
-                        .collect();
-                    (p, replicas)
-                })
-                .collect();
             self.create(
                 &zkdata::topic_path(OFFSETS_TOPIC),
                 zkdata::encode_assignment(&assignment),

@@ -1,5 +1,8 @@
-//! Kafka brokers in ZooKeeper mode, and their clients, as sans-IO state
-//! machines running beside a [`crate::zk`] ensemble in the same world.
+//! Kafka brokers and their clients, as sans-IO state machines running
+//! beside a [`crate::zk`] ensemble in the same world (ZooKeeper mode), or
+//! beside a [`crate::kraft`] controller quorum (KRaft mode, with
+//! `KafkaConfig::kraft` set; the broker's KRaft side is in
+//! `crate::kraft::broker`). The replication is the same in both modes.
 //!
 //! - `types`: topic partitions, batches, errors, wire messages, the
 //!   workload's requests and replies.

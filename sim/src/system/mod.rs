@@ -114,6 +114,47 @@ pub trait Monitor: Send {
     fn violations(&self) -> Vec<Violation>;
 }
 
+/// What a monitor found: up to `keep` violations of each kind, and how
+/// many more there were.
+#[derive(Clone, Debug)]
+pub struct Findings {
+    keep: usize,
+    found: Vec<Violation>,
+    dropped: usize,
+}
+
+impl Findings {
+    /// Keeps up to `keep` violations of each kind.
+    pub fn new(keep: usize) -> Findings {
+        Findings {
+            keep,
+            found: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Records a violation (or counts it, past the kind's limit).
+    pub fn report(&mut self, kind: &str, detail: String) {
+        if self.found.iter().filter(|v| v.kind == kind).count() < self.keep {
+            self.found.push(Violation::new(kind, detail, vec![]));
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// The violations kept, the last saying how many more there were.
+    pub fn violations(&self) -> Vec<Violation> {
+        let mut out = self.found.clone();
+        if self.dropped > 0 {
+            if let Some(last) = out.last_mut() {
+                last.detail
+                    .push_str(&format!(" (and {} more like these)", self.dropped));
+            }
+        }
+        out
+    }
+}
+
 /// A system under test.
 pub trait System: Send {
     /// The layout of its nodes.

@@ -1,9 +1,12 @@
 //! The Kafka system: brokers in ZooKeeper mode beside a ZooKeeper ensemble,
+//! or in KRaft mode (`mode = "kraft"`) beside a Raft quorum of controllers,
 //! an admin client that creates the topic, producer and consumer client
 //! nodes running the queue workload, and the checks that hold the cluster
-//! to Kafka's promise (see `checks` and `monitor`).
+//! to Kafka's promise (see `checks` and `monitor`; in KRaft mode also
+//! `system::kraft`'s quorum monitor and end-of-run checks).
 //!
-//! Node ids: ZooKeeper servers `0..zk_servers`, brokers after them
+//! Node ids: ZooKeeper servers (KRaft: controllers) `0..zk_servers`
+//! (`0..controllers`), brokers after them
 //! (`cluster.servers` of them), then the client nodes (producers first),
 //! then the admin. Faults hit the brokers unless a fault names another
 //! group (`zk`, or `servers` for all of them) or `fault_pool` says so.
@@ -13,7 +16,11 @@
 //! round robin, so that one producer has several sends outstanding and
 //! pipelines them. With `workload.kind = "group"` the two are equal.
 //!
-//! `[cluster.config]` keys (all optional): `zk_servers` (3; 2 to 9: a lone
+//! `[cluster.config]` keys (all optional): `mode` (`"zookeeper"`, the
+//! default, or `"kraft"`); in KRaft mode `controllers` (3; 1 to 9),
+//! `eligible_leader_replicas` (false), `broker_session_timeout_ms` (600),
+//! `broker_heartbeat_interval_ms` (130), `quorum_election_timeout_ms`
+//! (150), `quorum_fetch_timeout_ms` (300); in ZooKeeper mode `zk_servers` (3; 2 to 9: a lone
 //! ZooKeeper server never elects itself), `partitions` (2; 1 to 64),
 //! `replication_factor` (3 or the brokers if fewer; 1 to the brokers),
 //! `acks` (`"all"`, `"1"`, `"0"`), `min_insync_replicas` (2; 1 to the

@@ -34,7 +34,7 @@ use kzsim_model::kafka::{KafkaBroker, ReplicaPosition, Tp};
 use kzsim_model::{Node, NodeId};
 
 use crate::outcome::Violation;
-use crate::system::Monitor;
+use crate::system::{Findings, Monitor};
 
 /// How many violations of each kind are kept (the rest are counted).
 const KEEP: usize = 5;
@@ -69,8 +69,7 @@ pub struct ReplicaMonitor {
     /// (leader epoch, znode version) its metadata cache held in it.
     meta: BTreeMap<NodeId, MetadataSeen>,
     log_starts: LogStarts,
-    found: Vec<Violation>,
-    dropped: usize,
+    found: Findings,
 }
 
 impl ReplicaMonitor {
@@ -89,17 +88,12 @@ impl ReplicaMonitor {
             hw: BTreeMap::new(),
             leaders: BTreeMap::new(),
             meta: BTreeMap::new(),
-            found: Vec::new(),
-            dropped: 0,
+            found: Findings::new(KEEP),
         }
     }
 
     fn report(&mut self, kind: &str, detail: String) {
-        if self.found.iter().filter(|v| v.kind == kind).count() < KEEP {
-            self.found.push(Violation::new(kind, detail, vec![]));
-        } else {
-            self.dropped += 1;
-        }
+        self.found.report(kind, detail);
     }
 }
 
@@ -116,14 +110,7 @@ impl Monitor for ReplicaMonitor {
     }
 
     fn violations(&self) -> Vec<Violation> {
-        let mut out = self.found.clone();
-        if self.dropped > 0 {
-            if let Some(last) = out.last_mut() {
-                last.detail
-                    .push_str(&format!(" (and {} more like these)", self.dropped));
-            }
-        }
-        out
+        self.found.violations()
     }
 }
 

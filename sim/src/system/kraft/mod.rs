@@ -12,17 +12,6 @@ use kzsim_model::kraft::{KraftController, MetadataImage};
 use kzsim_model::raft::RaftCore;
 use kzsim_model::Node;
 
-/// Anomalies the KRaft checks report.
-pub const ANOMALIES: &[&str] = &[
-    "raft-hw-regression",
-    "raft-epoch-regression",
-    "raft-two-leaders",
-    "raft-hw-without-majority",
-    "raft-committed-lost",
-    "raft-divergence",
-    "metadata-divergence",
-];
-
 /// The metadata-log replica of a node (a controller's, or a KRaft
 /// broker's observer), with its image.
 pub fn quorum_member(node: &dyn Node) -> Option<(&RaftCore, &MetadataImage)> {

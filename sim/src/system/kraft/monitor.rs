@@ -20,7 +20,7 @@ use kzsim_model::{Node, NodeId};
 
 use crate::outcome::Violation;
 use crate::system::kraft::{fingerprint, quorum_member};
-use crate::system::Monitor;
+use crate::system::{Findings, Monitor};
 
 /// How many violations of each kind are kept.
 const KEEP: usize = 5;
@@ -47,8 +47,7 @@ pub struct RaftMonitor {
     leaders: BTreeMap<u32, NodeId>,
     /// The committed log: per offset, the fingerprint of its record.
     committed: Vec<u64>,
-    found: Vec<Violation>,
-    dropped: usize,
+    found: Findings,
 }
 
 impl RaftMonitor {
@@ -59,17 +58,12 @@ impl RaftMonitor {
             seen: BTreeMap::new(),
             leaders: BTreeMap::new(),
             committed: Vec::new(),
-            found: Vec::new(),
-            dropped: 0,
+            found: Findings::new(KEEP),
         }
     }
 
     fn report(&mut self, kind: &str, detail: String) {
-        if self.found.iter().filter(|v| v.kind == kind).count() < KEEP {
-            self.found.push(Violation::new(kind, detail, vec![]));
-        } else {
-            self.dropped += 1;
-        }
+        self.found.report(kind, detail);
     }
 
     /// Compares `core`'s log in `from..to` with the committed log and
@@ -225,14 +219,7 @@ impl Monitor for RaftMonitor {
     }
 
     fn violations(&self) -> Vec<Violation> {
-        let mut out = self.found.clone();
-        if self.dropped > 0 {
-            if let Some(last) = out.last_mut() {
-                last.detail
-                    .push_str(&format!(" (and {} more like these)", self.dropped));
-            }
-        }
-        out
+        self.found.violations()
     }
 }
 
