@@ -59,6 +59,8 @@ pub(crate) struct KraftLink {
     /// The metadata has been applied to the replicas since the broker
     /// caught up past its registration.
     recovered: bool,
+    /// The metadata offset to apply before acting (from the registration).
+    catch_up_to: u64,
 }
 
 impl KraftLink {
@@ -87,6 +89,7 @@ impl KraftLink {
             creating: None,
             next_controller: 0,
             recovered: false,
+            catch_up_to: 0,
         }
     }
 
@@ -274,9 +277,10 @@ impl KafkaBroker {
                     return;
                 }
                 link.registering = None;
-                if let Ok(epoch) = result {
+                if let Ok((epoch, catch_up)) = result {
                     tracing::info!("kafka: broker registered with broker epoch {epoch}");
                     link.broker_epoch = Some(epoch);
+                    link.catch_up_to = catch_up;
                     link.last_heartbeat = cx.now;
                     link.pids = None;
                     self.registered_session = 1;
@@ -433,7 +437,9 @@ impl KafkaBroker {
         // Kafka's RECOVERY state: a starting broker acts on the metadata
         // only once it has caught up past its own registration (whose
         // records moved its old incarnation's leaderships away).
-        let caught_up = link.broker_epoch.is_some_and(|e| link.image.applied > e);
+        let caught_up = link
+            .broker_epoch
+            .is_some_and(|e| link.image.applied > e && link.image.applied >= link.catch_up_to);
         let first = caught_up && !link.recovered;
         if first {
             link.recovered = true;

@@ -183,14 +183,16 @@ impl KraftController {
             } => {
                 if let Some(r) = self.working.brokers.get(&broker) {
                     if r.incarnation == incarnation {
-                        // A retry: the registration stands.
+                        // A retry: the registration stands; the broker
+                        // catches up with everything written so far.
                         let epoch = r.epoch;
+                        let end = self.core.log().leo();
                         self.answer(
                             from,
-                            Some(epoch + 1),
+                            Some(end),
                             KraftMsg::BrokerRegistrationResp {
                                 corr,
-                                result: Ok(epoch),
+                                result: Ok((epoch, end)),
                             },
                             cx,
                         );
@@ -245,12 +247,16 @@ impl KraftController {
                     self.write(changes, cx);
                 }
                 self.reconcile(Some(broker), cx);
+                // The broker acts only once it has applied the records
+                // written for its registration: its old incarnation's
+                // leaderships moved away.
+                let end = self.core.log().leo();
                 self.answer(
                     from,
                     Some(end),
                     KraftMsg::BrokerRegistrationResp {
                         corr,
-                        result: Ok(epoch),
+                        result: Ok((epoch, end)),
                     },
                     cx,
                 );

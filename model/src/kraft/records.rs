@@ -152,12 +152,14 @@ pub enum KraftMsg {
         /// down cleanly (`None`: an unclean shutdown, or a first start).
         clean_shutdown_epoch: Option<u64>,
     },
-    /// Its answer: the broker epoch.
+    /// Its answer: the broker epoch, and the metadata offset the broker
+    /// must have applied before it acts on the metadata (the records
+    /// written for its registration included).
     BrokerRegistrationResp {
         /// Matches the request.
         corr: u64,
-        /// The broker epoch, or why not.
-        result: Result<u64, KraftError>,
+        /// The broker epoch and the catch-up offset, or why not.
+        result: Result<(u64, u64), KraftError>,
     },
     /// A broker's heartbeat.
     BrokerHeartbeat {

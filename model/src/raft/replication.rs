@@ -113,6 +113,24 @@ impl RaftCore {
                 None => Some((0, self.log.log_start())),
             }
         };
+        // The fetcher's last epoch is older than any this log still knows
+        // (its history went into the snapshot): where the fetcher diverged
+        // cannot be told from here, so it takes the snapshot, which holds
+        // every committed record below the log start (KIP-630).
+        let oldest = self.log.epochs().entries().first().map(|e| e.0);
+        if let (Some(s), Some(o)) = (&self.snapshot, oldest) {
+            let at_snapshot = last_fetched_epoch == s.epoch && offset == s.end;
+            if last_fetched_epoch < o && !at_snapshot && !self.bugs.no_diverging_epoch {
+                let data = RaftFetchData {
+                    batches: Vec::new(),
+                    high_watermark: self.log.hw(),
+                    diverging: None,
+                    snapshot: Some((s.end, s.epoch)),
+                };
+                cx.send(from, Msg::Raft(self.fetch_resp(corr, Ok(data))));
+                return;
+            }
+        }
         let now = cx.now;
         if let RaftRole::Leader(l) = &mut self.role {
             if let Some(p) = l.voters.get_mut(&replica) {

@@ -109,8 +109,14 @@ impl RaftCore {
         );
         let file = s.file();
         let op = self.next_op_id();
+        // A fresh file: an earlier attempt at the same snapshot may have
+        // left a torn prefix (a crash before its fsync).
         self.issue(
             vec![
+                DiskRequest::Truncate {
+                    file: file.clone(),
+                    len: 0,
+                },
                 DiskRequest::Append {
                     file: file.clone(),
                     data: s.encode(),
@@ -119,7 +125,7 @@ impl RaftCore {
             ],
             cx,
         );
-        self.snapshot_writing = Some((op + 1, s, fetched));
+        self.snapshot_writing = Some((op + 2, s, fetched));
     }
 
     /// A snapshot's fsync completed: it counts; the log moves on.
@@ -231,7 +237,7 @@ impl RaftCore {
             Ok(s) if epoch == self.quorum.epoch && f.leader == Some(from) => {
                 f.last_contact = Some(cx.now);
                 f.deadline = cx.now.plus_ms(self.cfg.fetch_timeout_ms);
-                if s.end > self.log.leo() {
+                if s.end > self.log.log_start() {
                     self.write_snapshot(s, true, cx);
                 } else {
                     self.send_fetch(cx);

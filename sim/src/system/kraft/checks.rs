@@ -96,12 +96,34 @@ pub fn images_agree(
                 vec![],
             ));
         } else if bimg.content() != img.content() {
+            let what = first_difference(bimg, img);
             out.push(Violation::new(
                 "metadata-divergence",
-                format!("broker {b}'s metadata image differs from controller {cid}'s"),
+                format!("broker {b}'s metadata image differs from controller {cid}'s: {what}"),
                 vec![],
             ));
         }
     }
     out
+}
+
+/// The first broker or partition two images disagree on.
+fn first_difference(
+    a: &kzsim_model::kraft::MetadataImage,
+    b: &kzsim_model::kraft::MetadataImage,
+) -> String {
+    let brokers = a.brokers.keys().chain(b.brokers.keys());
+    for id in brokers {
+        let (x, y) = (a.brokers.get(id), b.brokers.get(id));
+        if x != y {
+            return format!("broker {id}: {x:?} against {y:?}");
+        }
+    }
+    for tp in a.partitions.keys().chain(b.partitions.keys()) {
+        let (x, y) = (a.partitions.get(tp), b.partitions.get(tp));
+        if x != y {
+            return format!("partition {tp}: {x:?} against {y:?}");
+        }
+    }
+    "nothing".into()
 }
