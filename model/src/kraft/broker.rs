@@ -421,19 +421,7 @@ impl KafkaBroker {
     /// the replicas follow it.
     pub(crate) fn kraft_sync(&mut self, cx: &mut Ctx<'_>) {
         let link = self.link();
-        let mut changed = false;
-        if let Some(s) = link.core.take_installed() {
-            if let Some(img) = MetadataImage::decode(&s.data) {
-                link.image = img;
-                changed = true;
-            }
-        }
-        changed |= link.image.catch_up(&link.core);
-        if link.core.snapshot_due(link.image.applied) {
-            let end = link.image.applied;
-            let data = link.image.encode();
-            link.core.save_snapshot(end, data, cx);
-        }
+        let changed = link.image.follow(&mut link.core, cx);
         // Kafka's RECOVERY state: a starting broker acts on the metadata
         // only once it has caught up past its own registration (whose
         // records moved its old incarnation's leaderships away).

@@ -579,20 +579,7 @@ impl KraftController {
     /// After every step: apply what committed, take or leave the active
     /// role, answer what is committed.
     fn after_step(&mut self, cx: &mut Ctx<'_>) {
-        let mut changed = false;
-        if let Some(s) = self.core.take_installed() {
-            // A snapshot (loaded at start, or fetched from the leader)
-            // replaces the image up to its end.
-            if let Some(img) = MetadataImage::decode(&s.data) {
-                self.committed = img;
-                changed = true;
-            }
-        }
-        changed |= self.committed.catch_up(&self.core);
-        if self.core.snapshot_due(self.committed.applied) {
-            let end = self.committed.applied;
-            self.core.save_snapshot(end, self.committed.encode(), cx);
-        }
+        let changed = self.committed.follow(&mut self.core, cx);
         let leader = self.core.is_leader();
         if self.active && !leader {
             tracing::info!("kraft: controller {}: no longer active", self.id);

@@ -169,6 +169,25 @@ impl MetadataImage {
         changed
     }
 
+    /// Follows `core` after a step: a snapshot it installed (loaded at
+    /// start, or fetched from the leader) replaces the image, the records
+    /// committed since are applied, and the image is snapshotted when the
+    /// core says one is due. Whether anything changed.
+    pub fn follow(&mut self, core: &mut RaftCore, cx: &mut crate::node::Ctx<'_>) -> bool {
+        let mut changed = false;
+        if let Some(s) = core.take_installed() {
+            if let Some(img) = MetadataImage::decode(&s.data) {
+                *self = img;
+                changed = true;
+            }
+        }
+        changed |= self.catch_up(core);
+        if core.snapshot_due(self.applied) {
+            core.save_snapshot(self.applied, self.encode(), cx);
+        }
+        changed
+    }
+
     /// Whether `b` is registered, unfenced and not shutting down.
     pub fn is_active(&self, b: NodeId) -> bool {
         self.brokers

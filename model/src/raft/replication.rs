@@ -91,17 +91,9 @@ impl RaftCore {
             return;
         }
         let leo = self.log.leo();
-        if offset < self.log.log_start() {
-            if let Some(s) = &self.snapshot {
-                let data = RaftFetchData {
-                    batches: Vec::new(),
-                    high_watermark: self.log.hw(),
-                    diverging: None,
-                    snapshot: Some((s.end, s.epoch)),
-                };
-                cx.send(from, Msg::Raft(self.fetch_resp(corr, Ok(data))));
-                return;
-            }
+        if offset < self.log.log_start() && self.snapshot.is_some() {
+            self.answer_snapshot_id(from, corr, cx);
+            return;
         }
         let diverging = if self.bugs.no_diverging_epoch || (offset == 0 && last_fetched_epoch == 0)
         {
@@ -121,13 +113,7 @@ impl RaftCore {
         if let (Some(s), Some(o)) = (&self.snapshot, oldest) {
             let at_snapshot = last_fetched_epoch == s.epoch && offset == s.end;
             if last_fetched_epoch < o && !at_snapshot && !self.bugs.no_diverging_epoch {
-                let data = RaftFetchData {
-                    batches: Vec::new(),
-                    high_watermark: self.log.hw(),
-                    diverging: None,
-                    snapshot: Some((s.end, s.epoch)),
-                };
-                cx.send(from, Msg::Raft(self.fetch_resp(corr, Ok(data))));
+                self.answer_snapshot_id(from, corr, cx);
                 return;
             }
         }
@@ -159,6 +145,21 @@ impl RaftCore {
             return;
         }
         self.answer_fetch(from, corr, offset, diverging, cx);
+    }
+
+    /// Answers a fetch with the id of the leader's snapshot: the fetcher
+    /// takes the snapshot (FetchSnapshot) before it fetches on.
+    fn answer_snapshot_id(&self, to: NodeId, corr: u64, cx: &mut Ctx<'_>) {
+        let Some(s) = &self.snapshot else {
+            return;
+        };
+        let data = RaftFetchData {
+            batches: Vec::new(),
+            high_watermark: self.log.hw(),
+            diverging: None,
+            snapshot: Some((s.end, s.epoch)),
+        };
+        cx.send(to, Msg::Raft(self.fetch_resp(corr, Ok(data))));
     }
 
     fn answer_fetch(
