@@ -144,6 +144,18 @@ impl KraftController {
         }
     }
 
+    /// Answers a registration with the broker epoch and the offset the
+    /// broker must apply before acting: everything written so far, once
+    /// it is committed.
+    fn answer_registration(&mut self, to: NodeId, corr: u64, epoch: u64, cx: &mut Ctx<'_>) {
+        let end = self.core.log().leo();
+        let msg = KraftMsg::BrokerRegistrationResp {
+            corr,
+            result: Ok((epoch, end)),
+        };
+        self.answer(to, Some(end), msg, cx);
+    }
+
     fn on_rpc(&mut self, from: NodeId, m: KraftMsg, cx: &mut Ctx<'_>) {
         use KraftError::*;
         if !self.active {
@@ -186,16 +198,7 @@ impl KraftController {
                         // A retry: the registration stands; the broker
                         // catches up with everything written so far.
                         let epoch = r.epoch;
-                        let end = self.core.log().leo();
-                        self.answer(
-                            from,
-                            Some(end),
-                            KraftMsg::BrokerRegistrationResp {
-                                corr,
-                                result: Ok((epoch, end)),
-                            },
-                            cx,
-                        );
+                        self.answer_registration(from, corr, epoch, cx);
                         return;
                     }
                 }
@@ -250,16 +253,7 @@ impl KraftController {
                 // The broker acts only once it has applied the records
                 // written for its registration: its old incarnation's
                 // leaderships moved away.
-                let end = self.core.log().leo();
-                self.answer(
-                    from,
-                    Some(end),
-                    KraftMsg::BrokerRegistrationResp {
-                        corr,
-                        result: Ok((epoch, end)),
-                    },
-                    cx,
-                );
+                self.answer_registration(from, corr, epoch, cx);
             }
             KraftMsg::BrokerHeartbeat {
                 corr,
