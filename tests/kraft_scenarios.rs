@@ -61,13 +61,13 @@ kraft_bug!(
     finds_raft_vote_ignores_log,
     "raft_vote_ignores_log",
     "raft-committed-lost",
-    24
+    4
 );
 kraft_bug!(
     finds_raft_votedfor_not_persisted,
     "raft_votedfor_not_persisted",
     "raft-two-leaders",
-    44
+    5
 );
 kraft_bug!(
     finds_raft_hw_counts_unflushed,
@@ -85,6 +85,12 @@ kraft_bug!(
     finds_kraft_no_broker_fencing,
     "kraft_no_broker_fencing",
     "lost-write",
+    1
+);
+kraft_bug!(
+    finds_kraft_stale_metadata_leader,
+    "kraft_stale_metadata_leader",
+    "metadata-divergence",
     0
 );
 

@@ -13,7 +13,9 @@ use crate::kafka::KafkaConfig;
 use crate::kafka::Tp;
 use crate::kraft::decide::{forget_unclean, initial, recompute, ElectionRules};
 use crate::kraft::image::MetadataImage;
-use crate::kraft::records::{HeartbeatState, KraftError, KraftMsg, MetadataRecord};
+use crate::kraft::records::{
+    HeartbeatState, KraftError, KraftMsg, MetadataRecord, PartitionRecord,
+};
 use crate::kraft::{KraftBugs, KraftSettings};
 use crate::msg::Msg;
 use crate::node::{Ctx, Input, Node, NodeId, TimerId};
@@ -48,6 +50,8 @@ pub struct KraftController {
     pending: Vec<Pending>,
     last_write: SimTime,
     rebalance_at: SimTime,
+    /// The planted `kraft_stale_metadata_leader`.
+    stale_metadata_leader: bool,
 }
 
 impl KraftController {
@@ -75,6 +79,7 @@ impl KraftController {
             pending: Vec::new(),
             last_write: SimTime::ZERO,
             rebalance_at: SimTime::ZERO,
+            stale_metadata_leader: bugs.stale_metadata_leader,
         }
     }
 
@@ -86,6 +91,12 @@ impl KraftController {
     /// The committed metadata image.
     pub fn image(&self) -> &MetadataImage {
         &self.committed
+    }
+
+    /// The image this controller decides from: while active, the
+    /// committed image and the records it wrote since.
+    pub fn working_image(&self) -> &MetadataImage {
+        &self.working
     }
 
     /// Whether this is the active controller.
@@ -125,11 +136,7 @@ impl KraftController {
             .iter()
             .filter(|(_, p)| only.is_none_or(|b| p.replicas.contains(&b)))
             .filter_map(|(tp, p)| {
-                let n = recompute(p, &self.working, rules);
-                (n != *p).then(|| MetadataRecord::PartitionChange {
-                    tp: tp.clone(),
-                    state: n,
-                })
+                MetadataRecord::partition_change(tp, p, &recompute(p, &self.working, rules))
             })
             .collect();
         self.write(changes, cx);
@@ -240,11 +247,7 @@ impl KraftController {
                         .partitions
                         .iter()
                         .filter_map(|(tp, p)| {
-                            let n = forget_unclean(p, broker);
-                            (n != *p).then(|| MetadataRecord::PartitionChange {
-                                tp: tp.clone(),
-                                state: n,
-                            })
+                            MetadataRecord::partition_change(tp, p, &forget_unclean(p, broker))
                         })
                         .collect();
                     self.write(changes, cx);
@@ -355,14 +358,9 @@ impl KraftController {
                     &isr,
                 );
                 let (end, result) = match result {
-                    Ok(state) => {
-                        let end = self.write(
-                            vec![MetadataRecord::PartitionChange {
-                                tp: tp.clone(),
-                                state: state.clone(),
-                            }],
-                            cx,
-                        );
+                    Ok((old, state)) => {
+                        let rec = MetadataRecord::partition_change(&tp, &old, &state);
+                        let end = self.write(rec.into_iter().collect(), cx);
                         (end, Ok(state))
                     }
                     Err(e) => (None, Err(e)),
@@ -452,7 +450,8 @@ impl KraftController {
         }
     }
 
-    /// KIP-497's checks of an AlterPartition, and the state it leads to.
+    /// KIP-497's checks of an AlterPartition, and the state it leads from
+    /// and to.
     fn check_alter_partition(
         &self,
         broker: NodeId,
@@ -461,7 +460,7 @@ impl KraftController {
         leader_epoch: u32,
         partition_epoch: u32,
         isr: &[NodeId],
-    ) -> Result<crate::kraft::records::PartitionRecord, KraftError> {
+    ) -> Result<(PartitionRecord, PartitionRecord), KraftError> {
         use KraftError::*;
         let reg = self.working.brokers.get(&broker);
         if reg.is_none_or(|r| r.epoch != broker_epoch || r.fenced) {
@@ -498,7 +497,7 @@ impl KraftController {
             }
         }
         n.partition_epoch += 1;
-        Ok(n)
+        Ok((p.clone(), n))
     }
 
     /// The active controller's periodic duties: fence silent brokers, elect
@@ -563,7 +562,7 @@ impl KraftController {
                     n.leader = Some(pref);
                     n.leader_epoch += 1;
                     n.partition_epoch += 1;
-                    recs.push(MetadataRecord::PartitionChange { tp, state: n });
+                    recs.extend(MetadataRecord::partition_change(&tp, p, &n));
                 }
             }
         }
@@ -584,10 +583,13 @@ impl KraftController {
             }
         }
         if !self.active && leader {
-            let replayed = self
-                .core
-                .epoch_start()
-                .is_some_and(|s| self.committed.applied > s);
+            // The planted `kraft_stale_metadata_leader` takes the role at
+            // once, with the image as far as this node had applied it.
+            let replayed = self.stale_metadata_leader
+                || self
+                    .core
+                    .epoch_start()
+                    .is_some_and(|s| self.committed.applied > s);
             if replayed {
                 tracing::info!(
                     "kraft: controller {}: active in epoch {} at offset {}",

@@ -120,9 +120,18 @@ impl MetadataImage {
             MetadataRecord::Topic { name } => {
                 self.topics.insert(name.clone());
             }
-            MetadataRecord::Partition { tp, state }
-            | MetadataRecord::PartitionChange { tp, state } => {
+            MetadataRecord::Partition { tp, state } => {
                 self.partitions.insert(tp.clone(), state.clone());
+            }
+            MetadataRecord::PartitionChange {
+                tp,
+                leader,
+                isr,
+                elr,
+            } => {
+                if let Some(p) = self.partitions.get_mut(tp) {
+                    *p = p.merged(*leader, isr.as_deref(), elr.as_deref());
+                }
             }
             MetadataRecord::ProducerIds { next, .. } => {
                 self.next_producer_id = self.next_producer_id.max(*next);

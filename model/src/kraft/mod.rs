@@ -38,6 +38,13 @@ pub const BUGS: &[BugInfo] = &[
         scenario: "kraft-broker-fenced",
         anomaly: "lost-write",
     },
+    BugInfo {
+        name: "kraft_stale_metadata_leader",
+        component: "kraft",
+        breaks: "a newly elected controller acts before it has replayed the metadata log to its own epoch's first record: it decides from the image as far as it had applied it (after a restart, its snapshot's), missing the last records the previous controller wrote, and goes on deciding from that image while the log says otherwise (refusing ISR changes whose partition epoch the log moved on, electing from ISRs the log has left)",
+        scenario: "kraft-quorum-restart",
+        anomaly: "metadata-divergence",
+    },
 ];
 
 /// Which KRaft planted bugs are on (the Raft ones included).
@@ -47,6 +54,8 @@ pub struct KraftBugs {
     pub raft: RaftBugs,
     /// `kraft_no_broker_fencing`.
     pub no_broker_fencing: bool,
+    /// `kraft_stale_metadata_leader`.
+    pub stale_metadata_leader: bool,
 }
 
 impl KraftBugs {
@@ -55,6 +64,7 @@ impl KraftBugs {
         KraftBugs {
             raft: RaftBugs::from_set(b),
             no_broker_fencing: b.on("kraft_no_broker_fencing"),
+            stale_metadata_leader: b.on("kraft_stale_metadata_leader"),
         }
     }
 }

@@ -74,12 +74,22 @@ pub enum MetadataRecord {
         /// Its state.
         state: PartitionRecord,
     },
-    /// A partition's state changed (the whole new state).
+    /// A partition's state changed: only the fields that changed, as
+    /// Kafka's PartitionChangeRecord carries them. Replaying it bumps the
+    /// partition epoch, and the leader epoch when a leader is named, so
+    /// the epochs come from the log, not from the writer.
     PartitionChange {
         /// The partition.
         tp: Tp,
-        /// Its new state.
-        state: PartitionRecord,
+        /// The new leader, if it changed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader: Option<NewLeader>,
+        /// The new ISR, if it changed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        isr: Option<Vec<NodeId>>,
+        /// The new ELR, if it changed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        elr: Option<Vec<NodeId>>,
     },
     /// A block of producer ids was handed to a broker: ids below `next`
     /// are taken.
@@ -94,7 +104,71 @@ pub enum MetadataRecord {
     NoOp,
 }
 
+/// The leader a PartitionChange record names (Kafka's `leader` field,
+/// whose -1 is [`NewLeader::Offline`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NewLeader {
+    /// No leader: the partition is offline.
+    Offline,
+    /// This broker leads.
+    Broker(NodeId),
+}
+
+impl NewLeader {
+    /// The leader as the image holds it.
+    pub fn node(self) -> Option<NodeId> {
+        match self {
+            NewLeader::Offline => None,
+            NewLeader::Broker(b) => Some(b),
+        }
+    }
+}
+
+impl PartitionRecord {
+    /// `self` with the change `leader`, `isr`, `elr` replayed onto it:
+    /// the partition epoch always moves, the leader epoch when a leader
+    /// is named (Kafka's `PartitionRegistration.merge`).
+    pub fn merged(
+        &self,
+        leader: Option<NewLeader>,
+        isr: Option<&[NodeId]>,
+        elr: Option<&[NodeId]>,
+    ) -> PartitionRecord {
+        let mut n = self.clone();
+        if let Some(l) = leader {
+            n.leader = l.node();
+            n.leader_epoch += 1;
+        }
+        if let Some(isr) = isr {
+            n.isr = isr.to_vec();
+        }
+        if let Some(elr) = elr {
+            n.elr = elr.to_vec();
+        }
+        n.partition_epoch += 1;
+        n
+    }
+}
+
 impl MetadataRecord {
+    /// The PartitionChange record that takes `tp` from `old` to `new`
+    /// (`None`: nothing changed). It names only what differs.
+    pub fn partition_change(
+        tp: &Tp,
+        old: &PartitionRecord,
+        new: &PartitionRecord,
+    ) -> Option<MetadataRecord> {
+        (old != new).then(|| MetadataRecord::PartitionChange {
+            tp: tp.clone(),
+            leader: (new.leader != old.leader).then_some(match new.leader {
+                Some(b) => NewLeader::Broker(b),
+                None => NewLeader::Offline,
+            }),
+            isr: (new.isr != old.isr).then(|| new.isr.clone()),
+            elr: (new.elr != old.elr).then(|| new.elr.clone()),
+        })
+    }
+
     /// The record's bytes.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("metadata records serialise")
@@ -239,4 +313,104 @@ pub enum KraftMsg {
         /// The block, or why not.
         result: Result<(u64, u64), KraftError>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn state(leader: Option<NodeId>, isr: Vec<NodeId>, elr: Vec<NodeId>) -> PartitionRecord {
+        PartitionRecord {
+            replicas: vec![1, 2, 3],
+            isr,
+            elr,
+            leader,
+            leader_epoch: 4,
+            partition_epoch: 7,
+        }
+    }
+
+    #[test]
+    fn a_change_names_only_what_changed() {
+        let tp = Tp::new("t", 0);
+        let old = state(Some(1), vec![1, 2, 3], vec![]);
+        let mut new = old.clone();
+        new.isr = vec![1, 3];
+        new.partition_epoch += 1;
+        let rec = MetadataRecord::partition_change(&tp, &old, &new).unwrap();
+        assert_eq!(
+            rec,
+            MetadataRecord::PartitionChange {
+                tp: tp.clone(),
+                leader: None,
+                isr: Some(vec![1, 3]),
+                elr: None
+            }
+        );
+        assert_eq!(MetadataRecord::decode(&rec.encode()), Some(rec));
+        assert_eq!(MetadataRecord::partition_change(&tp, &old, &old), None);
+    }
+
+    #[test]
+    fn an_offline_leader_survives_encoding() {
+        let tp = Tp::new("t", 1);
+        let old = state(Some(2), vec![2], vec![]);
+        let mut new = old.clone();
+        new.leader = None;
+        new.leader_epoch += 1;
+        new.partition_epoch += 1;
+        let rec = MetadataRecord::partition_change(&tp, &old, &new).unwrap();
+        let back = MetadataRecord::decode(&rec.encode()).unwrap();
+        let MetadataRecord::PartitionChange {
+            leader, isr, elr, ..
+        } = back
+        else {
+            panic!("not a change: {back:?}");
+        };
+        assert_eq!(leader, Some(NewLeader::Offline));
+        assert_eq!(old.merged(leader, isr.as_deref(), elr.as_deref()), new);
+    }
+
+    fn replicas() -> impl Strategy<Value = Vec<NodeId>> {
+        proptest::sample::subsequence(vec![1u32, 2, 3], 0..=3)
+    }
+
+    proptest! {
+        /// Replaying the change from `old` to `new` gives `new`, whenever
+        /// `new`'s epochs follow Kafka's rule (partition epoch on every
+        /// change, leader epoch on a leader change).
+        #[test]
+        fn replaying_a_change_gives_the_new_state(
+            leader in proptest::option::of(1u32..=3),
+            isr in replicas(),
+            elr in replicas(),
+            new_leader in proptest::option::of(1u32..=3),
+            new_isr in replicas(),
+            new_elr in replicas(),
+        ) {
+            let tp = Tp::new("t", 0);
+            let old = state(leader, isr, elr);
+            let mut new = old.clone();
+            new.leader = new_leader;
+            new.isr = new_isr;
+            new.elr = new_elr;
+            if new.leader != old.leader {
+                new.leader_epoch += 1;
+            }
+            if new != old {
+                new.partition_epoch += 1;
+            }
+            match MetadataRecord::partition_change(&tp, &old, &new) {
+                None => prop_assert_eq!(&new, &old),
+                Some(rec) => {
+                    let back = MetadataRecord::decode(&rec.encode()).unwrap();
+                    let MetadataRecord::PartitionChange { leader, isr, elr, .. } = back else {
+                        panic!("not a change");
+                    };
+                    prop_assert_eq!(old.merged(leader, isr.as_deref(), elr.as_deref()), new);
+                }
+            }
+        }
+    }
 }

@@ -20,7 +20,9 @@
 //! default, or `"kraft"`); in KRaft mode `controllers` (3; 1 to 9),
 //! `eligible_leader_replicas` (false), `broker_session_timeout_ms` (600),
 //! `broker_heartbeat_interval_ms` (130), `quorum_election_timeout_ms`
-//! (150), `quorum_fetch_timeout_ms` (300); in ZooKeeper mode `zk_servers` (3; 2 to 9: a lone
+//! (150), `quorum_fetch_timeout_ms` (300), `metadata_snapshot_records`
+//! (64; every host snapshots its metadata image this often, 1 to 1000000);
+//! in ZooKeeper mode `zk_servers` (3; 2 to 9: a lone
 //! ZooKeeper server never elects itself), `partitions` (2; 1 to 64),
 //! `replication_factor` (3 or the brokers if fewer; 1 to the brokers),
 //! `acks` (`"all"`, `"1"`, `"0"`), `min_insync_replicas` (2; 1 to the
@@ -106,7 +108,7 @@ pub const ANOMALIES: &[&str] = &[
     "metadata-divergence",
 ];
 
-const KNOWN_KEYS: &str = "mode, controllers, eligible_leader_replicas, broker_session_timeout_ms, broker_heartbeat_interval_ms, quorum_election_timeout_ms, quorum_fetch_timeout_ms, zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, controlled_shutdown, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, segment_bytes, retention_bytes, log_retention_check_interval_ms, delete_records_interval_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
+const KNOWN_KEYS: &str = "mode, controllers, eligible_leader_replicas, broker_session_timeout_ms, broker_heartbeat_interval_ms, quorum_election_timeout_ms, quorum_fetch_timeout_ms, metadata_snapshot_records, zk_servers, partitions, replication_factor, acks, min_insync_replicas, idempotent, unclean_leader_election, truncation_on_fetch, controlled_shutdown, auto_leader_rebalance, leader_imbalance_check_interval_ms, flush_messages, flush_ms, segment_bytes, retention_bytes, log_retention_check_interval_ms, delete_records_interval_ms, replica_lag_time_max_ms, zk_session_timeout_ms, tick_ms, request_timeout_ms, delivery_timeout_ms, max_in_flight, producers, fault_pool";
 
 /// The Kafka system of one scenario.
 pub struct KafkaSystem {
@@ -161,6 +163,7 @@ impl KafkaSystem {
                 "broker_heartbeat_interval_ms",
                 "quorum_election_timeout_ms",
                 "quorum_fetch_timeout_ms",
+                "metadata_snapshot_records",
             ]
         };
         if let Some(k) = mode_keys.iter().find(|k| c.config.contains_key(**k)) {
@@ -248,6 +251,9 @@ impl KafkaSystem {
                 }
                 "quorum_election_timeout_ms" => ks.raft.election_timeout_ms = int(v, key, MS)?,
                 "quorum_fetch_timeout_ms" => ks.raft.fetch_timeout_ms = int(v, key, MS)?,
+                "metadata_snapshot_records" => {
+                    ks.raft.snapshot_every_records = int(v, key, 1..=1_000_000)?
+                }
                 "partitions" => partitions = int(v, key, 1..=64)? as u32,
                 "replication_factor" => {
                     rf = Some(

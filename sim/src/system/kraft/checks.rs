@@ -108,7 +108,7 @@ pub fn images_agree(
 }
 
 /// The first broker or partition two images disagree on.
-fn first_difference(
+pub(crate) fn first_difference(
     a: &kzsim_model::kraft::MetadataImage,
     b: &kzsim_model::kraft::MetadataImage,
 ) -> String {

@@ -12,13 +12,18 @@
 //!   offset (what any replica's high watermark reached).
 //! - `raft-divergence`: a replica's committed records differ from what
 //!   another's were at the same offsets.
+//! - `metadata-divergence`: the active controller, with everything it
+//!   wrote committed and applied, decides from an image (brokers and
+//!   partitions) other than the one its metadata log builds.
 
 use std::collections::BTreeMap;
 
+use kzsim_model::kraft::KraftController;
 use kzsim_model::raft::RaftCore;
 use kzsim_model::{Node, NodeId};
 
 use crate::outcome::Violation;
+use crate::system::kraft::checks::first_difference;
 use crate::system::kraft::{fingerprint, quorum_member};
 use crate::system::{Findings, Monitor};
 
@@ -211,10 +216,39 @@ impl RaftMonitor {
     }
 }
 
+impl RaftMonitor {
+    /// The active controller decides from the image its log builds, once
+    /// everything it wrote is applied.
+    fn check_working_image(&mut self, now_us: u64, id: NodeId, c: &KraftController) {
+        let img = c.image();
+        if !c.is_active() || c.raft().log().leo() > img.applied {
+            return;
+        }
+        let work = c.working_image();
+        if work.content() != img.content() {
+            let what = first_difference(work, img);
+            self.report(
+                "metadata-divergence",
+                format!(
+                    "t={}ms: active controller {id} decides from an image its metadata log (applied to {}) does not build: {what}",
+                    now_us / 1000,
+                    img.applied
+                ),
+            );
+        }
+    }
+}
+
 impl Monitor for RaftMonitor {
     fn after_step(&mut self, now_us: u64, id: NodeId, incarnation: u32, node: &dyn Node) {
         if let Some((core, _)) = quorum_member(node) {
             self.observe(now_us, id, incarnation, core);
+        }
+        if let Some(c) = node
+            .as_any()
+            .and_then(|a| a.downcast_ref::<KraftController>())
+        {
+            self.check_working_image(now_us, id, c);
         }
     }
 
