@@ -31,6 +31,9 @@ pub struct ReplayArgs {
     /// Log level: info (faults, starts, halts) or debug (every input and effect).
     #[arg(long, default_value = "debug")]
     pub level: tracing::Level,
+    /// Event-triggered faults and buggify, as in the run being replayed.
+    #[command(flatten)]
+    pub modes: crate::fault_modes::FaultModes,
 }
 
 /// Runs the command; returns the exit code: 0 when the seed passes (or,
@@ -68,6 +71,10 @@ pub fn run(args: ReplayArgs) -> Result<u8> {
             }
         }
     };
+    let mut scenario = scenario;
+    if let Some(note) = args.modes.apply(&mut scenario) {
+        eprintln!("{note}");
+    }
     validate_bugs_for(&args.bugs, &scenario)?;
     if let Some(path) = &args.history {
         // Fail before the run, not after it.

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use kzsim_sim::runner::{sweep, InOrder, JobSpace, RunOptions, RunOutcome, Verdict};
 
+use crate::fault_modes::FaultModes;
 use crate::scenarios::{
     load_all, mode_for_bugs, replay_command, validate_bugs, validate_bugs_for, ModeChoice,
     DEFAULT_DIR,
@@ -67,6 +68,13 @@ pub struct RunArgs {
     /// both; with `--bug`, the mode the bug lives in).
     #[arg(long, value_enum)]
     pub mode: Option<ModeChoice>,
+    /// Event-triggered faults and buggify.
+    #[command(flatten)]
+    pub modes: FaultModes,
+    /// Print, per scenario, how many seeds reached each protocol event and
+    /// buggify site ("sometimes" coverage), and which never happened.
+    #[arg(long)]
+    pub coverage: bool,
 }
 
 /// Parses `A..B` (half-open).
@@ -125,6 +133,8 @@ pub fn default_sweep() -> Result<u8> {
         check_determinism: false,
         report: Some(PathBuf::from(DEFAULT_REPORT_DIR)),
         mode: None,
+        modes: FaultModes::default(),
+        coverage: false,
     })
 }
 
@@ -151,7 +161,12 @@ pub fn run(args: RunArgs) -> Result<u8> {
         .mode
         .or_else(|| mode_for_bugs(&args.bugs))
         .unwrap_or(ModeChoice::Both);
-    let scenarios = load_all(&args.scenarios, mode)?;
+    let mut scenarios = load_all(&args.scenarios, mode)?;
+    for s in &mut scenarios {
+        if let Some(note) = args.modes.apply(s) {
+            eprintln!("{note}");
+        }
+    }
     for s in &scenarios {
         validate_bugs_for(&args.bugs, s)?;
     }
@@ -253,16 +268,66 @@ pub fn run(args: RunArgs) -> Result<u8> {
     if json {
         println!("{}", summary_json(&results, &args.bugs, code));
     } else {
-        print_summary(&results, &args.bugs);
+        print_summary(&results, &args.bugs, args.modes);
+        if args.coverage {
+            print_coverage(&results);
+        }
     }
     if let Some(dir) = &args.report {
         let bugs = args.bugs.clone();
         let path = kzsim_reports::write_sweep_report(dir, &results, &|o| {
-            replay_command(std::path::Path::new(&o.file), &o.scenario, o.seed, &bugs)
+            replay_command(
+                std::path::Path::new(&o.file),
+                &o.scenario,
+                o.seed,
+                &bugs,
+                args.modes,
+            )
         })?;
         eprintln!("report: {}", path.display());
     }
     Ok(code)
+}
+
+/// Per scenario: in how many seeds each protocol event and buggify site
+/// happened (with the total count), and the events never seen.
+fn print_coverage(results: &[RunOutcome]) {
+    let mut by_scenario: BTreeMap<&str, Vec<&RunOutcome>> = BTreeMap::new();
+    for o in results {
+        by_scenario.entry(&o.scenario).or_default().push(o);
+    }
+    for (name, outs) in by_scenario {
+        let mut seen: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+        for o in &outs {
+            for (k, v) in &o.coverage {
+                let e = seen.entry(k).or_default();
+                e.0 += 1;
+                e.1 += v;
+            }
+        }
+        println!("coverage of {name} ({} seeds):", outs.len());
+        for (k, (seeds, total)) in &seen {
+            println!("  {k:<40} in {seeds:>6} seeds, {total:>9} times");
+        }
+        // The events never seen, among those of the systems the scenario
+        // runs (a family with at least one event seen).
+        let seen_kind =
+            |k: &kzsim_model::EventKind| seen.contains_key(format!("event {}", k.name()).as_str());
+        let all = kzsim_model::EventKind::all();
+        let families: Vec<&str> = all
+            .iter()
+            .filter(|(k, _, _)| seen_kind(k))
+            .map(|(k, _, _)| k.family())
+            .collect();
+        let never: Vec<&str> = all
+            .iter()
+            .filter(|(k, _, _)| families.contains(&k.family()) && !seen_kind(k))
+            .map(|(_, n, _)| *n)
+            .collect();
+        if !never.is_empty() {
+            println!("  never: {}", never.join(", "));
+        }
+    }
 }
 
 /// The exit code of a sweep: 1 when a seed failed; with `--bug`, also 1
@@ -342,7 +407,7 @@ fn summary_json(results: &[RunOutcome], bugs: &[String], code: u8) -> String {
     .to_string()
 }
 
-fn print_summary(results: &[RunOutcome], bugs: &[String]) {
+fn print_summary(results: &[RunOutcome], bugs: &[String], modes: FaultModes) {
     let mut by_scenario: BTreeMap<&str, Vec<&RunOutcome>> = BTreeMap::new();
     for o in results {
         by_scenario.entry(&o.scenario).or_default().push(o);
@@ -421,7 +486,8 @@ fn print_summary(results: &[RunOutcome], bugs: &[String]) {
                         std::path::Path::new(&first.file),
                         &first.scenario,
                         first.seed,
-                        bugs
+                        bugs,
+                        modes
                     )
                 ),
                 None => println!(
@@ -453,7 +519,13 @@ fn print_summary(results: &[RunOutcome], bugs: &[String]) {
         println!("FAIL {} seed {}: {}", o.scenario, o.seed, what);
         println!(
             "  replay: {}",
-            replay_command(std::path::Path::new(&o.file), &o.scenario, o.seed, bugs)
+            replay_command(
+                std::path::Path::new(&o.file),
+                &o.scenario,
+                o.seed,
+                bugs,
+                modes
+            )
         );
     }
     if failures.len() > 20 {

@@ -156,7 +156,13 @@ pub fn replay_path(file: &Path) -> PathBuf {
 
 /// The command that replays one seed, to run from the repository root
 /// (see [`repo_root`]); its scenario path is root-relative or absolute.
-pub fn replay_command(file: &Path, scenario: &str, seed: u64, bugs: &[String]) -> String {
+pub fn replay_command(
+    file: &Path,
+    scenario: &str,
+    seed: u64,
+    bugs: &[String],
+    modes: crate::fault_modes::FaultModes,
+) -> String {
     let mut cmd = format!(
         "cargo run --release -- replay {} --seed {seed}",
         replay_path(file).display()
@@ -167,5 +173,6 @@ pub fn replay_command(file: &Path, scenario: &str, seed: u64, bugs: &[String]) -
     for b in bugs {
         cmd.push_str(&format!(" --bug {b}"));
     }
+    cmd.push_str(&modes.flags());
     cmd
 }

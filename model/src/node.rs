@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::disk::{DiskError, DiskOpId, DiskReply, DiskRequest, FileName};
 use crate::msg::{ClientReply, ClientRequest, Msg};
+use crate::probe::{EventKind, Probe, ProtoEvent};
 use crate::time::SimTime;
 
 /// Identifies a node (server, broker or client) in one simulated world.
@@ -155,6 +156,8 @@ pub struct Ctx<'a> {
     /// The node's RNG, seeded by the host.
     pub rng: &'a mut ChaCha8Rng,
     effects: &'a mut Vec<Effect>,
+    /// The host's probe (events, buggify), if it wants them.
+    probe: Option<&'a mut Probe>,
 }
 
 impl<'a> Ctx<'a> {
@@ -171,6 +174,38 @@ impl<'a> Ctx<'a> {
             me,
             rng,
             effects,
+            probe: None,
+        }
+    }
+
+    /// The same context reporting events to, and asking buggify of,
+    /// `probe`.
+    pub fn with_probe(mut self, probe: &'a mut Probe) -> Ctx<'a> {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// Reports protocol event `kind` about node `subject` (nothing when
+    /// the host has no probe).
+    #[inline]
+    pub fn event(&mut self, kind: EventKind, subject: NodeId) {
+        if let Some(p) = self.probe.as_deref_mut() {
+            p.report(ProtoEvent {
+                kind,
+                emitter: self.me,
+                subject,
+            });
+        }
+    }
+
+    /// BUGGIFY: whether the model should take the rare but legal path at
+    /// `site` now. Always `false` unless the host turned buggify on; the
+    /// answer never comes from (or moves) the node's RNG.
+    #[inline]
+    pub fn buggify(&mut self, site: &'static str) -> bool {
+        match self.probe.as_deref_mut() {
+            Some(p) => p.buggify(site),
+            None => false,
         }
     }
 
@@ -303,6 +338,7 @@ pub fn step_embedded(
     {
         let mut inner = Ctx::new(cx.now, cx.me, cx.rng, &mut effects);
         inner.mono = cx.mono;
+        inner.probe = cx.probe.as_deref_mut();
         node.step(input, &mut inner);
     }
     let mut replies = Vec::new();

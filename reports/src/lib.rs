@@ -86,6 +86,7 @@ mod tests {
             bugs: vec![],
             expected: None,
             counters: Default::default(),
+            coverage: Default::default(),
         }
     }
 

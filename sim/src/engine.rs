@@ -165,6 +165,14 @@ pub struct Engine {
     monitor: Option<Box<dyn Monitor>>,
     /// `faults.max_down`.
     pub(crate) max_down: Option<u32>,
+    /// The models' events and buggify sites.
+    pub(crate) probe: kzsim_model::Probe,
+    /// The faults aimed at protocol events, if any.
+    triggers: Option<crate::triggers::Triggers>,
+    /// The id the next fault set off by an event gets.
+    next_fault_id: u32,
+    /// When the quiet period begins (µs).
+    quiet_at_us: u64,
 }
 
 impl Engine {
@@ -220,6 +228,21 @@ impl Engine {
             .collect();
         let workload = system.workload();
         let monitor = system.monitor();
+        let triggers = crate::triggers::Triggers::new(
+            &spec.faults,
+            layout.fault_pool.clone(),
+            stream_rng(seed, Stream::Triggers),
+        );
+        let probe =
+            kzsim_model::Probe::new(spec.buggify.then(|| stream_rng(seed, Stream::Buggify)));
+        let next_fault_id = schedule
+            .iter()
+            .filter_map(|a| match a.kind {
+                nemesis::ActionKind::Start { id, .. } => Some(id + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let mut engine = Engine {
             now: 0,
             seq: 0,
@@ -253,6 +276,10 @@ impl Engine {
             log: tracing::enabled!(tracing::Level::INFO),
             monitor,
             max_down: spec.faults.max_down,
+            probe,
+            triggers,
+            next_fault_id,
+            quiet_at_us: (spec.duration_ms - spec.faults.quiet_ms) * 1000,
         };
         for index in 0..engine.schedule.len() {
             let at = engine.schedule[index].at_us;
@@ -451,7 +478,8 @@ impl Engine {
             let _span = self.log.then(|| {
                 tracing::info_span!("", t = %kzsim_model::SimTime(self.now), node = id).entered()
             });
-            let mut cx = kzsim_model::Ctx::new(local, id, &mut host.rng, &mut effects);
+            let mut cx = kzsim_model::Ctx::new(local, id, &mut host.rng, &mut effects)
+                .with_probe(&mut self.probe);
             cx.mono = host.clock.mono(self.now);
             match input {
                 Some(input) => node.step(input, &mut cx),
@@ -462,6 +490,9 @@ impl Engine {
             m.after_step(self.now, id, host.incarnation, &**node);
         }
         self.stats.steps += 1;
+        if !self.probe.events.is_empty() {
+            self.events_reported();
+        }
         for e in effects.drain(..) {
             // Halted mid-step: the rest of its effects never happen.
             if !self.hosts[id as usize].alive() {
@@ -476,6 +507,48 @@ impl Engine {
             }
         }
         self.effects = effects;
+    }
+
+    /// Plans the faults the events of the last step set off (before the
+    /// quiet period), and clears them.
+    #[inline(never)]
+    fn events_reported(&mut self) {
+        let mut events = std::mem::take(&mut self.probe.events);
+        if let Some(t) = self.triggers.as_mut().filter(|_| !self.quiet_started) {
+            let quiet_at = self.quiet_at_us;
+            for p in t.plan(&events, self.now) {
+                if p.at_us >= quiet_at {
+                    continue;
+                }
+                let id = self.next_fault_id;
+                self.next_fault_id += 1;
+                self.add_action(nemesis::Action {
+                    at_us: p.at_us,
+                    kind: nemesis::ActionKind::Start {
+                        id,
+                        kind: p.kind,
+                        aim: p.aim,
+                        value: p.value,
+                    },
+                });
+                if let Some(d) = p.duration_us {
+                    self.add_action(nemesis::Action {
+                        at_us: (p.at_us + d).min(quiet_at),
+                        kind: nemesis::ActionKind::End { id },
+                    });
+                }
+            }
+        }
+        events.clear();
+        self.probe.events = events;
+    }
+
+    /// Adds a step to the nemesis schedule.
+    fn add_action(&mut self, a: nemesis::Action) {
+        let at = a.at_us;
+        self.schedule.push(a);
+        let index = self.schedule.len() - 1;
+        self.push(at, Ev::Nemesis { index });
     }
 
     /// Carries out an effect other than a send (those take the hot path in
@@ -509,15 +582,25 @@ impl Engine {
                             result,
                         },
                     ),
-                    Issued::Fsync { token, latency_us } => self.push(
-                        self.now + latency_us,
-                        Ev::Fsync {
-                            node: id,
-                            inc,
-                            op,
-                            token,
-                        },
-                    ),
+                    Issued::Fsync { token, latency_us } => {
+                        // BUGGIFY: an fsync that takes ten times as long
+                        // (a busy device; completions reorder as jitter
+                        // already lets them).
+                        let slow = if self.probe.buggify("disk.fsync.slow") {
+                            10
+                        } else {
+                            1
+                        };
+                        self.push(
+                            self.now + latency_us * slow,
+                            Ev::Fsync {
+                                node: id,
+                                inc,
+                                op,
+                                token,
+                            },
+                        )
+                    }
                 }
             }
             Effect::Reply { id: req, reply } => self.complete(req, id, reply),
@@ -921,6 +1004,24 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Coverage of the run: how often each protocol event was reported
+    /// (`event NAME`) and each buggify site fired (`buggify SITE`; sites
+    /// reached but switched off for the run are not listed).
+    pub fn coverage(&self) -> BTreeMap<String, u64> {
+        let events = self
+            .probe
+            .event_counts
+            .iter()
+            .map(|(k, v)| (format!("event {}", k.name()), *v));
+        let sites = self
+            .probe
+            .sites
+            .iter()
+            .filter(|(_, c)| c.fired > 0)
+            .map(|(k, c)| (format!("buggify {k}"), c.fired));
+        events.chain(sites).collect()
     }
 
     /// Re-schedules every armed timer of `id` after its clock changed.

@@ -55,6 +55,9 @@ impl Engine {
     /// The explicit targets of `aim` as node ids (indexes into its group
     /// or the fault pool; out-of-range indexes are dropped).
     fn explicit(&self, aim: &Aim) -> Vec<NodeId> {
+        if !aim.ids.is_empty() {
+            return aim.ids.clone();
+        }
         self.indexed(aim, &aim.nodes)
     }
 

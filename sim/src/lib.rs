@@ -24,6 +24,7 @@ pub mod scenario;
 pub mod system;
 pub mod testkit;
 pub mod trace;
+pub mod triggers;
 pub mod workload;
 
 pub use outcome::Violation;

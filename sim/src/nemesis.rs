@@ -200,6 +200,9 @@ pub struct Aim {
     /// `disk-corrupt`: flip bits only in a file whose name contains this
     /// (default: any file).
     pub file: Option<String>,
+    /// Explicit targets as node ids (a fault aimed at a protocol event's
+    /// subject or emitter); when given, `nodes` and `role` are not read.
+    pub ids: Vec<u32>,
 }
 
 /// One explicit fault from the scenario.
@@ -245,6 +248,129 @@ pub struct TimedFault {
     pub value: Option<f64>,
 }
 
+/// Whom a fault aimed at a protocol event hits.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventTarget {
+    /// The node the event is about (a new leader, the replica that left
+    /// the ISR, the follower that logged a proposal, ...).
+    #[default]
+    Subject,
+    /// The node that reported the event.
+    Emitter,
+    /// Any server of the pool.
+    Any,
+    /// A server that leads when the fault fires.
+    Leader,
+    /// A server that does not lead.
+    Follower,
+    /// The controller (Kafka).
+    Controller,
+    /// A group coordinator (Kafka).
+    Coordinator,
+}
+
+impl EventTarget {
+    /// The role a fault aimed at this target picks from, for the targets
+    /// that are roles.
+    pub fn role(self) -> Option<Role> {
+        match self {
+            EventTarget::Subject | EventTarget::Emitter => None,
+            EventTarget::Any => Some(Role::Any),
+            EventTarget::Leader => Some(Role::Leader),
+            EventTarget::Follower => Some(Role::Follower),
+            EventTarget::Controller => Some(Role::Controller),
+            EventTarget::Coordinator => Some(Role::Coordinator),
+        }
+    }
+}
+
+/// A fault aimed at a protocol event (`[[faults.on]]`): when a model
+/// reports `event`, the fault starts `delay_ms` later (with `probability`,
+/// at most `max_times` in a run).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventFault {
+    /// The event's name (`kzsim list` shows them), e.g. `isr-expand`.
+    pub event: String,
+    /// The fault.
+    pub kind: FaultKind,
+    /// Whom it hits: the event's `subject` (default) or `emitter`, or a
+    /// server picked by role when it fires.
+    #[serde(default)]
+    pub target: EventTarget,
+    /// For role targets: the server group to pick from (default: the
+    /// system's fault pool).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Partitions: cut the target off only from this group or role.
+    #[serde(default)]
+    pub cut_from: Option<String>,
+    /// From the event to the fault (ms of simulated time).
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// How long until it is reverted (ms); none = drawn from
+    /// `faults.min_duration_ms` to `faults.max_duration_ms`.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// The fault's parameter, as in `[[faults.at]]`.
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// The chance that an occurrence of the event sets the fault off.
+    #[serde(default = "one")]
+    pub probability: f64,
+    /// At most this many faults from this entry in a run.
+    #[serde(default = "one_time")]
+    pub max_times: u32,
+    /// Occurrences before this time (ms) are ignored (e.g. the first
+    /// elections while the cluster forms).
+    #[serde(default)]
+    pub after_ms: u64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn one_time() -> u32 {
+    1
+}
+
+/// Faults the random nemesis aims at protocol events
+/// (`[faults.on_random]`): each occurrence of an event may set off a fault
+/// of one of `kinds`, aimed at the event's subject, its emitter or any
+/// server of the pool. The k-th occurrence of an event kind in a run does
+/// so with probability `probability / k`, so rare events (an unclean
+/// election, a snapshot sync) draw about as many faults as frequent ones
+/// (a high-watermark advance).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnRandom {
+    /// The chance for an event kind's first occurrence.
+    pub probability: f64,
+    /// The fault kinds to draw from (default: the kinds of the scenario's
+    /// own random and explicit faults that hit servers).
+    pub kinds: Vec<FaultKind>,
+    /// The events to aim at (default: every one).
+    pub events: Vec<String>,
+    /// At most this many such faults in a run.
+    pub max_faults: u32,
+    /// The delay from the event to the fault is drawn up to this (ms).
+    pub max_delay_ms: u64,
+}
+
+impl Default for OnRandom {
+    fn default() -> Self {
+        OnRandom {
+            probability: 0.2,
+            kinds: Vec::new(),
+            events: Vec::new(),
+            max_faults: 4,
+            max_delay_ms: 20,
+        }
+    }
+}
+
 /// The faults of a scenario.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -255,6 +381,10 @@ pub struct FaultsConfig {
     pub random: BTreeMap<FaultKind, f64>,
     /// Explicit faults.
     pub at: Vec<Spanned<TimedFault>>,
+    /// Faults aimed at protocol events.
+    pub on: Vec<Spanned<EventFault>>,
+    /// Random faults aimed at protocol events.
+    pub on_random: Option<OnRandom>,
     /// Shortest random fault duration (ms).
     pub min_duration_ms: u64,
     /// Longest random fault duration (ms).
@@ -273,6 +403,8 @@ impl Default for FaultsConfig {
         FaultsConfig {
             random: BTreeMap::new(),
             at: Vec::new(),
+            on: Vec::new(),
+            on_random: None,
             min_duration_ms: 200,
             max_duration_ms: 2_000,
             quiet_ms: 2_000,
@@ -366,6 +498,7 @@ pub fn schedule(cfg: &FaultsConfig, duration_ms: u64, rng: &mut ChaCha8Rng) -> V
                     cut_from: f.cut_from.clone(),
                     cut_nodes: f.cut_nodes.clone(),
                     file: f.file.clone(),
+                    ids: Vec::new(),
                 },
                 f.value,
                 f.duration_ms.map(|d| d * 1000),

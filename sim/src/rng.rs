@@ -22,6 +22,10 @@ pub enum Stream {
     Disk(u32),
     /// One node incarnation's own RNG (node id, incarnation).
     Node(u32, u32),
+    /// The faults aimed at protocol events: which occurrences set one off.
+    Triggers,
+    /// BUGGIFY's decisions.
+    Buggify,
 }
 
 /// A ChaCha8 RNG for `stream` of the run with `seed`.
@@ -33,6 +37,8 @@ pub fn stream_rng(seed: u64, stream: Stream) -> ChaCha8Rng {
         Stream::Clocks => (4, 0, 0),
         Stream::Disk(n) => (5, n as u64, 0),
         Stream::Node(n, i) => (6, n as u64, i as u64),
+        Stream::Triggers => (7, 0, 0),
+        Stream::Buggify => (8, 0, 0),
     };
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());

@@ -55,6 +55,10 @@ pub struct RunOutcome {
     /// What the system counted beside its verdict (e.g. `duplicates`).
     #[serde(default)]
     pub counters: BTreeMap<String, u64>,
+    /// Coverage: how often each protocol event (`event NAME`) was
+    /// reported and each buggify site (`buggify SITE`) fired in the run.
+    #[serde(default)]
+    pub coverage: BTreeMap<String, u64>,
 }
 
 /// The verdict on one seed.
@@ -231,6 +235,7 @@ pub fn run_with_system(
         bugs: bugs.names().map(String::from).collect(),
         expected: scenario.expected().map(String::from),
         counters: Default::default(),
+        coverage: Default::default(),
     };
     let mut history = History::new();
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<_, String> {
@@ -260,6 +265,7 @@ pub fn run_with_system(
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
+            outcome.coverage = engine.coverage();
             history = engine.history().clone();
         }
         Ok(Err(e)) => outcome
@@ -573,6 +579,7 @@ mod tests {
             bugs: vec![],
             expected: None,
             counters: Default::default(),
+            coverage: Default::default(),
         }
     }
 }

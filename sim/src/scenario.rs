@@ -69,6 +69,11 @@ pub struct ScenarioSpec {
     /// Checks, planted bugs and expectations.
     #[serde(default)]
     pub checks: ChecksSpec,
+    /// BUGGIFY: the models take rare but legal paths more often (each
+    /// site switched on for a run with probability 1/4, then firing on a
+    /// quarter of its calls). Off unless set here or by `run --buggify`.
+    #[serde(default)]
+    pub buggify: bool,
 }
 
 /// The systems kzsim can run.

@@ -36,6 +36,7 @@ use crate::group::{offsets_partition, CoordinatorConfig, GroupBugs};
 use crate::kafka::{Batch, KafkaError, Tp};
 use crate::msg::Msg;
 use crate::node::{Ctx, NodeId};
+use crate::probe::EventKind;
 use crate::time::SimTime;
 
 /// A group's state (Kafka's GroupState).
@@ -490,6 +491,7 @@ impl GroupCoordinator {
                                 .encode()
                             })
                             .collect();
+                        cx.event(EventKind::OffsetCommit, cx.me);
                         self.write(
                             p,
                             values,
@@ -598,11 +600,11 @@ impl GroupCoordinator {
         match g.state {
             GroupState::PreparingRebalance => {}
             GroupState::Empty | GroupState::Dead => {
-                Self::prepare(g, now);
+                Self::prepare(g, now, cx);
                 g.join_not_before = now.plus_ms(initial_delay);
             }
             GroupState::Stable | GroupState::CompletingRebalance => {
-                Self::prepare(g, now);
+                Self::prepare(g, now, cx);
                 Self::fail_syncs(g, cx);
             }
         }
@@ -611,7 +613,8 @@ impl GroupCoordinator {
 
     /// Enters PreparingRebalance: the join phase lasts at most the largest
     /// rebalance timeout of the members.
-    fn prepare(g: &mut Group, now: SimTime) {
+    fn prepare(g: &mut Group, now: SimTime, cx: &mut Ctx<'_>) {
+        cx.event(EventKind::RebalanceStart, cx.me);
         g.state = GroupState::PreparingRebalance;
         let t = g
             .members
@@ -660,6 +663,7 @@ impl GroupCoordinator {
         }
         g.members.retain(|_, m| m.awaiting_join.is_some());
         g.generation += 1;
+        cx.event(EventKind::RebalanceEnd, cx.me);
         tracing::info!(
             "group {group}: generation {} with members {:?}",
             g.generation,
@@ -901,7 +905,7 @@ impl GroupCoordinator {
         }
         match g.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
-                Self::prepare(g, now);
+                Self::prepare(g, now, cx);
                 Self::fail_syncs(g, cx);
             }
             _ => {}
@@ -1014,7 +1018,7 @@ impl GroupCoordinator {
                             }
                         }
                         if g.state == GroupState::CompletingRebalance {
-                            Self::prepare(g, now);
+                            Self::prepare(g, now, cx);
                         }
                         self.maybe_complete_join(&group, now, cx, out);
                     }

@@ -990,6 +990,8 @@ impl GroupMember {
         } else if in_group
             && now.ms_since(self.last_heartbeat) >= self.cfg.heartbeat_interval_ms
             && !self.in_flight(&Pending::Heartbeat)
+            // BUGGIFY: the heartbeat thread runs late (a busy client).
+            && !cx.buggify("group.heartbeat.late")
         {
             if let Some(to) = self.coordinator {
                 self.last_heartbeat = now;

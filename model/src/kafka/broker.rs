@@ -29,6 +29,7 @@ use crate::kafka::zkdata;
 use crate::kafka::{KafkaBugs, KafkaConfig};
 use crate::msg::{ClientRequest, Msg};
 use crate::node::{Ctx, Input, Node, NodeId, ReqId};
+use crate::probe::EventKind;
 use crate::time::SimTime;
 use crate::zk::{CreateMode, ZkClient, ZkError, ZkOp, ZkReply, ZkRequest, ZkResponse};
 
@@ -635,6 +636,7 @@ impl KafkaBroker {
                         self.controller_busy = false;
                         self.controller_epoch = self.controller_epoch.max(e);
                         tracing::info!("kafka: became controller with controller epoch {e}");
+                        cx.event(EventKind::ControllerChange, cx.me);
                         self.controller = Some(Controller::new(e, v));
                         self.controller_tick(cx);
                     }

@@ -29,6 +29,7 @@ use crate::kafka::channel::Channels;
 use crate::kafka::types::{KafkaMsg, PartitionInfo, PartitionState, Tp};
 use crate::kafka::zkdata;
 use crate::node::{Ctx, NodeId};
+use crate::probe::EventKind;
 use crate::time::SimTime;
 use crate::zk::{CreateMode, ZkError, ZkOp, ZkReply, ZkResponse};
 
@@ -448,6 +449,7 @@ impl KafkaBroker {
                                 true
                             }
                             (None, Some(l)) if unclean => {
+                                cx.event(EventKind::UncleanElection, l);
                                 n.leader = Some(l);
                                 n.isr = vec![l];
                                 true

@@ -10,6 +10,7 @@ use crate::kafka::truncation;
 use crate::kafka::types::{FetchData, KafkaError, KafkaMsg, LeaderEpoch, Tp};
 use crate::msg::Msg;
 use crate::node::{Ctx, NodeId};
+use crate::probe::EventKind;
 
 impl KafkaBroker {
     /// Whether followers truncate on the fetch response's diverging epoch
@@ -60,7 +61,11 @@ impl KafkaBroker {
                 let hw = r.log.hw();
                 fs.truncating = false;
                 let mut out = Vec::new();
+                let leo_before = r.log.leo();
                 r.log.truncate_to(hw, &mut out);
+                if r.log.leo() < leo_before {
+                    cx.event(EventKind::Truncation, cx.me);
+                }
                 self.disk_all(out, cx);
                 self.send_fetch(tp, cx);
             }
@@ -171,7 +176,11 @@ impl KafkaBroker {
         );
         fs.truncating = !step.completed;
         let mut out = Vec::new();
+        let leo_before = r.log.leo();
         r.log.truncate_to(step.offset, &mut out);
+        if r.log.leo() < leo_before {
+            cx.event(EventKind::Truncation, cx.me);
+        }
         self.disk_all(out, cx);
         if step.completed {
             self.send_fetch(&tp, cx);
@@ -204,7 +213,11 @@ impl KafkaBroker {
                 let step =
                     truncation::step(r.log.epochs(), r.log.leo(), r.log.hw(), Some(answer), false);
                 let mut out = Vec::new();
+                let leo_before = r.log.leo();
                 r.log.truncate_to(step.offset, &mut out);
+                if r.log.leo() < leo_before {
+                    cx.event(EventKind::Truncation, cx.me);
+                }
                 self.disk_all(out, cx);
                 self.send_fetch(&tp, cx);
             }
@@ -225,7 +238,11 @@ impl KafkaBroker {
                         // Our last batch ends inside one of the leader's
                         // (we truncated to a point that is not one of its
                         // batch boundaries): take the leader's whole batch.
+                        let leo_before = r.log.leo();
                         r.log.truncate_to(b.base_offset, &mut out);
+                        if r.log.leo() < leo_before {
+                            cx.event(EventKind::Truncation, cx.me);
+                        }
                     }
                     if b.base_offset == r.log.leo() {
                         r.log.append(b, now, &mut out);

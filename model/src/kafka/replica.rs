@@ -22,6 +22,7 @@ use crate::kafka::types::{
 use crate::kafka::zkdata;
 use crate::msg::Msg;
 use crate::node::{Ctx, NodeId};
+use crate::probe::EventKind;
 use crate::time::SimTime;
 use crate::zk::{ZkError, ZkOp, ZkReply, ZkResponse};
 
@@ -443,6 +444,9 @@ impl KafkaBroker {
                 p.state.leader_epoch,
                 p.state.isr
             );
+            if let Some(old) = &r.info {
+                isr_events(&old.state.isr, &p.state.isr, cx);
+            }
             let mut out = Vec::new();
             r.log.start_epoch(p.state.leader_epoch, &mut out);
             if let Role::Leader(ls) = &mut r.role {
@@ -485,6 +489,7 @@ impl KafkaBroker {
         r.info = Some(p.clone());
         match p.state.leader {
             Some(l) if l == me => {
+                cx.event(EventKind::LeaderChange, me);
                 r.cut_to_checkpoint = false;
                 let mut out = Vec::new();
                 r.log.start_epoch(p.state.leader_epoch, &mut out);
@@ -516,7 +521,11 @@ impl KafkaBroker {
                 if std::mem::take(&mut r.cut_to_checkpoint) {
                     let hw = r.log.hw();
                     let mut out = Vec::new();
+                    let leo_before = r.log.leo();
                     r.log.truncate_to(hw, &mut out);
+                    if r.log.leo() < leo_before {
+                        cx.event(EventKind::Truncation, cx.me);
+                    }
                     self.disk_all(out, cx);
                 }
                 let r = self.replicas.get_mut(&tp).expect("opened");
@@ -565,7 +574,10 @@ impl KafkaBroker {
     }
 
     pub(crate) fn on_fetch(&mut self, from: NodeId, corr: u64, f: FetchParams, cx: &mut Ctx<'_>) {
-        let result = self.serve_fetch(&f, cx.now);
+        // BUGGIFY: a fetch answered with less than there is (as a small
+        // fetch.max.bytes or replica.fetch.max.bytes would).
+        let short = cx.buggify("kafka.fetch.one-batch");
+        let result = self.serve_fetch(&f, cx.now, short);
         let diverged = matches!(&result, Ok(d) if d.diverging.is_some());
         cx.send(from, Msg::Kafka(KafkaMsg::FetchResp { corr, result }));
         if let (Some(follower), false) = (f.replica, diverged) {
@@ -575,7 +587,12 @@ impl KafkaBroker {
         }
     }
 
-    fn serve_fetch(&mut self, f: &FetchParams, now: SimTime) -> Result<FetchData, KafkaError> {
+    fn serve_fetch(
+        &mut self,
+        f: &FetchParams,
+        now: SimTime,
+        short: bool,
+    ) -> Result<FetchData, KafkaError> {
         let fetcher_start = f.log_start;
         let disabled = self.bugs.no_fetch_epoch_fencing;
         let (replica, offset) = (f.replica, f.offset);
@@ -639,6 +656,9 @@ impl KafkaBroker {
             None => hw,
         };
         let mut batches = r.log.read(offset, until, MAX_FETCH_BATCHES);
+        if short {
+            batches.truncate(1);
+        }
         if replica.is_none() {
             // A consumer sees only committed records.
             for b in &mut batches {
@@ -744,6 +764,7 @@ impl KafkaBroker {
         ls.isr_pending = false;
         match reply.result {
             Ok(ZkResponse::Stat(st)) => {
+                isr_events(&info.state.isr, &isr, cx);
                 info.state.isr = isr;
                 info.zk_version = st.version;
                 ls.proposed_isr = None;
@@ -791,6 +812,7 @@ impl KafkaBroker {
         match outcome {
             IsrOutcome::Applied { isr, version } => {
                 if version as i32 > info.zk_version {
+                    isr_events(&info.state.isr, &isr, cx);
                     info.state.isr = isr;
                     info.zk_version = version as i32;
                 }
@@ -803,6 +825,7 @@ impl KafkaBroker {
             IsrOutcome::Unknown => {}
             // The planted bug: take the proposal as if it were committed.
             IsrOutcome::AdoptLocally(isr) => {
+                isr_events(&info.state.isr, &isr, cx);
                 info.state.isr = isr;
                 ls.proposed_isr = None;
             }
@@ -822,6 +845,9 @@ impl KafkaBroker {
         };
         if p.state.leader_epoch != info.state.leader_epoch || p.zk_version <= info.zk_version {
             return;
+        }
+        if matches!(r.role, Role::Leader(_)) {
+            isr_events(&info.state.isr, &p.state.isr, cx);
         }
         info.state.isr = p.state.isr.clone();
         info.zk_version = p.zk_version;
@@ -849,6 +875,7 @@ impl KafkaBroker {
                 // Still ours in this epoch: adopt what ZooKeeper holds. If
                 // not, the controller has moved on and will tell us.
                 if s.leader == Some(me) && s.leader_epoch == my_epoch {
+                    isr_events(&info.state.isr, &s.isr, cx);
                     info.state.isr = s.isr;
                     info.zk_version = st.version;
                     ls.proposed_isr = None;
@@ -895,8 +922,12 @@ impl KafkaBroker {
         // below `min.insync.replicas` (or the replica count, if smaller).
         let under_min_isr = isr_len < min_isr.min(info.replicas.len()) && !ignore_min_isr;
         if !under_min_isr {
-            let hw = high_watermark(me, leo, &holders, &follower_leos, r.log.hw());
+            let before = r.log.hw();
+            let hw = high_watermark(me, leo, &holders, &follower_leos, before);
             r.log.set_hw(hw);
+            if r.log.hw() > before {
+                cx.event(EventKind::HwAdvance, me);
+            }
         }
         let hw = r.log.hw();
         let (done, left): (Vec<Waiting>, Vec<Waiting>) = ls
@@ -1077,6 +1108,17 @@ impl KafkaBroker {
         for (tp, isr) in shrink {
             self.propose_isr(&tp, isr, cx);
         }
+    }
+}
+
+/// Reports a partition leader's ISR going from `old` to `new`: a shrink for
+/// every member that left, an expansion for every one that joined.
+fn isr_events(old: &[NodeId], new: &[NodeId], cx: &mut Ctx<'_>) {
+    for &r in old.iter().filter(|r| !new.contains(r)) {
+        cx.event(EventKind::IsrShrink, r);
+    }
+    for &r in new.iter().filter(|r| !old.contains(r)) {
+        cx.event(EventKind::IsrExpand, r);
     }
 }
 

@@ -19,6 +19,7 @@ use crate::kraft::records::{
 use crate::kraft::{KraftBugs, KraftSettings};
 use crate::msg::Msg;
 use crate::node::{Ctx, Input, Node, NodeId, TimerId};
+use crate::probe::EventKind;
 use crate::raft::{data_value, RaftConfig, RaftCore};
 use crate::time::SimTime;
 
@@ -130,15 +131,25 @@ impl KraftController {
     /// Writes the partition changes that the working image now calls for.
     fn reconcile(&mut self, only: Option<NodeId>, cx: &mut Ctx<'_>) {
         let rules = self.rules();
-        let changes: Vec<MetadataRecord> = self
-            .working
-            .partitions
-            .iter()
-            .filter(|(_, p)| only.is_none_or(|b| p.replicas.contains(&b)))
-            .filter_map(|(tp, p)| {
-                MetadataRecord::partition_change(tp, p, &recompute(p, &self.working, rules))
-            })
-            .collect();
+        let mut unclean = Vec::new();
+        let changes: Vec<MetadataRecord> =
+            self.working
+                .partitions
+                .iter()
+                .filter(|(_, p)| only.is_none_or(|b| p.replicas.contains(&b)))
+                .filter_map(|(tp, p)| {
+                    let n = recompute(p, &self.working, rules);
+                    if let Some(l) = n.leader.filter(|l| {
+                        n.leader != p.leader && !p.isr.contains(l) && !p.elr.contains(l)
+                    }) {
+                        unclean.push(l);
+                    }
+                    MetadataRecord::partition_change(tp, p, &n)
+                })
+                .collect();
+        for l in unclean {
+            cx.event(EventKind::UncleanElection, l);
+        }
         self.write(changes, cx);
     }
 
@@ -598,6 +609,7 @@ impl KraftController {
                     self.committed.applied
                 );
                 self.active = true;
+                cx.event(EventKind::ControllerChange, cx.me);
                 self.working = self.committed.clone();
                 self.heartbeats = self.working.brokers.keys().map(|&b| (b, cx.now)).collect();
                 self.last_write = cx.now;

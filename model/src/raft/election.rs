@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::msg::Msg;
 use crate::node::{Ctx, NodeId};
+use crate::probe::EventKind;
 use crate::raft::core::{LeaderState, RaftCore, RaftRole, VoterProgress, T_LEADER};
 use crate::raft::types::{Epoch, RaftMsg};
 
@@ -128,6 +129,7 @@ impl RaftCore {
         }
         if self.quorum.voted_for != Some(candidate) {
             tracing::info!("raft: voting for {candidate} in epoch {epoch}");
+            cx.event(EventKind::RaftVoteGranted, candidate);
             self.quorum.voted_for = Some(candidate);
             self.role = RaftRole::Unattached;
             if self.bugs.votedfor_not_persisted {
@@ -303,6 +305,7 @@ impl RaftCore {
             self.log.leo()
         );
         self.quorum.leader = Some(self.id);
+        cx.event(EventKind::RaftLeaderElected, self.id);
         self.persist(true, cx);
         let voters: BTreeMap<NodeId, VoterProgress> = self
             .cfg

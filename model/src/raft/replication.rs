@@ -170,12 +170,17 @@ impl RaftCore {
         diverging: Option<(Epoch, u64)>,
         cx: &mut Ctx<'_>,
     ) {
-        let batches = if diverging.is_some() {
+        let mut batches = if diverging.is_some() {
             Vec::new()
         } else {
             self.log
                 .read(offset, self.log.leo(), self.cfg.max_fetch_batches)
         };
+        // BUGGIFY: a fetch answered with less than there is (a small
+        // max bytes).
+        if batches.len() > 1 && cx.buggify("raft.fetch.one-batch") {
+            batches.truncate(1);
+        }
         let data = RaftFetchData {
             batches,
             high_watermark: self.log.hw(),

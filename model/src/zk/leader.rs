@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::msg::Msg;
 use crate::node::{Ctx, NodeId};
+use crate::probe::EventKind;
 use crate::time::SimTime;
 use crate::zk::server::{Deferred, Role, ZkServer, TIMER_TICK};
 use crate::zk::storage::encode_snapshot;
@@ -90,6 +91,7 @@ impl ZkServer {
     }
 
     pub(super) fn become_leader(&mut self, cx: &mut Ctx<'_>) {
+        cx.event(EventKind::ZkLeaderElected, cx.me);
         tracing::info!(
             "zk: LEADING (accepted epoch {}, last zxid {:#x})",
             self.accepted_epoch,
@@ -229,6 +231,11 @@ impl ZkServer {
                 from_disk = true;
             }
         }
+        // BUGGIFY: a snapshot instead of a DIFF, which a leader may always
+        // send.
+        if txns.is_some() && cx.buggify("zk.sync.snap-instead-of-diff") {
+            txns = None;
+        }
         let msg = match txns {
             Some(txns) => {
                 tracing::debug!(
@@ -252,6 +259,7 @@ impl ZkServer {
                 }
             }
             None => {
+                cx.event(EventKind::ZkSnapshotSync, p);
                 tracing::info!(
                     "zk: SNAP to learner {p}: its last zxid {f:#x} is before what a DIFF can reach (committed log from {mem_lo:#x}, txn log from {disk_lo:#x}); sending the tree at {committed:#x}"
                 );
@@ -404,6 +412,7 @@ impl ZkServer {
                     if v.stage == Stage::Synced {
                         v.stage = Stage::NewLeaderAcked;
                         l.newleader_acks.insert(from);
+                        cx.event(EventKind::ZkFollowerSynced, from);
                         if l.established {
                             v.stage = Stage::UpToDate;
                             cx.send(from, Msg::Zk(ZkMsg::UpToDate));
@@ -784,6 +793,7 @@ impl ZkServer {
             .collect();
         for s in expired {
             tracing::info!("zk: session {s:#x} expired; proposing closeSession");
+            cx.event(EventKind::ZkSessionExpired, cx.me);
             if let Some(l) = self.leader() {
                 l.closing.insert(s);
             }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::msg::Msg;
 use crate::node::{Ctx, NodeId};
+use crate::probe::EventKind;
 use crate::time::SimTime;
 use crate::zk::server::{Deferred, Role, ZkServer, TIMER_TICK};
 use crate::zk::txn::{apply, LoggedTxn};
@@ -221,6 +222,7 @@ impl ZkServer {
                 }
                 f.pending.insert(z, lt.clone());
                 self.log_append(lt, cx);
+                cx.event(EventKind::ZkProposalLogged, cx.me);
                 self.log_fsync(cx);
                 let ack = ZkMsg::Ack { zxid: z };
                 if bugs.ack_before_fsync {

@@ -474,7 +474,11 @@ impl ZkServer {
         self.follower_after_apply(lt, cx);
         self.after_apply(lt, result, &changes, cx);
         self.since_snap += 1;
-        if self.since_snap >= self.cfg.snap_count {
+        // BUGGIFY: a snapshot early (ZooKeeper randomises snapCount too).
+        let early = self.since_snap * 4 >= self.cfg.snap_count
+            && self.since_snap < self.cfg.snap_count
+            && cx.buggify("zk.snapshot.early");
+        if self.since_snap >= self.cfg.snap_count || early {
             self.since_snap = 0;
             self.disk.after_all(Deferred::WriteSnap {
                 gen: self.log.base,

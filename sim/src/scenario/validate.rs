@@ -6,7 +6,9 @@
 //! or ignore. The limits below are part of the scenario format: each error
 //! says the limit it broke.
 
-use crate::nemesis::{FaultKind, TimedFault};
+use kzsim_model::EventKind;
+
+use crate::nemesis::{EventFault, FaultKind, OnRandom, TimedFault};
 use crate::scenario::{ScenarioSpec, SystemKind};
 use crate::system::Layout;
 
@@ -256,7 +258,127 @@ fn faults(s: &ScenarioSpec) -> Result<(), Bad> {
     for (i, t) in f.at.iter().enumerate() {
         timed(&format!("faults.at[{i}]"), t.get_ref(), quiet_at)?;
     }
+    for (i, e) in f.on.iter().enumerate() {
+        on_event(&format!("faults.on[{i}]"), e.get_ref(), quiet_at)?;
+    }
+    if let Some(r) = &f.on_random {
+        on_random(r, f)?;
+    }
     Ok(())
+}
+
+/// The most faults one event-triggered entry may set off in a run.
+pub const MAX_EVENT_FAULTS: u32 = 10_000;
+
+/// Checks an event name.
+fn event_name(path: &str, name: &str) -> Result<(), Bad> {
+    if EventKind::parse(name).is_none() {
+        let known: Vec<&str> = EventKind::all().iter().map(|(_, n, _)| *n).collect();
+        return Err(bad(
+            path,
+            format!(
+                "{path}: unknown event `{name}` (known: {})",
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a fault kind can be aimed at an event: it hits servers.
+fn event_kind(path: &str, kind: FaultKind) -> Result<(), Bad> {
+    if kind.targets_clients() {
+        return Err(bad(
+            path,
+            format!(
+                "{path}: a `{}` fault aims at client nodes; faults aimed at protocol events hit servers",
+                kind.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn on_event(at: &str, e: &EventFault, quiet_at: u64) -> Result<(), Bad> {
+    event_name(&format!("{at}.event"), &e.event)?;
+    event_kind(&format!("{at}.kind"), e.kind)?;
+    probability(&format!("{at}.probability"), e.probability)?;
+    if e.max_times == 0 || e.max_times > MAX_EVENT_FAULTS {
+        return Err(bad(
+            format!("{at}.max_times"),
+            format!(
+                "{at}.max_times = {} must be 1 to {MAX_EVENT_FAULTS}",
+                e.max_times
+            ),
+        ));
+    }
+    if e.after_ms >= quiet_at {
+        return Err(bad(
+            format!("{at}.after_ms"),
+            format!(
+                "{at}.after_ms = {} is not before the quiet period, which begins at {quiet_at} ms: the fault would never happen",
+                e.after_ms
+            ),
+        ));
+    }
+    at_most(
+        &format!("{at}.delay_ms"),
+        e.delay_ms,
+        MAX_DURATION_MS,
+        " ms (one hour)",
+    )?;
+    if e.group.is_some() && e.target.role().is_none() {
+        return Err(bad(
+            format!("{at}.group"),
+            format!("{at}.group: a fault aimed at the event's subject or emitter picks no server from a group; give a role target (any, leader, follower, controller, coordinator) or leave group out"),
+        ));
+    }
+    // The rest as for an explicit fault at time zero.
+    let as_timed = TimedFault {
+        at_ms: 0,
+        kind: e.kind,
+        nodes: Vec::new(),
+        group: e.group.clone(),
+        target: e.target.role().unwrap_or_default(),
+        cut_from: e.cut_from.clone(),
+        cut_nodes: Vec::new(),
+        file: None,
+        duration_ms: e.duration_ms,
+        value: e.value,
+    };
+    timed(at, &as_timed, quiet_at.max(1))
+}
+
+fn on_random(r: &OnRandom, f: &crate::nemesis::FaultsConfig) -> Result<(), Bad> {
+    let at = "faults.on_random";
+    probability(&format!("{at}.probability"), r.probability)?;
+    for (i, e) in r.events.iter().enumerate() {
+        event_name(&format!("{at}.events[{i}]"), e)?;
+    }
+    for (i, k) in r.kinds.iter().enumerate() {
+        event_kind(&format!("{at}.kinds[{i}]"), *k)?;
+    }
+    if r.kinds.is_empty() && crate::triggers::default_random_kinds(f).is_empty() {
+        return Err(bad(
+            format!("{at}.kinds"),
+            format!("{at} names no fault kinds and the scenario has no server faults of its own to draw them from: give {at}.kinds"),
+        ));
+    }
+    if r.max_faults == 0 || r.max_faults > MAX_EVENT_FAULTS {
+        return Err(bad(
+            format!("{at}.max_faults"),
+            format!(
+                "{at}.max_faults = {} must be 1 to {MAX_EVENT_FAULTS}",
+                r.max_faults
+            ),
+        ));
+    }
+    at_most(
+        &format!("{at}.max_delay_ms"),
+        r.max_delay_ms,
+        MAX_DURATION_MS,
+        " ms (one hour)",
+    )
 }
 
 /// What `value` means for a fault kind: (description, least, most,
@@ -398,6 +520,28 @@ pub fn aims(s: &ScenarioSpec, layout: &Layout) -> Result<(), Bad> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    for (i, f) in s.faults.on.iter().enumerate() {
+        let at = format!("faults.on[{i}]");
+        let e = f.get_ref();
+        if let Some(g) = e.group.as_ref().filter(|g| layout.group(g).is_none()) {
+            return Err(bad(
+                format!("{at}.group"),
+                format!("unknown server group `{g}` (known: {})", group_names()),
+            ));
+        }
+        if let Some(c) = &e.cut_from {
+            let roles = ["leader", "follower", "controller", "coordinator"];
+            if layout.group(c).is_none() && !roles.contains(&c.as_str()) {
+                return Err(bad(
+                    format!("{at}.cut_from"),
+                    format!(
+                        "unknown `cut_from` `{c}` (known: {}, leader, follower, controller, coordinator)",
+                        group_names()
+                    ),
+                ));
+            }
+        }
+    }
     for (i, f) in s.faults.at.iter().enumerate() {
         let at = format!("faults.at[{i}]");
         let t = f.get_ref();
