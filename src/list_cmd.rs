@@ -54,6 +54,14 @@ pub fn run(args: ListArgs) -> Result<u8> {
                 "name": name,
                 "description": desc,
             })).collect::<Vec<_>>(),
+            "events": kzsim_model::EventKind::all().iter().map(|(_, name, desc)| json!({
+                "name": name,
+                "description": desc,
+            })).collect::<Vec<_>>(),
+            "buggify_sites": kzsim_model::probe::SITES.iter().map(|(name, desc)| json!({
+                "name": name,
+                "description": desc,
+            })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
@@ -72,6 +80,14 @@ pub fn run(args: ListArgs) -> Result<u8> {
     println!("\nFault kinds:");
     for (_, name, desc) in FaultKind::all() {
         println!("  {:<20} {}", name, desc);
+    }
+    println!("\nProtocol events (faults.on, faults.on_random, --events):");
+    for (_, name, desc) in kzsim_model::EventKind::all() {
+        println!("  {:<20} {}", name, desc);
+    }
+    println!("\nBuggify sites (--buggify):");
+    for (name, desc) in kzsim_model::probe::SITES {
+        println!("  {:<28} {}", name, desc);
     }
     Ok(0)
 }

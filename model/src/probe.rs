@@ -132,6 +132,34 @@ pub struct ProtoEvent {
     pub subject: NodeId,
 }
 
+/// Every buggify site, with the rare but legal path it takes.
+pub const SITES: &[(&str, &str)] = &[
+    (
+        "disk.fsync.slow",
+        "an fsync takes ten times as long (a busy device; the host's disk)",
+    ),
+    (
+        "group.heartbeat.late",
+        "a group member's heartbeat thread skips a beat (a busy client)",
+    ),
+    (
+        "kafka.fetch.one-batch",
+        "a Kafka leader answers a fetch with its first batch only (a small fetch.max.bytes)",
+    ),
+    (
+        "raft.fetch.one-batch",
+        "a Raft leader answers a fetch with its first batch only",
+    ),
+    (
+        "zk.snapshot.early",
+        "a ZooKeeper server snapshots after a quarter of snapCount (ZooKeeper randomises it too)",
+    ),
+    (
+        "zk.sync.snap-instead-of-diff",
+        "a ZooKeeper leader synchronises a learner with a snapshot where a DIFF would do",
+    ),
+];
+
 /// FoundationDB's odds: a site is switched on for a run with this
 /// probability the first time it is reached, and an enabled site fires on
 /// this share of its calls.
@@ -186,6 +214,10 @@ impl Probe {
 
     /// Whether buggify site `site` fires now.
     pub fn buggify(&mut self, site: &'static str) -> bool {
+        debug_assert!(
+            SITES.iter().any(|(s, _)| *s == site),
+            "buggify site `{site}` is not listed in probe::SITES"
+        );
         let Some(rng) = self.buggify.as_mut() else {
             return false;
         };
@@ -216,7 +248,7 @@ mod tests {
     #[test]
     fn without_buggify_no_site_fires_and_nothing_is_recorded() {
         let mut p = Probe::new(None);
-        assert!((0..100).all(|_| !p.buggify("x")));
+        assert!((0..100).all(|_| !p.buggify("zk.snapshot.early")));
         assert!(p.sites.is_empty());
     }
 
@@ -225,8 +257,8 @@ mod tests {
         let mut on = 0;
         for seed in 0..200 {
             let mut p = Probe::new(Some(ChaCha8Rng::seed_from_u64(seed)));
-            let fired = (0..400).filter(|_| p.buggify("site")).count();
-            let c = p.sites["site"];
+            let fired = (0..400).filter(|_| p.buggify("disk.fsync.slow")).count();
+            let c = p.sites["disk.fsync.slow"];
             assert_eq!(c.reached, 400);
             assert_eq!(c.fired, fired as u64);
             if c.enabled {

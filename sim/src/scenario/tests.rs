@@ -498,3 +498,114 @@ fn world_settings_are_bounded() {
         &["faults.quiet_ms (10000) must be shorter"],
     );
 }
+
+#[test]
+fn faults_aimed_at_events_are_checked() {
+    let on = |body: &str| format!("kind = \"crash\"\n[[faults.on]]\n{body}");
+    check(
+        ZK,
+        35,
+        &on("event = \"isr-grow\"\nkind = \"crash\""),
+        (37, 1),
+        &["faults.on[0].event: unknown event `isr-grow`", "isr-shrink"],
+    );
+    check(
+        ZK,
+        35,
+        &on("event = \"isr-shrink\"\nkind = \"pause-client\""),
+        (38, 1),
+        &["faults.on[0].kind", "client nodes"],
+    );
+    check(
+        ZK,
+        35,
+        &on("event = \"isr-shrink\"\nkind = \"crash\"\ngroup = \"zk\""),
+        (39, 1),
+        &["faults.on[0].group", "role target"],
+    );
+    check(
+        ZK,
+        35,
+        &on("event = \"isr-shrink\"\nkind = \"crash\"\nprobability = 1.5"),
+        (39, 1),
+        &["faults.on[0].probability = 1.5 is not a probability"],
+    );
+    check(
+        ZK,
+        35,
+        &on("event = \"isr-shrink\"\nkind = \"crash\"\nmax_times = 0"),
+        (39, 1),
+        &["faults.on[0].max_times = 0 must be 1 to"],
+    );
+    check(
+        ZK,
+        35,
+        &on("event = \"isr-shrink\"\nkind = \"crash\"\nafter_ms = 8000"),
+        (39, 1),
+        &["faults.on[0].after_ms = 8000", "quiet period"],
+    );
+    check(
+        ZK,
+        35,
+        &on("event = \"isr-shrink\"\nkind = \"crash\"\nvalue = 2.0"),
+        (39, 1),
+        &["faults.on[0].value: a `crash` fault takes no value"],
+    );
+    check(
+        ZK,
+        35,
+        &on("event = \"isr-shrink\"\nkind = \"crash\"\ntarget = \"leader\"\ngroup = \"nowhere\""),
+        (40, 1),
+        &["unknown server group `nowhere`"],
+    );
+    check(
+        ZK,
+        35,
+        &on("event = \"isr-shrink\"\nkind = \"crash\"\ntarget = \"boss\""),
+        (39, 10),
+        &["unknown variant `boss`"],
+    );
+    let random = |body: &str| format!("kind = \"crash\"\n[faults.on_random]\n{body}");
+    check(
+        ZK,
+        35,
+        &random("events = [\"zk-leader-elected\", \"zk-nap\"]"),
+        (37, 32),
+        &["faults.on_random.events[1]: unknown event `zk-nap`"],
+    );
+    check(
+        ZK,
+        35,
+        &random("kinds = [\"crash-client\"]"),
+        (37, 10),
+        &["faults.on_random.kinds[0]", "client nodes"],
+    );
+    check(
+        ZK,
+        35,
+        &random("max_faults = 0"),
+        (37, 1),
+        &["faults.on_random.max_faults = 0"],
+    );
+    // Nothing to draw from: no kinds given, and no server faults of its
+    // own.
+    let mut text: Vec<&str> = ZK.lines().take(25).collect();
+    text.push("[faults.on_random]");
+    text.push("probability = 0.5");
+    let (l, _, message) = refused(&(text.join("\n") + "\n"));
+    assert_eq!(l, 26, "{message}");
+    assert!(message.contains("names no fault kinds"), "{message}");
+}
+
+#[test]
+fn faults_aimed_at_events_load() {
+    let text = edit(
+        ZK,
+        35,
+        "kind = \"crash\"\n[[faults.on]]\nevent = \"zk-proposal-logged\"\nkind = \"power-loss\"\ntarget = \"subject\"\ndelay_ms = 3\nprobability = 0.5\nmax_times = 4\n[faults.on_random]\nprobability = 0.3\nevents = [\"zk-leader-elected\"]\n",
+    );
+    let s = Scenario::parse(&text, Path::new("t.toml")).expect("loads");
+    assert_eq!(s.spec.faults.on.len(), 1);
+    assert_eq!(s.spec.faults.on[0].get_ref().max_times, 4);
+    assert!(s.spec.faults.on_random.is_some());
+}
