@@ -6,6 +6,7 @@
 mod check_cmd;
 mod check_kafka;
 mod check_zk;
+mod explore_cmd;
 mod fault_modes;
 mod list_cmd;
 mod replay_cmd;

@@ -75,6 +75,12 @@ pub struct RunArgs {
     /// buggify site ("sometimes" coverage), and which never happened.
     #[arg(long)]
     pub coverage: bool,
+    /// Coverage-guided search: N runs per scenario that mutate the fault
+    /// schedules of the runs that reached rare events (the search's own
+    /// seed is `--seed`, default 0). Failing runs are written out as
+    /// scenario files under target/kzsim-explore/.
+    #[arg(long, value_name = "N", conflicts_with = "seeds")]
+    pub explore: Option<u64>,
 }
 
 /// Parses `A..B` (half-open).
@@ -135,6 +141,7 @@ pub fn default_sweep() -> Result<u8> {
         mode: None,
         modes: FaultModes::default(),
         coverage: false,
+        explore: None,
     })
 }
 
@@ -169,6 +176,35 @@ pub fn run(args: RunArgs) -> Result<u8> {
     }
     for s in &scenarios {
         validate_bugs_for(&args.bugs, s)?;
+    }
+    if let Some(budget) = args.explore {
+        if budget == 0 {
+            bail!("--explore 0: the search needs at least one run");
+        }
+        let threads = args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if threads == 0 {
+            bail!("--jobs 0: at least one worker thread is needed");
+        }
+        kzsim_sim::runner::install_quiet_panic_hook();
+        let opts = RunOptions {
+            bugs: args.bugs.clone(),
+            check_determinism: args.check_determinism,
+        };
+        return crate::explore_cmd::run(
+            &scenarios,
+            &crate::explore_cmd::ExploreArgs {
+                budget,
+                seed: args.seed.unwrap_or(0),
+                threads,
+                stop_on_hit: args.stop_on_fail,
+                opts: &opts,
+                modes: args.modes,
+            },
+        );
     }
     let seeds = match (&args.seed, &args.seeds) {
         (Some(s), _) => match s.checked_add(1) {

@@ -173,6 +173,34 @@ pub struct Engine {
     next_fault_id: u32,
     /// When the quiet period begins (µs).
     quiet_at_us: u64,
+    /// The faults that started, in order (with their targets and ends).
+    pub(crate) applied: Vec<AppliedFault>,
+    /// The protocol events of the last [`COMBO_WINDOW_US`], for the
+    /// coverage of faults that follow events.
+    recent_events: std::collections::VecDeque<(u64, kzsim_model::ProtoEvent)>,
+    /// How often each fault kind started within [`COMBO_WINDOW_US`] after
+    /// each event kind, and whether it hit the event's subject.
+    combos: BTreeMap<(kzsim_model::EventKind, FaultKind, bool), u64>,
+}
+
+/// A fault "follows" an event when it starts at most this long after it.
+pub const COMBO_WINDOW_US: u64 = 100_000;
+
+/// A fault as it happened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppliedFault {
+    /// The schedule's id of the occurrence.
+    pub id: u32,
+    /// When it started (µs).
+    pub at_us: u64,
+    /// What it was.
+    pub kind: FaultKind,
+    /// The nodes it hit.
+    pub nodes: Vec<NodeId>,
+    /// Its parameter.
+    pub value: Option<f64>,
+    /// When it was reverted, if it was before the run ended (µs).
+    pub end_us: Option<u64>,
 }
 
 impl Engine {
@@ -280,6 +308,9 @@ impl Engine {
             triggers,
             next_fault_id,
             quiet_at_us: (spec.duration_ms - spec.faults.quiet_ms) * 1000,
+            applied: Vec::new(),
+            recent_events: std::collections::VecDeque::new(),
+            combos: BTreeMap::new(),
         };
         for index in 0..engine.schedule.len() {
             let at = engine.schedule[index].at_us;
@@ -514,6 +545,16 @@ impl Engine {
     #[inline(never)]
     fn events_reported(&mut self) {
         let mut events = std::mem::take(&mut self.probe.events);
+        for e in &events {
+            self.recent_events.push_back((self.now, *e));
+        }
+        while self
+            .recent_events
+            .front()
+            .is_some_and(|(t, _)| t + COMBO_WINDOW_US < self.now)
+        {
+            self.recent_events.pop_front();
+        }
         if let Some(t) = self.triggers.as_mut().filter(|_| !self.quiet_started) {
             let quiet_at = self.quiet_at_us;
             for p in t.plan(&events, self.now) {
@@ -1006,9 +1047,44 @@ impl Engine {
         }
     }
 
+    /// Records a fault that started, and the events it follows.
+    pub(crate) fn note_applied(
+        &mut self,
+        id: u32,
+        kind: FaultKind,
+        nodes: &[NodeId],
+        value: Option<f64>,
+    ) {
+        self.applied.push(AppliedFault {
+            id,
+            at_us: self.now,
+            kind,
+            nodes: nodes.to_vec(),
+            value,
+            end_us: None,
+        });
+        let mut seen = std::collections::BTreeSet::new();
+        for (t, e) in &self.recent_events {
+            if t + COMBO_WINDOW_US >= self.now {
+                let on_subject = nodes.contains(&e.subject);
+                if seen.insert((e.kind, on_subject)) {
+                    *self.combos.entry((e.kind, kind, on_subject)).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+
+    /// The faults that started, in order.
+    pub fn applied_faults(&self) -> &[AppliedFault] {
+        &self.applied
+    }
+
     /// Coverage of the run: how often each protocol event was reported
-    /// (`event NAME`) and each buggify site fired (`buggify SITE`; sites
-    /// reached but switched off for the run are not listed).
+    /// (`event NAME`), each buggify site fired (`buggify SITE`; sites
+    /// reached but switched off for the run are not listed), and each kind
+    /// of fault started within [`COMBO_WINDOW_US`] after each kind of event
+    /// (`fault KIND after EVENT`, and `... on its subject` when it hit the
+    /// node the event was about).
     pub fn coverage(&self) -> BTreeMap<String, u64> {
         let events = self
             .probe
@@ -1021,7 +1097,11 @@ impl Engine {
             .iter()
             .filter(|(_, c)| c.fired > 0)
             .map(|(k, c)| (format!("buggify {k}"), c.fired));
-        events.chain(sites).collect()
+        let combos = self.combos.iter().map(|((e, f, on_subject), v)| {
+            let whom = if *on_subject { " on its subject" } else { "" };
+            (format!("fault {} after {}{whom}", f.name(), e.name()), *v)
+        });
+        events.chain(sites).chain(combos).collect()
     }
 
     /// Re-schedules every armed timer of `id` after its clock changed.

@@ -206,9 +206,13 @@ impl Engine {
             } => {
                 let hit = self.start_fault(kind, &aim, value);
                 self.record_fault(kind.name(), &hit, value);
+                self.note_applied(id, kind, &hit, value);
                 self.active.insert(id, (kind, hit));
             }
             ActionKind::End { id } => {
+                if let Some(a) = self.applied.iter_mut().rev().find(|a| a.id == id) {
+                    a.end_us = Some(self.now);
+                }
                 let Some((kind, hit)) = self.active.remove(&id) else {
                     return;
                 };

@@ -10,6 +10,7 @@ pub mod check;
 pub mod clock;
 pub mod disk;
 pub mod engine;
+pub mod explore;
 mod faults;
 pub mod history;
 pub mod host;

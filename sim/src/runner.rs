@@ -123,6 +123,8 @@ pub struct RunArtifacts {
     pub outcome: RunOutcome,
     /// The history (empty if the run panicked before recording).
     pub history: History,
+    /// The faults that started, in order (empty if the run panicked).
+    pub applied: Vec<crate::engine::AppliedFault>,
 }
 
 /// The bugs of a run: the scenario's and the command line's.
@@ -238,6 +240,7 @@ pub fn run_with_system(
         coverage: Default::default(),
     };
     let mut history = History::new();
+    let mut applied = Vec::new();
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<_, String> {
         let mut engine = Engine::with_system(scenario, seed, build()?);
         engine.run();
@@ -267,6 +270,7 @@ pub fn run_with_system(
                 .collect();
             outcome.coverage = engine.coverage();
             history = engine.history().clone();
+            applied = engine.applied_faults().to_vec();
         }
         Ok(Err(e)) => outcome
             .violations
@@ -312,7 +316,11 @@ pub fn run_with_system(
     };
     outcome.ok = outcome.verdict != Verdict::Fail;
     outcome.wall_ms = started.elapsed().as_secs_f64() * 1000.0;
-    RunArtifacts { outcome, history }
+    RunArtifacts {
+        outcome,
+        history,
+        applied,
+    }
 }
 
 /// Runs one seed.
