@@ -208,6 +208,11 @@ impl Triggers {
             .copied()
             .flatten()
             .filter(|n| self.pool.contains(n));
+        // A power loss with no target would hit the whole pool; aimed at
+        // an event it hits one machine.
+        if kind == FaultKind::PowerLoss && target.is_none() {
+            return None;
+        }
         let duration_us = self.duration(kind, None);
         Some(Planned {
             at_us: now_us + delay,
