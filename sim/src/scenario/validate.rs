@@ -529,18 +529,7 @@ pub fn aims(s: &ScenarioSpec, layout: &Layout) -> Result<(), Bad> {
                 format!("unknown server group `{g}` (known: {})", group_names()),
             ));
         }
-        if let Some(c) = &e.cut_from {
-            let roles = ["leader", "follower", "controller", "coordinator"];
-            if layout.group(c).is_none() && !roles.contains(&c.as_str()) {
-                return Err(bad(
-                    format!("{at}.cut_from"),
-                    format!(
-                        "unknown `cut_from` `{c}` (known: {}, leader, follower, controller, coordinator)",
-                        group_names()
-                    ),
-                ));
-            }
-        }
+        cut_from(&at, e.cut_from.as_deref(), layout)?;
     }
     for (i, f) in s.faults.at.iter().enumerate() {
         let at = format!("faults.at[{i}]");
@@ -581,18 +570,24 @@ pub fn aims(s: &ScenarioSpec, layout: &Layout) -> Result<(), Bad> {
                 "a fault takes `cut_from` or `cut_nodes`, not both",
             ));
         }
-        if let Some(c) = &t.cut_from {
-            let roles = ["leader", "follower", "controller", "coordinator"];
-            if layout.group(c).is_none() && !roles.contains(&c.as_str()) {
-                return Err(bad(
-                    format!("{at}.cut_from"),
-                    format!(
-                        "unknown `cut_from` `{c}` (known: {}, leader, follower, controller, coordinator)",
-                        group_names()
-                    ),
-                ));
-            }
-        }
+        cut_from(&at, t.cut_from.as_deref(), layout)?;
+    }
+    Ok(())
+}
+
+/// Checks a `cut_from`: a server group or a role.
+fn cut_from(at: &str, c: Option<&str>, layout: &Layout) -> Result<(), Bad> {
+    let Some(c) = c else { return Ok(()) };
+    let roles = ["leader", "follower", "controller", "coordinator"];
+    if layout.group(c).is_none() && !roles.contains(&c) {
+        let groups: Vec<&str> = layout.groups.iter().map(|g| g.0.as_str()).collect();
+        return Err(bad(
+            format!("{at}.cut_from"),
+            format!(
+                "unknown `cut_from` `{c}` (known: {}, leader, follower, controller, coordinator)",
+                groups.join(", ")
+            ),
+        ));
     }
     Ok(())
 }
