@@ -45,7 +45,8 @@ struct OnEntry {
 /// `[faults.on_random]`, resolved.
 struct RandomEntry {
     probability: f64,
-    kinds: Vec<FaultKind>,
+    /// The kinds, each with its duration range (µs).
+    kinds: Vec<(FaultKind, (u64, u64))>,
     /// `None`: every event.
     events: Option<Vec<EventKind>>,
     left: u32,
@@ -64,6 +65,32 @@ pub struct Triggers {
     /// The fault pool: random event faults hit a subject or emitter only
     /// inside it.
     pool: Vec<NodeId>,
+}
+
+/// How long a random event fault of `kind` lasts (ms, least and most):
+/// as long as the scenario's own faults of that kind, the explicit ones
+/// included, so a fault aimed at an event stays within what the scenario
+/// promises to survive (a crash shorter than any of its own may, for one,
+/// end inside a session timeout its own crashes never do).
+pub fn duration_range(cfg: &FaultsConfig, kind: FaultKind) -> (u64, u64) {
+    let (lo, hi) = (
+        cfg.min_duration_ms,
+        cfg.max_duration_ms.max(cfg.min_duration_ms),
+    );
+    if cfg.random.get(&kind).is_some_and(|r| *r > 0.0) {
+        return (lo, hi);
+    }
+    let own: Vec<u64> = cfg
+        .at
+        .iter()
+        .map(|f| f.get_ref())
+        .filter(|f| f.kind == kind)
+        .map(|f| f.duration_ms.unwrap_or(hi))
+        .collect();
+    match (own.iter().min(), own.iter().max()) {
+        (Some(a), Some(b)) => (*a, *b),
+        _ => (lo, hi),
+    }
 }
 
 /// The fault kinds `[faults.on_random]` draws from when it names none: the
@@ -109,7 +136,13 @@ impl Triggers {
                 default_random_kinds(cfg)
             } else {
                 r.kinds.clone()
-            },
+            }
+            .into_iter()
+            .map(|k| {
+                let (a, b) = duration_range(cfg, k);
+                (k, (a * 1000, b.max(a) * 1000))
+            })
+            .collect(),
             events: (!r.events.is_empty()).then(|| {
                 r.events
                     .iter()
@@ -201,7 +234,7 @@ impl Triggers {
             return None;
         }
         r.left -= 1;
-        let kind = *r.kinds.choose(&mut self.rng).expect("kinds is not empty");
+        let (kind, (lo, hi)) = *r.kinds.choose(&mut self.rng).expect("kinds is not empty");
         let delay = self.rng.gen_range(0..=r.max_delay_us);
         let target = [Some(e.subject), Some(e.emitter), None]
             .choose(&mut self.rng)
@@ -213,7 +246,7 @@ impl Triggers {
         if kind == FaultKind::PowerLoss && target.is_none() {
             return None;
         }
-        let duration_us = self.duration(kind, None);
+        let duration_us = kind.has_duration().then(|| self.rng.gen_range(lo..=hi));
         Some(Planned {
             at_us: now_us + delay,
             kind,
@@ -319,6 +352,22 @@ mod tests {
             for p in t.plan(&[e], i) {
                 assert!(p.aim.ids.is_empty(), "7 and 8 are not in the pool");
                 assert_eq!(p.kind, FaultKind::Kill);
+            }
+        }
+    }
+
+    #[test]
+    fn random_event_faults_last_as_long_as_the_scenarios_own() {
+        let c = cfg(
+            "min_duration_ms = 10\nmax_duration_ms = 20\n[[at]]\nat_ms = 5\nkind = \"crash\"\nduration_ms = 1000\n[[at]]\nat_ms = 9\nkind = \"crash\"\nduration_ms = 1500\n[on_random]\nprobability = 1.0\nmax_faults = 100\n",
+        );
+        assert_eq!(duration_range(&c, FaultKind::Crash), (1000, 1500));
+        assert_eq!(duration_range(&c, FaultKind::Kill), (10, 20));
+        let mut t = Triggers::new(&c, vec![0, 1, 2], ChaCha8Rng::seed_from_u64(2)).unwrap();
+        for i in 0..50 {
+            for p in t.plan(&[ev(EventKind::IsrShrink, 0, 1)], i) {
+                let d = p.duration_us.unwrap();
+                assert!((1_000_000..=1_500_000).contains(&d), "{d}");
             }
         }
     }
