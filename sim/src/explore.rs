@@ -25,6 +25,7 @@ use toml::Spanned;
 use crate::engine::AppliedFault;
 use crate::nemesis::{FaultKind, Role, TimedFault};
 use crate::runner::{run_seed_full, RunOptions, RunOutcome, Verdict};
+use crate::scenario::validate::takes_nodes;
 use crate::scenario::Scenario;
 
 /// Runs per generation (fixed, so the search does not depend on threads).
@@ -135,15 +136,6 @@ pub fn explicit_schedule(
             }
         })
         .collect()
-}
-
-/// Whether a kind reads explicit `nodes` (the others choose their sides).
-fn takes_nodes(kind: FaultKind) -> bool {
-    use FaultKind::*;
-    !matches!(
-        kind,
-        PartitionHalves | PartitionBridge | PartitionOneWay | Heal | Swizzle | Loss | Delay
-    )
 }
 
 /// `base` with its faults replaced by the explicit `schedule`.

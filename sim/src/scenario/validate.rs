@@ -398,7 +398,7 @@ fn value_rule(kind: FaultKind) -> Option<(&'static str, f64, f64, bool)> {
 
 /// Whether a kind picks its targets from explicit `nodes` (the others
 /// choose their own sides).
-fn takes_nodes(kind: FaultKind) -> bool {
+pub(crate) fn takes_nodes(kind: FaultKind) -> bool {
     use FaultKind::*;
     !matches!(
         kind,
