@@ -41,14 +41,7 @@ pub fn run(scenarios: &[Scenario], a: &ExploreArgs<'_>) -> Result<u8> {
     for s in scenarios {
         let explorer = Explorer::new(s, a.opts, a.seed)
             .map_err(|e| anyhow::anyhow!("{}: {e}", s.file.display()))?;
-        let mut first_random: Option<usize> = None;
-        let mut runs = 0usize;
-        let report = explorer.run(a.budget, a.threads, a.stop_on_hit, &mut |t: &Tried| {
-            runs += 1;
-            if t.schedule.is_some() && first_random.is_none() {
-                first_random = Some(runs - 1);
-            }
-        });
+        let report = explorer.run(a.budget, a.threads, a.stop_on_hit, &mut |_: &Tried| {});
         let combos: Vec<&String> = report
             .features
             .keys()
